@@ -1,0 +1,63 @@
+"""bento-pipeline: declarative build graphs that turn bentos into container images.
+
+Public API (kept small; everything else is private by convention):
+
+- :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`.
+- :func:`register_backend` — add an external engine.
+- :func:`matrix` — multi-arch / multi-python matrix builds.
+- :class:`BuildRequest`, :class:`BuildResult`, :class:`SecretSpec`, :class:`StageGraph`, :class:`Stage`.
+- :class:`PipelineError` and its family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import (
+    BackendError,
+    BentoNotFoundError,
+    BuildError,
+    ConfigError,
+    GraphError,
+    PipelineError,
+    TemplateError,
+)
+from pipeline.request import BuildRequest, BuildResult, SecretSpec
+
+__version__ = "0.1.0"
+
+# Names resolved lazily so `import pipeline` stays fast and free of engine imports.
+_LAZY = {
+    "build": "pipeline.api",
+    "abuild": "pipeline.api",
+    "register_backend": "pipeline.backends",
+    "get_backend": "pipeline.backends",
+    "matrix": "pipeline.matrix",
+    "StageGraph": "pipeline.graph",
+    "Stage": "pipeline.graph",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)
+
+
+__all__ = [
+    "BackendError",
+    "BentoNotFoundError",
+    "BuildError",
+    "BuildRequest",
+    "BuildResult",
+    "ConfigError",
+    "GraphError",
+    "PipelineError",
+    "SecretSpec",
+    "TemplateError",
+    "__version__",
+    *_LAZY,
+]
