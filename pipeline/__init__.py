@@ -4,7 +4,6 @@ Public API (kept small; everything else is private by convention):
 
 - :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`.
 - :func:`register_backend` — add an external engine.
-- :func:`matrix` — multi-arch / multi-python matrix builds.
 - :class:`BuildRequest`, :class:`BuildResult`, :class:`SecretSpec`, :class:`StageGraph`, :class:`Stage`.
 - :class:`PipelineError` and its family.
 """
@@ -32,7 +31,6 @@ _LAZY = {
     "abuild": "pipeline.api",
     "register_backend": "pipeline.backends",
     "get_backend": "pipeline.backends",
-    "matrix": "pipeline.matrix",
     "StageGraph": "pipeline.graph",
     "Stage": "pipeline.graph",
 }
