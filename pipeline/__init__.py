@@ -4,7 +4,8 @@ Public API (kept small; everything else is private by convention):
 
 - :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`.
 - :func:`register_backend` — add an external engine.
-- :class:`BuildRequest`, :class:`BuildResult`, :class:`SecretSpec`, :class:`StageGraph`, :class:`Stage`.
+- :class:`BuildRequest`, :class:`BuildResult`, :class:`SecretSpec`,
+  :class:`StageGraph`, :class:`Stage`.
 - :class:`PipelineError` and its family.
 """
 

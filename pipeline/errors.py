@@ -120,3 +120,11 @@ def allowed(choices: Iterable[str]) -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+class PipelineWarning(UserWarning):
+    """Something the user set is ignored or dropped (e.g. options overridden by ``base_image``).
+
+    Raised through :func:`warnings.warn`; the CLI prints each as ``warning: <message>`` on stderr
+    (and ``--strict`` commands may turn them into errors).
+    """

@@ -48,7 +48,7 @@ class SecretSpec:
 
     @classmethod
     def parse(cls, spec: str) -> SecretSpec:
-        """Parse the docker syntax ``id=X,src=FILE`` / ``id=X,env=VAR`` (``source=``/``type=`` ok)."""
+        """Parse docker syntax: ``id=X,src=FILE`` or ``id=X,env=VAR``; ``source=``, ``type=`` ok."""
         parts: dict[str, str] = {}
         for item in spec.split(","):
             key, sep, value = item.partition("=")

@@ -10,11 +10,12 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, PipelineWarning
 
 COMMAND_MODULES: tuple[str, ...] = (
     "build",
@@ -71,16 +72,39 @@ def make_parser() -> argparse.ArgumentParser:
             description=command.description or command.help,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                help="show tracebacks for errors")
+        sub_parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for errors",
+        )
         command.configure(sub_parser)
         sub_parser.set_defaults(_run=command.run)
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, PipelineWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, None, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning  # type: ignore[assignment]
+    warnings.simplefilter("always", PipelineWarning)
     try:
         return int(args._run(args) or 0)
     except PipelineError as exc:
