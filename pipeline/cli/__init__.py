@@ -103,7 +103,7 @@ _default_showwarning = warnings.showwarning
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    warnings.showwarning = _show_warning  # type: ignore[assignment]
+    warnings.showwarning = _show_warning
     warnings.simplefilter("always", PipelineWarning)
     try:
         return int(args._run(args) or 0)
