@@ -1,0 +1,222 @@
+"""The Dagger executor: a :class:`~pipeline.request.BuildRequest` run through a Dagger engine.
+
+``build`` uploads the context (``.dockerignore`` applied on the client), writes the rendered
+Dockerfile into it, creates one named secret per ``--secret``, runs one ``dockerBuild`` per
+platform and then publishes (``--push``), exports a tarball (``--output``) or loads the image
+into the local docker engine (``--load``). The API calls live in :mod:`pipeline.dagger.graph`
+(shared with the Dagger module); this module adds reading inputs, the session and error mapping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import dagger
+
+from pipeline.dagger import graph
+from pipeline.dagger.connection import session
+from pipeline.dagger.failures import BACKEND, scrub, tail, translate
+from pipeline.dagger.spec import (
+    MAX_SECRET_BYTES,
+    DaggerBuildSpec,
+    check_syntax_directive,
+    describe,
+    spec_from_request,
+)
+from pipeline.errors import BackendError, BuildError, ConfigError
+from pipeline.executor import OutputSink
+from pipeline.request import BuildRequest, BuildResult, SecretSpec
+
+
+def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
+    """Secret plaintexts by id, checked against what ``setSecret`` accepts. Never log these."""
+    values = {}
+    for secret in secrets:
+        raw = secret.read()
+        if len(raw) > MAX_SECRET_BYTES:
+            raise ConfigError(
+                f"secret {secret.id!r} is {len(raw)} bytes; Dagger accepts at most "
+                f"{MAX_SECRET_BYTES}",
+                field="--secret",
+            )
+        try:
+            values[secret.id] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"secret {secret.id!r} ({secret.describe()}) is not UTF-8 text; Dagger secrets "
+                "are strings (base64-encode binary secrets)",
+                field="--secret",
+            ) from None
+    return values
+
+
+def read_dockerfile(request: BuildRequest) -> str:
+    """The rendered Dockerfile's text (``# syntax=`` lines Dagger cannot run dropped)."""
+    path = request.dockerfile_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no Dockerfile {request.dockerfile!r} in the build context {str(request.context)!r}",
+            file=path,
+        ) from None
+    return check_syntax_directive(text, file=str(path))
+
+
+def loaded_image_id(output: str) -> str | None:
+    """The image id from ``docker load`` output (``Loaded image ID: sha256:...``)."""
+    for line in output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("Loaded image ID", "Loaded image"):
+            return value.strip()
+    return None
+
+
+class DaggerExecutor:
+    """Builds through a Dagger engine session (see :mod:`pipeline.dagger.connection`)."""
+
+    name = BACKEND
+
+    def __init__(self, *, log_output: TextIO | None = sys.stderr, docker: str = "docker") -> None:
+        self.log_output = log_output
+        self.docker = docker
+
+    def dry_run(self, request: BuildRequest) -> str:
+        """The Dagger operations :meth:`build` would run; secrets by id and source only."""
+        spec = spec_from_request(request)
+        return describe(spec, {s.id: s.describe() for s in request.secrets})
+
+    async def build(
+        self, request: BuildRequest, *, on_output: OutputSink | None = None
+    ) -> BuildResult:
+        started = time.monotonic()
+        spec = spec_from_request(request)
+        dockerfile_text = read_dockerfile(request)
+        plaintexts = read_secrets(request.secrets)
+        if spec.output.kind == "load" and shutil.which(self.docker) is None:
+            raise BackendError(
+                f"--load needs the {self.docker!r} CLI to load the image, and it is not on PATH",
+                field="--load",
+                hint="use --output type=docker,dest=image.tar and load it where docker runs",
+            )
+        log: list[str] = []
+
+        def say(line: str) -> None:
+            line = scrub(line, plaintexts.values())
+            log.append(line)
+            if on_output is not None:
+                on_output(line)
+
+        log_output = None if request.progress == "quiet" else self.log_output
+        async with session(log_output=log_output):
+            try:
+                image_id, digest = await self._run(spec, dockerfile_text, plaintexts, say)
+            except dagger.DaggerError as exc:
+                raise translate(exc, plaintexts.values()) from None
+        return BuildResult(
+            backend=BACKEND,
+            tags=request.tags,
+            platforms=spec.platforms,
+            image_id=image_id,
+            digest=digest,
+            duration=time.monotonic() - started,
+            log_tail=tuple(log[-20:]),
+        )
+
+    async def _run(
+        self,
+        spec: DaggerBuildSpec,
+        dockerfile_text: str,
+        plaintexts: Mapping[str, str],
+        say: OutputSink,
+    ) -> tuple[str | None, str | None]:
+        from dagger import dag
+
+        context = graph.context_directory(dag, spec, dockerfile_text)
+        secrets = graph.named_secrets(dag, plaintexts)
+        variants = graph.build_variants(context, spec, [secrets[i] for i in spec.secret_ids])
+        say(f"building {', '.join(spec.platforms) or 'the engine platform'} with dockerBuild")
+        out = spec.output
+        if out.kind == "push":
+            published = []
+            for ref in out.refs:
+                published.append(await graph.publish(variants, ref))
+                say(f"published {published[-1]}")
+            return None, published[0].rpartition("@")[2] or None
+        if out.kind in ("oci", "docker"):
+            assert out.dest is not None
+            await self._export(variants, out.dest, docker=out.kind == "docker")
+            say(f"exported {out.kind} tarball to {out.dest}")
+            return None, None
+        if out.kind == "load":
+            with tempfile.TemporaryDirectory(prefix="pipeline-dagger-") as tmp:
+                tarball = Path(tmp) / "image.tar"
+                await graph.export(variants, tarball, docker=True)
+                image_id = await self._docker_load(tarball, out.refs, plaintexts)
+            say(f"loaded {image_id} into docker as {' '.join(out.refs) or '(untagged)'}")
+            return image_id, None
+        await graph.sync_all(variants)
+        say("built (no --push, --load or --output: the image stays in the Dagger cache)")
+        return None, None
+
+    async def _export(self, variants: list[dagger.Container], dest: Path, *, docker: bool) -> None:
+        """Export to a temporary name beside ``dest`` and rename: never a half-written file."""
+        dest = dest.absolute()
+        if not dest.parent.is_dir():
+            raise ConfigError(
+                f"cannot write {str(dest)!r}: directory {str(dest.parent)!r} does not exist",
+                field="--output",
+            )
+        partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+        try:
+            await graph.export(variants, partial, docker=docker)
+            if not partial.is_file():
+                raise BackendError(
+                    f"the Dagger engine reported the export done but wrote no {str(partial)!r}; "
+                    "is the session running on another machine?",
+                    field="--output",
+                )
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    async def _docker_load(
+        self, tarball: Path, refs: Sequence[str], plaintexts: Mapping[str, str]
+    ) -> str:
+        if not tarball.is_file():
+            raise BackendError(
+                "the Dagger engine wrote no image tarball to load; is the session running on "
+                "another machine?",
+                field="--load",
+            )
+        result = await anyio.run_process(
+            [self.docker, "load", "-i", str(tarball)], check=False, stdin=None
+        )
+        stdout = result.stdout.decode(errors="replace")
+        output = stdout + result.stderr.decode(errors="replace")
+        image_id = loaded_image_id(stdout)
+        if result.returncode != 0 or image_id is None:
+            raise BuildError(
+                "docker load of the Dagger image failed",
+                backend=BACKEND,
+                step=f"{self.docker} load -i <tarball>",
+                output_tail=tail(output, plaintexts.values()),
+            )
+        for ref in refs:
+            tagged = await anyio.run_process([self.docker, "tag", image_id, ref], check=False)
+            if tagged.returncode != 0:
+                raise BuildError(
+                    f"docker tag {ref} failed",
+                    backend=BACKEND,
+                    step=f"{self.docker} tag {image_id} {ref}",
+                    output_tail=tail(tagged.stderr.decode(errors="replace"), plaintexts.values()),
+                )
+        return image_id
