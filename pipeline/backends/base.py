@@ -1,0 +1,281 @@
+"""What every external engine declares, and the pieces of argv they share.
+
+A :class:`BackendSpec` is data plus three functions: ``construct_build_args`` (pure: a
+:class:`~pipeline.request.BuildRequest` in, an argv list out, never a shell string), ``health``
+(is the engine usable *now*, and if not, how to make it so) and ``capabilities`` (what it can
+do, probed from the installed engine rather than assumed). :class:`pipeline.backends.executor.
+ExternalExecutor` turns a spec into an :class:`~pipeline.executor.Executor`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as _platform
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from attrs import field, frozen
+
+from pipeline.errors import BackendError, ConfigError, allowed
+from pipeline.request import BuildRequest, SecretSpec
+
+
+@frozen
+class Health:
+    """Whether an engine is usable; ``reason`` says why not and how to fix it."""
+
+    ok: bool
+    reason: str = ""
+    version: str | None = None
+
+
+@frozen
+class Capabilities:
+    """What an installed engine can do (probed). ``platforms``: what it can build for."""
+
+    secrets: bool = False
+    cache_mounts: bool = False
+    multi_platform: bool = False
+    push: bool = False
+    platforms: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "secrets": self.secrets,
+            "cache_mounts": self.cache_mounts,
+            "multi_platform": self.multi_platform,
+            "push": self.push,
+            "platforms": list(self.platforms),
+        }
+
+
+ArgvBuilder = Callable[..., list[str]]
+
+
+def _env_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+def _no_capabilities() -> Capabilities:
+    return Capabilities()
+
+
+@frozen
+class BackendSpec:
+    """One external engine.
+
+    ``construct_build_args(request, *, iidfile=None) -> argv`` builds the complete command
+    (binary first). ``secret_env``: the engine accepts ``--secret id=X,env=VAR`` (otherwise env
+    secrets are written to a private temp file for the build). ``push_command``: the engine
+    cannot push from ``build`` and needs ``<binary> push <tag>`` afterwards.
+    """
+
+    name: str
+    binary: str
+    buildkit_support: bool
+    construct_build_args: ArgvBuilder
+    health: Callable[[], Health]
+    capabilities: Callable[[], Capabilities] = _no_capabilities
+    env: Mapping[str, str] = field(factory=dict, converter=_env_map)
+    description: str = ""
+    dockerfile_mounts: bool = True  # understands RUN --mount (secrets, caches)
+    secret_env: bool = True
+    iidfile: bool = True
+    push_command: bool = False
+    run_command: str = "docker"  # what users run the image with
+    remove_image: Callable[[str], list[str]] | None = None
+    plugin: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers shared by the docker-compatible engines
+
+
+def secret_flag(secret: SecretSpec, *, env_ok: bool = True) -> str:
+    """``id=X,src=FILE`` or ``id=X,env=VAR`` (the value itself never appears in argv)."""
+    if secret.src is not None:
+        return f"id={secret.id},src={secret.src}"
+    if not env_ok:
+        raise BackendError(
+            f"secret {secret.id!r} comes from an environment variable, which this engine only "
+            "takes as a file; the executor writes it to a private temp file first"
+        )
+    return f"id={secret.id},env={secret.env}"
+
+
+def opt_flags(opts: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Pass-through ``--opt key=value`` -> ``--key value``; ``--opt key`` -> ``--key``."""
+    argv: list[str] = []
+    for key, value in opts:
+        flag = "--" + key.lstrip("-").replace("_", "-")
+        argv.append(flag)
+        if value is not None:
+            argv.append(value)
+    return argv
+
+
+def docker_style_args(
+    request: BuildRequest,
+    *,
+    secrets: bool = True,
+    secret_env: bool = True,
+    cache_to: bool = True,
+    progress: bool = True,
+    push: bool = True,
+    output: bool = True,
+    load: bool = False,
+    multi_platform: bool = True,
+    iidfile: str | None = None,
+) -> list[str]:
+    """The flags docker, buildx, podman, buildah and nerdctl share (context path not included).
+
+    A flag the engine lacks raises :class:`BackendError` instead of being silently dropped.
+    """
+    argv = ["--file", str(request.dockerfile_path)]
+    for tag in request.tags:
+        argv += ["--tag", tag]
+    if request.platforms:
+        if len(request.platforms) > 1 and not multi_platform:
+            raise BackendError(
+                f"this engine builds one platform per build; got {', '.join(request.platforms)}",
+                field="--platform",
+            )
+        argv += ["--platform", ",".join(request.platforms)]
+    if request.secrets and not secrets:
+        raise BackendError(
+            "build secrets need BuildKit; this engine/builder cannot mount them",
+            field="--secret",
+            hint="use the buildx, podman or buildah backend, or unset DOCKER_BUILDKIT=0",
+        )
+    for secret in request.secrets:
+        argv += ["--secret", secret_flag(secret, env_ok=secret_env)]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    for source in request.cache_from:
+        argv += ["--cache-from", source]
+    if request.cache_to:
+        _require(cache_to, "--cache-to")
+        for dest in request.cache_to:
+            argv += ["--cache-to", dest]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    if progress:
+        argv.append(f"--progress={engine_progress(request.progress)}")
+    if request.output:
+        _require(output, "--output")
+        argv += ["--output", request.output]
+    if request.push and push:
+        argv.append("--push")
+    if load:
+        argv.append("--load")
+    if iidfile:
+        argv += ["--iidfile", iidfile]
+    argv += opt_flags(request.opts)
+    return argv
+
+
+def engine_progress(progress: str) -> str:
+    """We always read the engine's output through a pipe, so only tty mode asks for tty."""
+    return "tty" if progress == "tty" else "plain"
+
+
+def _require(supported: bool, flag: str) -> None:
+    if not supported:
+        raise BackendError(f"this engine has no {flag}", field=flag)
+
+
+# ---------------------------------------------------------------------------------------------
+# Platforms
+
+_ARCH_ALIASES = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm/v7",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "i386": "386",
+    "i686": "386",
+}
+# binfmt_misc entry name (qemu-user-static / tonistiigi/binfmt) -> platform it enables
+_BINFMT = {
+    "qemu-aarch64": "linux/arm64",
+    "qemu-arm": "linux/arm/v7",
+    "qemu-ppc64le": "linux/ppc64le",
+    "qemu-s390x": "linux/s390x",
+    "qemu-riscv64": "linux/riscv64",
+    "qemu-x86_64": "linux/amd64",
+    "qemu-i386": "linux/386",
+}
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+
+
+def native_platform() -> str:
+    machine = _platform.machine().lower()
+    return f"linux/{_ARCH_ALIASES.get(machine, machine)}"
+
+
+def emulated_platforms(binfmt_dir: Path = Path("/proc/sys/fs/binfmt_misc")) -> tuple[str, ...]:
+    """Platforms runnable through registered qemu binfmt handlers."""
+    found = []
+    for entry, plat in _BINFMT.items():
+        path = binfmt_dir / entry
+        try:
+            if path.is_file() and path.read_text().startswith("enabled"):
+                found.append(plat)
+        except OSError:
+            continue
+    return tuple(found)
+
+
+def local_platforms() -> tuple[str, ...]:
+    """Native platform first, then emulated ones (what daemonless engines can build)."""
+    native = native_platform()
+    return (native, *[p for p in emulated_platforms() if p != native])
+
+
+def normalize_platform(value: str) -> str:
+    """``arm64`` -> ``linux/arm64``; ``linux/arm64/v8`` -> ``linux/arm64``; validated."""
+    text = value.strip().lower()
+    if "/" not in text:
+        text = f"linux/{_ARCH_ALIASES.get(text, text)}"
+    if text == "linux/arm64/v8":
+        text = "linux/arm64"
+    if text == "linux/arm":
+        text = "linux/arm/v7"
+    if not _PLATFORM.match(text):
+        raise ConfigError(
+            f"malformed platform {value!r}: expected os/arch[/variant], e.g. linux/amd64",
+            field="--platform",
+        )
+    return text
+
+
+def check_platforms(backend: str, requested: Sequence[str], buildable: Sequence[str]) -> None:
+    """Refuse, before building, a platform the engine cannot build (exit 2, not a build log)."""
+    if not buildable:
+        return  # unknown: let the engine decide
+    missing = [p for p in requested if p not in buildable]
+    if missing:
+        raise BackendError(
+            f"{backend} cannot build for {', '.join(missing)} on this machine; "
+            f"it can build {allowed(buildable)}",
+            field="--platform",
+            hint="register qemu emulation (e.g. `apt-get install qemu-user-static` or "
+            "`docker run --privileged --rm tonistiigi/binfmt --install all`) to build "
+            "foreign platforms",
+        )
+
+
+def which(binary: str) -> str | None:
+    from shutil import which as _which
+
+    return _which(binary, path=os.environ.get("PATH"))

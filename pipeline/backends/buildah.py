@@ -1,0 +1,57 @@
+"""buildah: ``buildah build`` (daemonless; OCI images via ``BUILDAH_FORMAT=oci``).
+
+Images land in the containers/storage store that podman reads too, so ``podman run`` starts
+them. Pushing is a separate ``buildah push``.
+"""
+
+from __future__ import annotations
+
+from pipeline.backends.base import BackendSpec, Capabilities, Health, which
+from pipeline.backends.podman import buildah_family_capabilities, containers_style_args
+from pipeline.backends.process import probe
+from pipeline.request import BuildRequest
+
+BINARY = "buildah"
+ENV = {"BUILDAH_FORMAT": "oci", "DOCKER_BUILDKIT": "0"}
+
+
+def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+    return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
+
+
+def health() -> Health:
+    if which(BINARY) is None:
+        return Health(False, "buildah is not installed (Debian: `apt-get install buildah`)")
+    result = probe([BINARY, "version", "--json"])
+    if not result.ok:
+        return Health(False, f"buildah does not work: {result.first_error_line}")
+    version = None
+    for line in result.stdout.splitlines():
+        if '"version"' in line:
+            version = line.split(":", 1)[1].strip().strip('",')
+            break
+    return Health(True, "ok", version)
+
+
+def capabilities() -> Capabilities:
+    return buildah_family_capabilities(probe([BINARY, "build", "--help"]).stdout)
+
+
+def remove_image(tag: str) -> list[str]:
+    return [BINARY, "rmi", tag]
+
+
+SPEC = BackendSpec(
+    name="buildah",
+    binary=BINARY,
+    buildkit_support=False,
+    construct_build_args=construct_build_args,
+    health=health,
+    capabilities=capabilities,
+    env=ENV,
+    description="buildah build (daemonless, OCI format)",
+    secret_env=False,
+    push_command=True,
+    run_command="podman",
+    remove_image=remove_image,
+)

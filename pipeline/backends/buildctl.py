@@ -1,0 +1,133 @@
+"""buildctl: BuildKit's own client, talking to a ``buildkitd`` (``--addr`` / ``BUILDKIT_HOST``).
+
+Flags follow the BuildKit README: ``buildctl build --frontend dockerfile.v0 --local
+context=DIR --local dockerfile=DIR --opt filename=F --opt platform=a,b --opt target=T
+--opt build-arg:K=V --opt label:K=V --secret id=X,src=FILE --import-cache/--export-cache
+--output type=image,name=REF[,push=true]``. Plain cache references (``user/app:cache``) become
+``type=registry,ref=...``. Images stay in buildkitd unless pushed or exported with --output.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.backends.base import (
+    BackendSpec,
+    Capabilities,
+    Health,
+    engine_progress,
+    local_platforms,
+    opt_flags,
+    secret_flag,
+    which,
+)
+from pipeline.backends.process import probe
+from pipeline.request import BuildRequest
+
+BINARY = "buildctl"
+DEFAULT_HOST_HINT = "docker-container://buildkitd"
+
+
+def _cache_ref(value: str, key: str) -> str:
+    return value if "=" in value else f"type=registry,{key}={value}"
+
+
+def _output(request: BuildRequest) -> list[str]:
+    if request.output:
+        return ["--output", request.output]
+    if not request.tags:
+        return []
+    names = ",".join(request.tags)
+    # CSV: a value containing commas is quoted
+    name = f'"name={names}"' if len(request.tags) > 1 else f"name={names}"
+    spec = f"type=image,{name}"
+    if request.push:
+        spec += ",push=true"
+    return ["--output", spec]
+
+
+def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+    context = str(request.context)
+    dockerfile_dir = str(request.dockerfile_path.parent)
+    argv = [
+        BINARY,
+        "build",
+        "--frontend",
+        "dockerfile.v0",
+        "--local",
+        f"context={context}",
+        "--local",
+        f"dockerfile={dockerfile_dir}",
+        "--opt",
+        f"filename={request.dockerfile_path.name}",
+    ]
+    if request.platforms:
+        argv += ["--opt", f"platform={','.join(request.platforms)}"]
+    if request.target:
+        argv += ["--opt", f"target={request.target}"]
+    for key, value in request.build_args.items():
+        argv += ["--opt", f"build-arg:{key}={value}"]
+    for key, value in request.labels.items():
+        argv += ["--opt", f"label:{key}={value}"]
+    for secret in request.secrets:
+        argv += ["--secret", secret_flag(secret)]
+    for source in request.cache_from:
+        argv += ["--import-cache", _cache_ref(source, "ref")]
+    for dest in request.cache_to:
+        argv += ["--export-cache", _cache_ref(dest, "ref")]
+    if request.no_cache:
+        argv.append("--no-cache")
+    argv.append(f"--progress={engine_progress(request.progress)}")
+    argv += _output(request)
+    if iidfile:
+        argv += ["--metadata-file", iidfile]
+    argv += opt_flags(request.opts)
+    return argv
+
+
+def health() -> Health:
+    if which(BINARY) is None:
+        return Health(
+            False,
+            "buildctl is not installed (it ships with BuildKit: "
+            "https://github.com/moby/buildkit/releases)",
+        )
+    host = os.environ.get("BUILDKIT_HOST")
+    if which("buildkitd") is None and not host:
+        return Health(
+            False,
+            "buildctl needs a buildkitd: put `buildkitd` on PATH and start it, or set "
+            f"BUILDKIT_HOST (e.g. BUILDKIT_HOST={DEFAULT_HOST_HINT})",
+        )
+    result = probe([BINARY, "debug", "workers"])
+    if not result.ok:
+        return Health(
+            False,
+            f"cannot reach buildkitd ({result.first_error_line}); start `buildkitd` or set "
+            f"BUILDKIT_HOST (e.g. {DEFAULT_HOST_HINT})",
+        )
+    version = probe([BINARY, "--version"]).stdout.strip().split(" ")[-1] or None
+    return Health(True, "buildkitd reachable", version)
+
+
+def capabilities() -> Capabilities:
+    return Capabilities(
+        secrets=True,
+        cache_mounts=True,
+        multi_platform=True,
+        push=True,
+        platforms=local_platforms(),
+    )
+
+
+SPEC = BackendSpec(
+    name="buildctl",
+    binary=BINARY,
+    buildkit_support=True,
+    construct_build_args=construct_build_args,
+    health=health,
+    capabilities=capabilities,
+    description="BuildKit's buildctl against a buildkitd",
+    iidfile=False,
+    run_command="docker",
+)

@@ -1,0 +1,140 @@
+"""podman: ``podman build`` (its own builder, buildah inside; no daemon).
+
+No BuildKit, but ``RUN --mount=type=secret`` and cache mounts work, so the Dockerfile is
+rendered with mounts. ``--push`` is a separate ``podman push`` after the build; several
+platforms go into a manifest list named after the first tag.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from pipeline.backends.base import (
+    BackendSpec,
+    Capabilities,
+    Health,
+    local_platforms,
+    opt_flags,
+    secret_flag,
+    which,
+)
+from pipeline.backends.process import probe
+from pipeline.errors import BackendError
+from pipeline.request import BuildRequest
+
+BINARY = "podman"
+
+
+def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+    """Flags podman and buildah share (containers/buildah's ``build`` command)."""
+    argv = ["--file", str(request.dockerfile_path)]
+    if len(request.platforms) > 1:
+        if not request.tags:
+            raise BackendError(
+                "a multi-platform build needs a --tag to name its manifest list", field="--tag"
+            )
+        argv += ["--manifest", request.tags[0]]
+        for tag in request.tags[1:]:
+            argv += ["--tag", tag]
+    else:
+        for tag in request.tags:
+            argv += ["--tag", tag]
+    if request.platforms:
+        argv += ["--platform", ",".join(request.platforms)]
+    for secret in request.secrets:
+        argv += ["--secret", secret_flag(secret, env_ok=False)]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    # podman/buildah take one repository each (--cache-from/--cache-to are not repeatable)
+    if len(request.cache_from) > 1 or len(request.cache_to) > 1:
+        raise BackendError(
+            "podman/buildah take a single --cache-from and a single --cache-to repository",
+            field="--cache-from",
+        )
+    for source in request.cache_from:
+        argv += ["--cache-from", source]
+    for dest in request.cache_to:
+        argv += ["--cache-to", dest]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    if request.progress == "quiet":
+        argv.append("--quiet")
+    if request.output:
+        argv += ["--output", request.output]
+    argv.append("--layers")
+    if iidfile:
+        argv += ["--iidfile", iidfile]
+    argv += opt_flags(request.opts)
+    return argv
+
+
+def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+    return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
+
+
+def push_args(binary: str, request: BuildRequest) -> list[list[str]]:
+    """The push commands run after a successful build with ``--push``."""
+    if len(request.platforms) > 1:
+        first, *rest = request.tags
+        return [
+            [binary, "manifest", "push", "--all", first, f"docker://{first}"],
+            *([binary, "push", tag] for tag in rest),
+        ]
+    return [[binary, "push", tag] for tag in request.tags]
+
+
+def health() -> Health:
+    if which(BINARY) is None:
+        return Health(False, "podman is not installed (Debian: `apt-get install podman`)")
+    result = probe([BINARY, "version", "--format", "{{.Client.Version}}"])
+    if not result.ok:
+        hint = (
+            "start the podman machine: `podman machine start`"
+            if sys.platform == "darwin"
+            else "check `podman info`"
+        )
+        return Health(False, f"podman does not work ({result.first_error_line}); {hint}")
+    info = probe([BINARY, "info", "--format", "{{.Host.OCIRuntime.Name}}"])
+    if not info.ok:
+        return Health(False, f"`podman info` fails: {info.first_error_line}", result.stdout.strip())
+    return Health(True, "ok", result.stdout.strip())
+
+
+def capabilities() -> Capabilities:
+    help_text = probe([BINARY, "build", "--help"]).stdout
+    return buildah_family_capabilities(help_text)
+
+
+def buildah_family_capabilities(help_text: str) -> Capabilities:
+    platforms = local_platforms()
+    return Capabilities(
+        secrets="--secret" in help_text,
+        cache_mounts=bool(re.search(r"--layers", help_text)),
+        multi_platform="--manifest" in help_text and len(platforms) > 1,
+        push=True,  # separate `push` command
+        platforms=platforms,
+    )
+
+
+def remove_image(tag: str) -> list[str]:
+    return [BINARY, "image", "rm", tag]
+
+
+SPEC = BackendSpec(
+    name="podman",
+    binary=BINARY,
+    buildkit_support=False,
+    construct_build_args=construct_build_args,
+    health=health,
+    capabilities=capabilities,
+    description="podman build (daemonless, buildah inside)",
+    secret_env=False,
+    push_command=True,
+    run_command="podman",
+    remove_image=remove_image,
+)

@@ -1,0 +1,173 @@
+"""Running engine processes: done once, here.
+
+Every engine command goes through :func:`run_streaming` (builds: output streamed line by line,
+the last lines kept, secrets redacted, the whole process group stopped on cancellation or
+Ctrl-C) or :func:`probe` (short synchronous checks for health and capabilities). Never a shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import anyio
+from anyio.abc import Process
+from attrs import frozen
+
+TAIL_LINES = 30
+_TERMINATE_GRACE = 5.0
+
+
+@frozen
+class ProbeResult:
+    """Outcome of a short command: ``returncode`` is ``None`` when the binary could not start."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def first_error_line(self) -> str:
+        for line in (self.stderr or self.stdout).splitlines():
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+def probe(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 20.0
+) -> ProbeResult:
+    """Run a short command (version, help, info) and capture its output. Never raises."""
+    full_env = {**os.environ, **(env or {})}
+    try:
+        done = subprocess.run(
+            list(argv),
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        return ProbeResult(None, "", str(exc))
+    except subprocess.TimeoutExpired:
+        return ProbeResult(None, "", f"{argv[0]} did not answer within {timeout:.0f}s")
+    except OSError as exc:
+        return ProbeResult(None, "", str(exc))
+    return ProbeResult(done.returncode, done.stdout, done.stderr)
+
+
+class Redactor:
+    """Replaces every known secret value in a line with ``***`` before anyone sees it."""
+
+    def __init__(self, secrets: Iterable[bytes] = ()) -> None:
+        values = set()
+        for raw in secrets:
+            text = raw.decode("utf-8", "replace")
+            for candidate in (text, text.strip()):
+                # Very short values would redact half the log; they are still never logged by us.
+                if len(candidate) >= 4:
+                    values.add(candidate)
+                for line in candidate.splitlines():
+                    if len(line.strip()) >= 4:
+                        values.add(line.strip())
+        self._values = sorted(values, key=len, reverse=True)
+
+    def __call__(self, line: str) -> str:
+        for value in self._values:
+            if value in line:
+                line = line.replace(value, "***")
+        return line
+
+
+@frozen
+class RunOutcome:
+    returncode: int
+    tail: tuple[str, ...]
+    lines: int
+
+
+async def run_streaming(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    on_line: Callable[[str], None] | None = None,
+    redact: Callable[[str], str] = lambda line: line,
+    inherit_output: bool = False,
+    tail_lines: int = TAIL_LINES,
+) -> RunOutcome:
+    """Run ``argv`` in its own process group, streaming merged stdout/stderr line by line.
+
+    Lines pass through ``redact`` before reaching ``on_line`` or the kept tail. When the caller
+    is cancelled (anyio cancellation, Ctrl-C), the whole process group gets SIGTERM and, after
+    a grace period, SIGKILL; the engine never outlives the build. ``inherit_output`` lets the
+    engine draw its own TTY progress on our terminal (nothing is captured then).
+    """
+    full_env = {**os.environ, **(env or {})}
+    tail: deque[str] = deque(maxlen=tail_lines)
+    count = 0
+    process: Process = await anyio.open_process(
+        list(argv),
+        env=full_env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=None if inherit_output else subprocess.PIPE,
+        stderr=None if inherit_output else subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        if process.stdout is not None:
+            buffer = b""
+            async for chunk in process.stdout:
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for raw in complete:
+                    line = redact(raw.decode("utf-8", "replace").rstrip("\r"))
+                    count += 1
+                    tail.append(line)
+                    if on_line is not None:
+                        on_line(line)
+            if buffer:
+                line = redact(buffer.decode("utf-8", "replace").rstrip("\r"))
+                count += 1
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+        returncode = await process.wait()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _stop_group(process)
+        raise
+    finally:
+        if process.returncode is not None:
+            with anyio.CancelScope(shield=True):
+                await process.aclose()
+    return RunOutcome(returncode, tuple(tail), count)
+
+
+async def _stop_group(process: Process) -> None:
+    if process.returncode is not None:
+        return
+    pgid = process.pid  # start_new_session=True: the child leads its own group
+    _signal_group(pgid, signal.SIGTERM)
+    with anyio.move_on_after(_TERMINATE_GRACE):
+        await process.wait()
+        return
+    _signal_group(pgid, signal.SIGKILL)
+    with anyio.move_on_after(_TERMINATE_GRACE):
+        await process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
