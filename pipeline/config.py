@@ -4,23 +4,40 @@ These attrs classes are the single model both ``bento.yaml`` shapes map onto (sp
 ``docker:`` section from BentoML 1.0-1.2 and spec 2's ``image:`` section from 1.3+), and what
 ``bentofile.yaml`` is validated into. Loading (YAML -> cattrs -> these classes, with errors that
 carry the YAML path) lives in :mod:`pipeline.loader`.
+
+Paths inside a :class:`Bento` (``docker.setup_script``, ``docker.dockerfile_template``,
+``python.requirements_txt``, ``python.wheels``) are relative to the bento directory
+(``Bento.path``); paths inside a :class:`BentofileSpec` are relative to the project directory.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
+
+DEFAULT_DISTRO = "debian"
 
 
 def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
 
 
+def running_python_version() -> str:
+    """The building interpreter's ``major.minor``: BentoML's default ``python_version``."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 @frozen
 class DockerOptions:
-    """The ``docker:`` section. ``None`` means "not set" so warnings can name what was set."""
+    """The ``docker:`` section. ``None`` means "not set" so warnings can name what was set.
+
+    ``cuda_version`` is always the full version (``12.8.1``) once loaded. ``env`` merges the
+    top-level ``envs:`` list with ``docker.env`` (``docker.env`` wins).
+    """
 
     distro: str | None = None
     python_version: str | None = None
@@ -33,6 +50,19 @@ class DockerOptions:
     # Spec-2 (`image:`) extras: shell commands run as root before / after the python install.
     commands: tuple[str, ...] = ()
     post_commands: tuple[str, ...] = ()
+    # Spec-2 `image.build_include`: extra paths made available to the build.
+    build_include: tuple[str, ...] = ()
+
+    def with_defaults(self) -> DockerOptions:
+        """Fill ``distro`` (debian) and ``python_version`` (the running interpreter's) unless a
+        ``base_image`` is set - exactly when BentoML fills them."""
+        if self.base_image is not None:
+            return self
+        return evolve(
+            self,
+            distro=self.distro or DEFAULT_DISTRO,
+            python_version=self.python_version or running_python_version(),
+        )
 
 
 @frozen
@@ -49,6 +79,24 @@ class PythonOptions:
     extra_index_url: tuple[str, ...] = ()
     pip_args: str | None = None
     wheels: tuple[str, ...] = ()
+    pack_git_packages: bool | None = None
+    # Spec-2 `image.python_requirements`: the requirements text itself (not a path).
+    requirements_text: str | None = None
+
+
+@frozen
+class CondaOptions:
+    """The ``conda:`` section. ``dependencies`` items are package specs (``{"pip": [...]}``
+    entries are folded into ``pip``)."""
+
+    environment_yml: str | None = None
+    channels: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.environment_yml or self.channels or self.dependencies or self.pip)
 
 
 @frozen
@@ -64,6 +112,9 @@ class Bento:
     python: PythonOptions = PythonOptions()
     models: tuple[str, ...] = ()
     spec: int = 1  # bento.yaml spec: 1 = docker: section, 2 = image: section
+    conda: CondaOptions = CondaOptions()
+    creation_time: datetime | None = None
+    bentoml_version: str | None = None
 
     @property
     def tag(self) -> str:
@@ -72,3 +123,29 @@ class Bento:
     @property
     def bento_yaml(self) -> Path:
         return self.path / "bento.yaml"
+
+
+@frozen
+class BentofileSpec:
+    """A validated ``bentofile.yaml`` (what ``build_bento`` turns into a bento).
+
+    ``include``/``exclude`` are ``None`` when not set (BentoML's defaults: include everything,
+    exclude nothing besides ``.bentoignore``).
+    """
+
+    service: str
+    path: Path  # the bentofile.yaml itself; relative paths below resolve against its directory
+    name: str | None = None
+    description: str | None = None
+    labels: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    docker: DockerOptions = DockerOptions()
+    python: PythonOptions = PythonOptions()
+    conda: CondaOptions = CondaOptions()
+    envs: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    models: tuple[str, ...] = ()
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent

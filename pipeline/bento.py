@@ -1,0 +1,545 @@
+"""Bentos on disk: locate them, build them from projects, list the store.
+
+The store is BentoML-compatible: ``$BENTOML_HOME/bentos/<name>/<version>/`` (``$BENTOML_HOME``
+defaults to ``~/bentoml``) with a ``latest`` file per name holding the newest version. Builds are
+all-or-nothing: everything is written into a hidden temporary directory inside the store and
+renamed into place at the end, so a failed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pathspec
+import yaml
+
+from pipeline.config import Bento, BentofileSpec, running_python_version
+from pipeline.errors import (
+    BentoNotFoundError,
+    ConfigError,
+    PipelineError,
+    PipelineWarning,
+    did_you_mean,
+)
+from pipeline.loader import (
+    BENTO_DOCKERFILE_TEMPLATE,
+    BENTO_SETUP_SCRIPT,
+    BENTO_WHEELS_DIR,
+    load_bento_yaml,
+    load_bentofile,
+)
+
+BENTO_YAML = "bento.yaml"
+BENTOFILE = "bentofile.yaml"
+BENTOIGNORE = ".bentoignore"
+LATEST_FILE = "latest"
+_TMP_PREFIX = ".tmp-"
+
+# Never copied into a bento, whatever the patterns say (as BentoML).
+ALWAYS_EXCLUDED: tuple[str, ...] = (".git/", ".venv/", "venv/", "__pycache__/")
+
+# BentoML's tag rules: lowercase letters, digits, '.', '_' and '-', 63 characters at most.
+_TAG_PART = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def store_home() -> Path:
+    """``$BENTOML_HOME`` or ``~/bentoml``."""
+    home = os.environ.get("BENTOML_HOME")
+    return Path(home).expanduser() if home else Path.home() / "bentoml"
+
+
+def _bentos_dir(store: Path | None) -> Path:
+    return (store if store is not None else store_home()) / "bentos"
+
+
+def new_version() -> str:
+    """A short lowercase base32 id: 6 bytes of milliseconds then 4 random bytes (16 chars).
+
+    Time first, so versions built later sort later; random tail, so parallel builds differ.
+    """
+    millis = int(time.time() * 1000).to_bytes(6, "big")
+    raw = millis + secrets.token_bytes(4)
+    return base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+def check_tag_part(value: str, what: str, *, field: str, file: Path | None = None) -> str:
+    if not _TAG_PART.match(value):
+        raise ConfigError(
+            f"{what} {value!r} is not valid: use lowercase letters, digits, '.', '_' and '-' "
+            "(starting and ending with a letter or digit, at most 63 characters)",
+            field=field,
+            file=file,
+        )
+    return value
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return name.strip("._-").lower()
+
+
+def default_bento_name(service: str) -> str:
+    """BentoML 1.2+ names a bento after its service class: ``service:MyService`` -> my_service."""
+    module, _, attr = service.partition(":")
+    base = attr or Path(module).stem
+    return _snake_case(base.split(".")[-1]) or "bento"
+
+
+# --- resolving -------------------------------------------------------------------------------
+
+
+def resolve_bento(ref: str | os.PathLike[str], *, store: Path | None = None) -> Bento:
+    """A bento from a bento dir, a project dir (built into the store first) or a store tag."""
+    text = os.fspath(ref)
+    path = Path(text).expanduser()
+    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE):
+        path = path.parent
+    if path.is_dir():
+        if (path / BENTO_YAML).is_file():
+            return load_bento_yaml(path / BENTO_YAML)
+        if (path / BENTOFILE).is_file():
+            return build_bento(path, store=store)
+        raise BentoNotFoundError(
+            f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE})"
+        )
+    if _looks_like_path(text):
+        raise BentoNotFoundError(f"no such directory: {text}")
+    return get_bento(text, store=store)
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        "/" in text
+        or os.sep in text
+        or text.startswith(".")
+        or text.startswith("~")
+        or text.endswith((".yaml", ".yml"))
+    )
+
+
+def parse_tag(tag: str) -> tuple[str, str | None]:
+    """``name`` / ``name:latest`` -> (name, None); ``name:version`` -> (name, version)."""
+    name, sep, version = tag.strip().partition(":")
+    if sep and not version:
+        raise ConfigError(f"tag {tag!r} has an empty version", field="tag")
+    check_tag_part(name.lower(), "bento name", field="tag")
+    if version and version != "latest":
+        check_tag_part(version.lower(), "bento version", field="tag")
+        return name.lower(), version.lower()
+    return name.lower(), None
+
+
+def _versions(name_dir: Path) -> list[str]:
+    if not name_dir.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in name_dir.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and (d / BENTO_YAML).is_file()
+    )
+
+
+def _names(bentos: Path) -> list[str]:
+    if not bentos.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in bentos.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and _versions(d)
+    )
+
+
+def get_bento(tag: str, *, store: Path | None = None) -> Bento:
+    """Look up ``name``, ``name:latest`` or ``name:version`` in the store."""
+    bentos = _bentos_dir(store)
+    name, version = parse_tag(tag)
+    name_dir = bentos / name
+    versions = _versions(name_dir)
+    if not versions:
+        names = _names(bentos)
+        known = f"known bentos: {', '.join(names)}" if names else f"the store {bentos} is empty"
+        raise BentoNotFoundError(
+            f"no bento named {name!r} in {bentos}{did_you_mean(name, names)}",
+            field="tag",
+            hint=known,
+        )
+    if version is None:
+        version = _latest_version(name_dir, versions)
+    elif version not in versions:
+        raise BentoNotFoundError(
+            f"bento {name!r} has no version {version!r}{did_you_mean(version, versions)}",
+            field="tag",
+            hint=f"known versions of {name}: {', '.join(versions)}",
+        )
+    return load_bento_yaml(name_dir / version / BENTO_YAML)
+
+
+def _latest_version(name_dir: Path, versions: list[str]) -> str:
+    latest = name_dir / LATEST_FILE
+    if latest.is_file():
+        recorded = latest.read_text(encoding="utf-8").strip()
+        if recorded in versions:
+            return recorded
+
+    # No (valid) `latest` file: the newest by creation_time, as BentoML does.
+    def created(version: str) -> tuple[float, str]:
+        try:
+            bento = load_bento_yaml(name_dir / version / BENTO_YAML)
+        except PipelineError:
+            return (float("-inf"), version)
+        when = bento.creation_time
+        if when is None:
+            return (float("-inf"), version)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return (when.timestamp(), version)
+
+    return max(versions, key=created)
+
+
+def list_bentos(store: Path | None = None) -> list[Bento]:
+    """Every bento in the store, by name then newest first. Unreadable ones are skipped with
+    a warning."""
+    bentos = _bentos_dir(store)
+    found: list[Bento] = []
+    for name in _names(bentos):
+        for version in _versions(bentos / name):
+            try:
+                found.append(load_bento_yaml(bentos / name / version / BENTO_YAML))
+            except PipelineError as exc:
+                warnings.warn(f"skipping unreadable bento: {exc}", PipelineWarning, stacklevel=2)
+
+    def newest_first(b: Bento) -> tuple[str, float]:
+        when = b.creation_time
+        if when is None:
+            return (b.name, 0.0)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return (b.name, -when.timestamp())
+
+    return sorted(found, key=newest_first)
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def _spec(lines: list[str] | tuple[str, ...]) -> pathspec.PathSpec:
+    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+
+
+class _Selector:
+    """include/exclude/.bentoignore with gitignore semantics (via pathspec), as BentoML."""
+
+    def __init__(self, root: Path, spec: BentofileSpec) -> None:
+        self.root = root
+        self.include = _spec(spec.include if spec.include is not None else ["*"])
+        self.exclude = _spec(list(spec.exclude or ()))
+        self.always = _spec(ALWAYS_EXCLUDED)
+        self.ignores: list[tuple[str, pathspec.PathSpec]] = []
+
+    def add_ignore_file(self, rel_dir: str, file: Path) -> None:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        self.ignores.append((rel_dir, _spec(lines)))
+
+    def _ignored(self, rel: str) -> bool:
+        for parent, spec in self.ignores:
+            if not parent:
+                if spec.match_file(rel):
+                    return True
+            elif rel.startswith(parent + "/") and spec.match_file(rel[len(parent) + 1 :]):
+                return True
+        return False
+
+    def excluded_dir(self, rel_dir: str) -> bool:
+        probe = rel_dir + "/"
+        return (
+            self.always.match_file(probe) or self.exclude.match_file(probe) or self._ignored(probe)
+        )
+
+    def includes(self, rel: str) -> bool:
+        return (
+            self.include.match_file(rel)
+            and not self.exclude.match_file(rel)
+            and not self.always.match_file(rel)
+            and not self._ignored(rel)
+        )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def select_files(spec: BentofileSpec) -> list[tuple[str, Path]]:
+    """``(relative posix path in src/, real file to copy)`` for every included file.
+
+    Symlinks are followed when they stay inside the project; one that points outside is an
+    error (unless excluded), so a bento never smuggles in ``/etc/passwd`` or ``~/.ssh``.
+    """
+    root = spec.project_dir.resolve()
+    selector = _Selector(root, spec)
+    chosen: list[tuple[str, Path]] = []
+    seen_dirs: set[Path] = set()
+
+    def walk(directory: Path, rel_dir: str) -> None:
+        real = directory.resolve()
+        if real in seen_dirs:
+            return
+        seen_dirs.add(real)
+        ignore = directory / BENTOIGNORE
+        if ignore.is_file():
+            selector.add_ignore_file(rel_dir, ignore)
+        for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_symlink():
+                target = entry.resolve()
+                is_dir = target.is_dir()
+                if (is_dir and selector.excluded_dir(rel)) or (
+                    not is_dir and not selector.includes(rel)
+                ):
+                    continue
+                if not _inside(target, root):
+                    raise ConfigError(
+                        f"symlink {rel!r} points outside the project ({os.readlink(entry)} -> "
+                        f"{target})",
+                        file=spec.path,
+                        field="include",
+                        hint=f"copy the target into the project or exclude {rel!r}",
+                    )
+                if not target.exists():
+                    continue  # dangling link inside the project: nothing to copy
+            if entry.is_dir():
+                if not selector.excluded_dir(rel):
+                    walk(entry, rel)
+            elif entry.is_file() and selector.includes(rel):
+                chosen.append((rel, entry.resolve()))
+
+    walk(spec.project_dir, "")
+    return chosen
+
+
+def _copy_file(src: Path, dest: Path, *, executable: bool = False) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    mode = 0o755 if executable or os.access(src, os.X_OK) else 0o644
+    dest.chmod(mode)
+
+
+def _requirements(spec: BentofileSpec) -> str:
+    lines: list[str] = []
+    if spec.python.requirements_txt:
+        text = (spec.project_dir / spec.python.requirements_txt).read_text(encoding="utf-8")
+        lines.extend(text.rstrip("\n").splitlines())
+    lines.extend(spec.python.packages)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _bento_yaml_data(
+    spec: BentofileSpec, name: str, version: str, created: datetime
+) -> dict[str, Any]:
+    docker = spec.docker.with_defaults()
+    python = spec.python
+    return {
+        "service": spec.service,
+        "name": name,
+        "version": version,
+        "creation_time": created.isoformat(),
+        "labels": dict(spec.labels),
+        "models": [{"tag": tag} for tag in spec.models],
+        "runners": [],
+        "entry_service": spec.service.partition(":")[2] or spec.service,
+        "services": [],
+        "envs": [{"name": k, "value": v} for k, v in spec.envs.items()],
+        "schema": {},
+        "apis": [],
+        "docker": {
+            "distro": docker.distro,
+            "python_version": docker.python_version,
+            "cuda_version": docker.cuda_version,
+            "env": dict(docker.env) or None,
+            "system_packages": list(docker.system_packages) or None,
+            "setup_script": BENTO_SETUP_SCRIPT if docker.setup_script else None,
+            "base_image": docker.base_image,
+            "dockerfile_template": (
+                BENTO_DOCKERFILE_TEMPLATE if docker.dockerfile_template else None
+            ),
+        },
+        "python": {
+            "requirements_txt": "env/python/requirements.txt" if python.requirements_txt else None,
+            "packages": list(python.packages) or None,
+            "lock_packages": False,
+            "pack_git_packages": python.pack_git_packages,
+            "index_url": python.index_url,
+            "no_index": python.no_index,
+            "trusted_host": list(python.trusted_host) or None,
+            "find_links": list(python.find_links) or None,
+            "extra_index_url": list(python.extra_index_url) or None,
+            "pip_args": python.pip_args,
+            "wheels": [f"{BENTO_WHEELS_DIR}/{Path(w).name}" for w in python.wheels] or None,
+        },
+        "conda": {
+            "environment_yml": "env/conda/environment.yml" if not spec.conda.is_empty else None,
+            "channels": list(spec.conda.channels) or None,
+            "dependencies": list(spec.conda.dependencies) or None,
+            "pip": list(spec.conda.pip) or None,
+        },
+    }
+
+
+def _write_bento(spec: BentofileSpec, dest: Path, name: str, version: str) -> None:
+    src_root = dest / "src"
+    src_root.mkdir(parents=True)
+    for rel, real in select_files(spec):
+        _copy_file(real, src_root / rel)
+
+    created = datetime.now(timezone.utc)
+    env_python = dest / "env" / "python"
+    env_docker = dest / "env" / "docker"
+    env_python.mkdir(parents=True)
+    env_docker.mkdir(parents=True)
+    (env_python / "requirements.txt").write_text(_requirements(spec), encoding="utf-8")
+    python_version = spec.docker.with_defaults().python_version or running_python_version()
+    (env_python / "version.txt").write_text(python_version + "\n", encoding="utf-8")
+    for wheel in spec.python.wheels:
+        _copy_file(spec.project_dir / wheel, dest / BENTO_WHEELS_DIR / Path(wheel).name)
+    if spec.docker.setup_script:
+        _copy_file(
+            spec.project_dir / spec.docker.setup_script, dest / BENTO_SETUP_SCRIPT, executable=True
+        )
+    if spec.docker.dockerfile_template:
+        _copy_file(
+            spec.project_dir / spec.docker.dockerfile_template, dest / BENTO_DOCKERFILE_TEMPLATE
+        )
+    if not spec.conda.is_empty:
+        conda_dir = dest / "env" / "conda"
+        conda_dir.mkdir(parents=True)
+        if spec.conda.environment_yml:
+            _copy_file(spec.project_dir / spec.conda.environment_yml, conda_dir / "environment.yml")
+        else:
+            deps: list[Any] = list(spec.conda.dependencies)
+            if spec.conda.pip:
+                deps.append({"pip": list(spec.conda.pip)})
+            content = {"channels": list(spec.conda.channels) or ["defaults"], "dependencies": deps}
+            (conda_dir / "environment.yml").write_text(
+                yaml.safe_dump(content, sort_keys=False), encoding="utf-8"
+            )
+    readme = _readme(spec, name, version)
+    (dest / "README.md").write_text(readme, encoding="utf-8")
+    data = _bento_yaml_data(spec, name, version, created)
+    (dest / BENTO_YAML).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _readme(spec: BentofileSpec, name: str, version: str) -> str:
+    description = spec.description
+    if description is None:
+        return f"# {name}:{version}\n\nBuilt by bento-pipeline from {BENTOFILE}.\n"
+    if description.startswith("file:"):
+        source = spec.project_dir / description[len("file:") :].strip()
+        if not source.is_file():
+            raise ConfigError(
+                f"description file {str(source)!r} does not exist",
+                file=spec.path,
+                field="description",
+            )
+        return source.read_text(encoding="utf-8")
+    return description if description.endswith("\n") else description + "\n"
+
+
+def build_bento(
+    project_dir: str | os.PathLike[str],
+    *,
+    store: Path | None = None,
+    version: str | None = None,
+) -> Bento:
+    """Build the project's ``bentofile.yaml`` into the store and return the new bento.
+
+    All-or-nothing: validation happens first, files go to a temporary directory inside the
+    store, which is renamed to ``bentos/<name>/<version>`` only when complete.
+    """
+    project = Path(project_dir).expanduser()
+    bentofile = project / BENTOFILE
+    if not bentofile.is_file():
+        if not project.is_dir():
+            raise BentoNotFoundError(f"no such project directory: {project}")
+        raise BentoNotFoundError(f"{project} has no {BENTOFILE}", file=bentofile)
+    spec = load_bentofile(bentofile)
+    name = check_tag_part(
+        (spec.name or default_bento_name(spec.service)).lower(),
+        "bento name",
+        field="name",
+        file=bentofile,
+    )
+    if version is None:
+        version = new_version()
+    else:
+        version = check_tag_part(version, "bento version", field="--version")
+    # Fail on bad files/symlinks before anything is created.
+    select_files(spec)
+    if spec.description and spec.description.startswith("file:"):
+        _readme(spec, name, version)
+
+    bentos = _bentos_dir(store)
+    name_dir = bentos / name
+    final = name_dir / version
+    if final.exists():
+        raise ConfigError(
+            f"bento {name}:{version} already exists in the store ({final})", field="--version"
+        )
+    created_name_dir = not name_dir.exists()
+    name_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
+    try:
+        _write_bento(spec, tmp, name, version)
+        tmp.chmod(0o755)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created_name_dir:
+            shutil.rmtree(name_dir, ignore_errors=True)
+        raise
+    _write_latest(name_dir, version)
+    return load_bento_yaml(final / BENTO_YAML)
+
+
+def _write_latest(name_dir: Path, version: str) -> None:
+    tmp = name_dir / f"{_TMP_PREFIX}latest-{secrets.token_hex(4)}"
+    tmp.write_text(version, encoding="utf-8")
+    os.replace(tmp, name_dir / LATEST_FILE)
+
+
+# --- presentation ----------------------------------------------------------------------------
+
+
+def bento_to_dict(bento: Bento) -> dict[str, Any]:
+    """A JSON/YAML-friendly view of a bento (what ``bento get -o json|yaml`` prints)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+    data = attrs.asdict(bento, recurse=True, retain_collection_types=True)
+    data = {"tag": bento.tag, **data}
+    return {k: plain(v) for k, v in data.items()}

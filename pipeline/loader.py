@@ -1,0 +1,872 @@
+"""YAML -> cattrs -> :mod:`pipeline.config` models, with errors that name file, line and field.
+
+One :data:`CONVERTER` (forbidden extra keys, strict scalars: a list is never silently turned into
+the string ``"['a']"``) structures the raw YAML into private schema classes that mirror what
+BentoML writes; those are then mapped onto the one public model (:class:`pipeline.config.Bento`
+for both ``bento.yaml`` shapes, :class:`pipeline.config.BentofileSpec` for ``bentofile.yaml``)
+and validated against the distro table in :mod:`render.distros`.
+
+cattrs' structured errors become :class:`pipeline.errors.ConfigError` with the YAML path
+(``docker.env.FOO: expected a string, got a list``) and, where the YAML node is known, its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, get_origin
+
+import attrs
+import cattrs
+import cattrs.cols
+import yaml
+from attrs import define, field
+from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn
+
+from pipeline.config import (
+    Bento,
+    BentofileSpec,
+    CondaOptions,
+    DockerOptions,
+    PythonOptions,
+)
+from pipeline.errors import ConfigError, PipelineWarning, allowed, did_you_mean
+from render.distros import DISTROS, cuda_distros
+
+T = TypeVar("T")
+FieldPath = tuple[str | int, ...]
+
+TEMPLATE_EXTENSIONS: tuple[str, ...] = (".j2", ".template", ".jinja")
+BENTO_DOCKER_DIR = "env/docker"
+BENTO_SETUP_SCRIPT = f"{BENTO_DOCKER_DIR}/setup_script"
+BENTO_DOCKERFILE_TEMPLATE = f"{BENTO_DOCKER_DIR}/Dockerfile.template"
+BENTO_WHEELS_DIR = "env/python/wheels"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
+
+
+# --- raw schema: what the YAML files contain --------------------------------------------------
+
+
+@define
+class _DockerSection:
+    distro: str | None = None
+    python_version: str | None = None
+    cuda_version: str | None = None
+    env: dict[str, str] | None = None
+    system_packages: list[str] | None = None
+    setup_script: str | None = None
+    base_image: str | None = None
+    dockerfile_template: str | None = None
+
+
+@define
+class _PythonSection:
+    requirements_txt: str | None = None
+    packages: list[str] | None = None
+    lock_packages: bool | None = None
+    pack_git_packages: bool | None = None
+    index_url: str | None = None
+    no_index: bool | None = None
+    trusted_host: list[str] | None = None
+    find_links: list[str] | None = None
+    extra_index_url: list[str] | None = None
+    pip_args: str | None = None
+    wheels: list[str] | None = None
+
+
+@define
+class _CondaSection:
+    environment_yml: str | None = None
+    channels: list[str] | None = None
+    dependencies: list[Any] | None = None
+    pip: list[str] | None = None
+
+
+@define
+class _EnvItem:
+    name: str
+    value: str = ""
+
+
+@define
+class _ModelSpec:
+    tag: str
+    filter: str | None = None
+    alias: str | None = None
+
+
+@define
+class _Bentofile:
+    service: str
+    name: str | None = None
+    description: str | None = None
+    labels: dict[str, str] | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    docker: _DockerSection | None = None
+    python: _PythonSection | None = None
+    conda: _CondaSection | None = None
+    models: list[_ModelSpec] | None = None
+    envs: list[_EnvItem] | None = None
+
+
+@define
+class _ImageSection:
+    base_image: str = ""
+    python_version: str = ""
+    commands: list[str] = field(factory=list)
+    python_requirements: str = ""
+    post_commands: list[str] = field(factory=list)
+    build_include: list[str] = field(factory=list)
+
+
+@define
+class _BentoModelInfo:
+    tag: str
+    module: str | None = None
+    creation_time: Any = None
+    alias: str | None = None
+    registry: str | None = None
+    metadata: Any = None
+
+
+@define
+class _BentoYaml:
+    """Every top-level key BentoML 1.0-1.4 writes. Unknown top-level keys are dropped before
+    structuring (BentoML itself tolerates them there, for forward compatibility); the option
+    sections stay strict."""
+
+    name: str
+    version: str
+    service: str = ""
+    spec: int = 1
+    bentoml_version: str | None = None
+    creation_time: Any = None
+    labels: dict[str, str] | None = None
+    models: list[_BentoModelInfo] | None = None
+    runners: list[Any] | None = None
+    entry_service: str | None = None
+    services: list[Any] | None = None
+    envs: list[_EnvItem] | None = None
+    schema: Any = None
+    args: Any = None
+    apis: list[Any] | None = None
+    docker: _DockerSection | None = None
+    python: _PythonSection | None = None
+    conda: _CondaSection | None = None
+    image: _ImageSection | None = None
+
+
+_SECTION_NAMES: Mapping[type, str] = {
+    _DockerSection: "docker",
+    _PythonSection: "python",
+    _CondaSection: "conda",
+    _EnvItem: "envs",
+    _ModelSpec: "models",
+    _ImageSection: "image",
+    _BentoModelInfo: "models",
+}
+
+
+# --- the converter ----------------------------------------------------------------------------
+
+
+def describe_value(value: object) -> str:
+    """YAML-flavoured name of a value's type, for messages: ``a list``, ``a mapping``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, datetime):
+        return "a timestamp"
+    return f"a {type(value).__name__}"
+
+
+def _structure_str(value: object, _: type) -> str:
+    # Numbers are fine where a string is expected (`PORT: 3000`), containers are not.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise TypeError(f"expected a string, got {describe_value(value)}")
+
+
+def _structure_bool(value: object, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {describe_value(value)}")
+
+
+def _structure_int(value: object, _: type) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a whole number, got {describe_value(value)}")
+
+
+def _structure_any(value: object, _: type) -> object:
+    return value
+
+
+def _is_list(tp: Any) -> bool:
+    return get_origin(tp) is list
+
+
+def _is_dict(tp: Any) -> bool:
+    return get_origin(tp) is dict
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(Any, _structure_any)
+
+    def list_factory(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+        inner = cattrs.cols.list_structure_factory(tp, converter)
+
+        def hook(value: Any, t: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"expected a list, got {describe_value(value)}")
+            return inner(value, t)
+
+        return hook
+
+    def dict_factory(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+        inner = cattrs.cols.mapping_structure_factory(tp, converter)
+
+        def hook(value: Any, t: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a mapping, got {describe_value(value)}")
+            return inner(value, t)
+
+        return hook
+
+    def attrs_factory(cl: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+        inner = make_dict_structure_fn(cl, converter, _cattrs_forbid_extra_keys=True)
+
+        def hook(value: Any, t: Any) -> Any:
+            if isinstance(value, str) and cl is _ModelSpec:
+                value = {"tag": value}  # `models: [name:version]` shorthand
+            if isinstance(value, str) and cl is _BentoModelInfo:
+                value = {"tag": value}  # pre-1.0 bentos list model tags as strings
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a mapping, got {describe_value(value)}")
+            return inner(value, t)
+
+        return hook
+
+    conv.register_structure_hook_factory(_is_list, list_factory)
+    conv.register_structure_hook_factory(_is_dict, dict_factory)
+    conv.register_structure_hook_factory(attrs.has, attrs_factory)
+    return conv
+
+
+CONVERTER = _make_converter()
+
+
+# --- reading YAML with line numbers -----------------------------------------------------------
+
+
+@define
+class _Document:
+    file: Path
+    data: Any
+    lines: dict[FieldPath, int]  # field path -> 1-based line of its key (or item)
+
+    def line(self, path: FieldPath) -> int | None:
+        """Line of the longest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+    def error(self, path: FieldPath, message: str, *, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            message,
+            file=self.file,
+            field=format_path(path) or None,
+            line=self.line(path),
+            hint=hint,
+        )
+
+
+def format_path(path: FieldPath) -> str:
+    """``("docker", "env", "FOO")`` -> ``docker.env.FOO``; list indices as ``[1]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text = f"{text}.{part}" if text else str(part)
+    return text
+
+
+def _index_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            sub = (*path, key)
+            lines[sub] = key_node.start_mark.line + 1
+            _index_lines(value_node, sub, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            sub = (*path, index)
+            lines[sub] = item.start_mark.line + 1
+            _index_lines(item, sub, lines)
+
+
+def _read_yaml(file: Path) -> _Document:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file does not exist", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=file) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or str(exc)
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        raise ConfigError(
+            f"malformed YAML: {problem}",
+            file=file,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", file=file) from None
+    lines: dict[FieldPath, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping of keys (service:, docker:, ...), got {describe_value(data)}",
+            file=file,
+            line=1,
+        )
+    return _Document(file=file, data=data, lines=lines)
+
+
+# --- cattrs errors -> ConfigError -------------------------------------------------------------
+
+
+def _attr_names(cl: type) -> list[str]:
+    return [a.name for a in attrs.fields(cl)]
+
+
+_Problem = tuple[FieldPath, str, str | None]
+
+
+def _problems(exc: BaseException, path: FieldPath) -> list[_Problem]:
+    """Flatten a cattrs error tree into ``(path, message, hint)`` triples, in document order."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        names = _attr_names(exc.cl)
+        section = format_path(path) or "the top level"
+        out: list[_Problem] = []
+        for key in sorted(exc.extra_fields):
+            where = f"the {section} section" if path else "the top level"
+            message = f"unknown key {key!r} in {where}{did_you_mean(key, names)}"
+            out.append(((*path, key), message, f"allowed keys: {', '.join(names)}"))
+        return out
+    if isinstance(exc, cattrs.BaseValidationError):
+        found: list[_Problem] = []
+        for sub in exc.exceptions:
+            step: FieldPath = ()
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, cattrs.AttributeValidationNote):
+                    step = (note.name,)
+                elif isinstance(note, cattrs.IterableValidationNote):
+                    step = (note.index,)
+            found.extend(_problems(sub, (*path, *step)))
+        return found
+    if isinstance(exc, KeyError):
+        return [(path, "required key is missing", None)]
+    if isinstance(exc, TypeError | ValueError):
+        return [(path, str(exc), None)]
+    return [(path, f"invalid value ({type(exc).__name__}: {exc})", None)]
+
+
+def _structure(doc: _Document, data: Any, cl: type[T], base: FieldPath = ()) -> T:
+    try:
+        return CONVERTER.structure(data, cl)
+    except (cattrs.BaseValidationError, ForbiddenExtraKeysError) as exc:
+        problems = sorted(
+            _problems(exc, base), key=lambda p: (doc.line(p[0]) or 0, format_path(p[0]))
+        )
+        if not problems:  # pragma: no cover - cattrs always reports at least one
+            raise doc.error(base, str(exc)) from None
+        path, message, hint = problems[0]
+        if len(problems) > 1:
+            others = "; ".join(f"{format_path(p) or '(top)'}: {m}" for p, m, _ in problems[1:4])
+            more = f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""
+            hint = f"{hint}; also: {others}{more}" if hint else f"also: {others}{more}"
+        raise doc.error(path, message, hint=hint) from None
+
+
+# --- docker.env: dict, list of K=V, or a dotenv file ------------------------------------------
+
+
+def parse_dotenv(text: str, *, file: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``export`` prefix, ``#`` comments, single/double quotes allowed)."""
+    result: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _ENV_NAME.match(key):
+            raise ConfigError(
+                f"expected KEY=VALUE with KEY made of letters, digits and '_', got {raw.strip()!r}",
+                file=file,
+                line=number,
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        result[key] = value
+    return result
+
+
+def _normalize_env(doc: _Document, raw: Any, path: FieldPath, base_dir: Path) -> Any:
+    """Turn the list and dotenv forms of ``docker.env`` into a mapping; leave others to cattrs."""
+    if isinstance(raw, str):
+        env_file = Path(os.path.expandvars(raw)).expanduser()
+        if not env_file.is_absolute():
+            env_file = base_dir / env_file
+        if not env_file.is_file():
+            raise doc.error(
+                path,
+                f"{raw!r} is not a dotenv file (expected a mapping, a list of KEY=VALUE or the "
+                "path of a .env file)",
+            )
+        return parse_dotenv(env_file.read_text(encoding="utf-8"), file=env_file)
+    if isinstance(raw, list):
+        env: dict[str, Any] = {}
+        for index, item in enumerate(raw):
+            if not isinstance(item, str) or "=" not in item:
+                raise doc.error(
+                    (*path, index),
+                    f"expected a KEY=VALUE string, got {describe_value(item)}"
+                    if not isinstance(item, str)
+                    else f"expected KEY=VALUE, got {item!r}",
+                )
+            key, _, value = item.partition("=")
+            env[key.strip()] = value
+        return env
+    return raw
+
+
+def _check_env_names(doc: _Document, env: Mapping[str, str], path: FieldPath) -> None:
+    for key in env:
+        if not _ENV_NAME.match(key):
+            raise doc.error(
+                (*path, key),
+                f"{key!r} is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)",
+            )
+
+
+# --- validation against the distro table ------------------------------------------------------
+
+
+def _normalize_python_version(doc: _Document, raw: Any, path: FieldPath) -> Any:
+    if isinstance(raw, float):
+        raise doc.error(
+            path,
+            f"expected a string like '3.11', got the number {raw!r}",
+            hint=f'quote it: python_version: "{raw}" (YAML reads 3.10 as the number 3.1)',
+        )
+    return raw
+
+
+def validate_docker(
+    doc: _Document, docker: DockerOptions, section: FieldPath = ("docker",)
+) -> DockerOptions:
+    """Check distro / python / CUDA against :data:`render.distros.DISTROS`; normalize versions
+    (``python_version`` to ``major.minor``, ``cuda_version`` to the full version). With
+    ``base_image`` set, warn once naming every ignored option and skip their checks."""
+    if docker.base_image is not None:
+        ignored = [
+            name
+            for name, value in (
+                ("distro", docker.distro),
+                ("python_version", docker.python_version),
+                ("cuda_version", docker.cuda_version),
+                ("system_packages", docker.system_packages or None),
+            )
+            if value is not None
+        ]
+        if ignored:
+            where = f"{doc.file}: {format_path(section)}"
+            warnings.warn(
+                f"{where}: base_image {docker.base_image!r} is set, so "
+                f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored",
+                PipelineWarning,
+                stacklevel=2,
+            )
+        return docker
+
+    distro_name = docker.distro or "debian"
+    spec = DISTROS.get(distro_name)
+    if spec is None:
+        raise doc.error(
+            (*section, "distro"),
+            f"unknown distro {distro_name!r}{did_you_mean(distro_name, DISTROS)}",
+            hint=f"allowed: {allowed(DISTROS)}",
+        )
+
+    python_version = docker.python_version
+    if python_version is not None:
+        match = _PYTHON_VERSION.match(python_version)
+        if match is None:
+            raise doc.error(
+                (*section, "python_version"),
+                f"{python_version!r} is not a Python version (expected MAJOR.MINOR, e.g. '3.11')",
+            )
+        python_version = f"{match.group(1)}.{match.group(2)}"
+        if python_version not in spec.python_versions:
+            raise doc.error(
+                (*section, "python_version"),
+                f"Python {python_version} is not supported on {distro_name}",
+                hint=f"supported on {distro_name}: {allowed(spec.python_versions)}",
+            )
+
+    cuda_version = docker.cuda_version
+    if cuda_version is not None:
+        if not spec.supports_cuda:
+            raise doc.error(
+                (*section, "cuda_version"),
+                f"distro {distro_name!r} has no CUDA images",
+                hint=f"distros with CUDA: {allowed(cuda_distros())}",
+            )
+        full = spec.resolve_cuda(cuda_version)
+        if full is None:
+            raise doc.error(
+                (*section, "cuda_version"),
+                f"CUDA {cuda_version} is not supported on {distro_name}",
+                hint=f"supported on {distro_name}: {allowed(spec.cuda_versions)}",
+            )
+        cuda_version = full
+    return attrs.evolve(docker, python_version=python_version, cuda_version=cuda_version)
+
+
+def _check_template_path(doc: _Document, value: str, path: FieldPath, resolved: Path) -> None:
+    if resolved.suffix not in TEMPLATE_EXTENSIONS:
+        raise doc.error(
+            path,
+            f"{value!r} has extension {resolved.suffix or '(none)'!r}; a dockerfile_template "
+            f"must end in {allowed(TEMPLATE_EXTENSIONS)}",
+        )
+    if not resolved.is_file():
+        raise doc.error(path, f"template {value!r} does not exist (looked at {resolved})")
+
+
+# --- raw -> model -----------------------------------------------------------------------------
+
+
+def _tuple(items: list[str] | None) -> tuple[str, ...]:
+    return tuple(items or ())
+
+
+def _docker_from_section(raw: _DockerSection | None) -> DockerOptions:
+    if raw is None:
+        return DockerOptions()
+    return DockerOptions(
+        distro=raw.distro,
+        python_version=raw.python_version,
+        cuda_version=raw.cuda_version,
+        system_packages=_tuple(raw.system_packages),
+        setup_script=raw.setup_script,
+        base_image=raw.base_image,
+        dockerfile_template=raw.dockerfile_template,
+        env=raw.env or {},
+    )
+
+
+def _python_from_section(raw: _PythonSection | None) -> PythonOptions:
+    if raw is None:
+        return PythonOptions()
+    return PythonOptions(
+        packages=_tuple(raw.packages),
+        requirements_txt=raw.requirements_txt,
+        lock_packages=raw.lock_packages,
+        index_url=raw.index_url,
+        no_index=raw.no_index,
+        trusted_host=_tuple(raw.trusted_host),
+        find_links=_tuple(raw.find_links),
+        extra_index_url=_tuple(raw.extra_index_url),
+        pip_args=raw.pip_args,
+        wheels=_tuple(raw.wheels),
+        pack_git_packages=raw.pack_git_packages,
+    )
+
+
+def _conda_from_section(doc: _Document, raw: _CondaSection | None) -> CondaOptions:
+    if raw is None:
+        return CondaOptions()
+    deps: list[str] = []
+    pip = list(raw.pip or ())
+    for index, item in enumerate(raw.dependencies or ()):
+        path: FieldPath = ("conda", "dependencies", index)
+        if isinstance(item, Mapping) and set(item) == {"pip"} and isinstance(item["pip"], list):
+            pip.extend(_structure_str(p, str) for p in item["pip"])
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            deps.append(str(item))
+        else:
+            raise doc.error(
+                path, f"expected a package spec or {{pip: [...]}}, got {describe_value(item)}"
+            )
+    return CondaOptions(
+        environment_yml=raw.environment_yml,
+        channels=_tuple(raw.channels),
+        dependencies=tuple(deps),
+        pip=tuple(pip),
+    )
+
+
+def _prepare_sections(doc: _Document, base_dir: Path) -> dict[str, Any]:
+    """Pre-cattrs normalization of the forms BentoML accepts loosely."""
+    data = dict(doc.data)
+    docker = data.get("docker")
+    if isinstance(docker, Mapping):
+        docker = dict(docker)
+        if "env" in docker and docker["env"] is not None:
+            docker["env"] = _normalize_env(doc, docker["env"], ("docker", "env"), base_dir)
+        if "python_version" in docker:
+            docker["python_version"] = _normalize_python_version(
+                doc, docker["python_version"], ("docker", "python_version")
+            )
+        if isinstance(docker.get("cuda_version"), float):
+            docker["cuda_version"] = str(docker["cuda_version"])
+        data["docker"] = docker
+    python = data.get("python")
+    if isinstance(python, Mapping):
+        python = dict(python)
+        for key in ("trusted_host", "find_links", "extra_index_url"):
+            if isinstance(python.get(key), str):
+                python[key] = [python[key]]
+        data["python"] = python
+    return data
+
+
+def _envs_mapping(doc: _Document, items: list[_EnvItem] | None) -> dict[str, str]:
+    env = {item.name: item.value for item in items or ()}
+    _check_env_names(doc, env, ("envs",))
+    return env
+
+
+def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
+    """Load and validate a ``bentofile.yaml``. Relative paths are checked against its directory."""
+    file = Path(path)
+    doc = _read_yaml(file)
+    base_dir = file.parent
+    data = _prepare_sections(doc, base_dir)
+    raw = _structure(doc, data, _Bentofile)
+
+    if not raw.service.strip():
+        raise doc.error(("service",), "must name the service, e.g. 'service:MyService'")
+    for index, pattern in enumerate(raw.include or ()):
+        if _escapes_root(pattern):
+            raise doc.error(
+                ("include", index),
+                f"pattern {pattern!r} points outside the project directory {base_dir}",
+                hint="only files inside the project can be included; copy or move them in",
+            )
+
+    docker = _docker_from_section(raw.docker)
+    _check_env_names(doc, docker.env, ("docker", "env"))
+    docker = validate_docker(doc, docker)
+    if docker.setup_script is not None:
+        script = base_dir / docker.setup_script
+        if not script.is_file():
+            raise doc.error(
+                ("docker", "setup_script"),
+                f"setup script {docker.setup_script!r} does not exist (looked at {script})",
+            )
+        if not os.access(script, os.X_OK):
+            raise doc.error(
+                ("docker", "setup_script"),
+                f"setup script {docker.setup_script!r} is not executable",
+                hint=f"add a shebang line and run: chmod +x {script}",
+            )
+    if docker.dockerfile_template is not None:
+        _check_template_path(
+            doc,
+            docker.dockerfile_template,
+            ("docker", "dockerfile_template"),
+            base_dir / docker.dockerfile_template,
+        )
+
+    python = _python_from_section(raw.python)
+    if python.requirements_txt is not None and not (base_dir / python.requirements_txt).is_file():
+        raise doc.error(
+            ("python", "requirements_txt"),
+            f"requirements file {python.requirements_txt!r} does not exist",
+        )
+    for index, wheel in enumerate(python.wheels):
+        if not (base_dir / wheel).is_file():
+            raise doc.error(("python", "wheels", index), f"wheel {wheel!r} does not exist")
+
+    conda = _conda_from_section(doc, raw.conda)
+    if conda.environment_yml is not None and not (base_dir / conda.environment_yml).is_file():
+        raise doc.error(
+            ("conda", "environment_yml"), f"file {conda.environment_yml!r} does not exist"
+        )
+
+    return BentofileSpec(
+        service=raw.service,
+        path=file,
+        name=raw.name,
+        description=raw.description,
+        labels=raw.labels or {},
+        include=tuple(raw.include) if raw.include is not None else None,
+        exclude=tuple(raw.exclude) if raw.exclude is not None else None,
+        docker=docker,
+        python=python,
+        conda=conda,
+        envs=_envs_mapping(doc, raw.envs),
+        models=tuple(m.tag for m in raw.models or ()),
+    )
+
+
+def _escapes_root(pattern: str) -> bool:
+    """Whether a gitignore-style include pattern reaches outside the directory it is rooted in."""
+    body = pattern.lstrip("!").strip()
+    if os.path.isabs(body) and not body.startswith("/"):  # e.g. C:\ on Windows
+        return True
+    parts = [p for p in body.replace("\\", "/").split("/") if p]
+    depth = 0
+    for part in parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part != ".":
+            depth += 1
+    return False
+
+
+def _in_bento(doc: _Document, bento_dir: Path, value: str, fallback: str) -> str:
+    """Where a file the bento.yaml names lives inside the bento, relative to the bento dir.
+
+    Our builder records in-bento paths; BentoML records the user's original path and copies
+    the file to a fixed place (``env/docker/setup_script``, ``env/docker/Dockerfile.template``).
+    """
+    candidate = Path(value)
+    if not candidate.is_absolute() and (bento_dir / candidate).is_file():
+        return candidate.as_posix()
+    if (bento_dir / fallback).is_file():
+        return fallback
+    return value
+
+
+def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
+    """Load a bento's ``bento.yaml`` (spec 1 ``docker:`` or spec 2 ``image:`` shape)."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "bento.yaml"
+    doc = _read_yaml(file)
+    bento_dir = file.parent
+    known = set(_attr_names(_BentoYaml))
+    data = {k: v for k, v in _prepare_sections(doc, bento_dir).items() if k in known}
+    raw = _structure(doc, data, _BentoYaml)
+    if raw.spec not in (1, 2):
+        raise doc.error(
+            ("spec",), f"unsupported bento.yaml spec {raw.spec}", hint="allowed: 1 or 2"
+        )
+
+    envs = _envs_mapping(doc, raw.envs)
+    python = _python_from_section(raw.python)
+    if raw.spec == 2 or raw.image is not None:
+        if raw.docker is not None:
+            raise doc.error(("docker",), "a spec 2 bento.yaml has an image: section, not docker:")
+        image = raw.image or _ImageSection()
+        docker = DockerOptions(
+            base_image=image.base_image or None,
+            python_version=image.python_version or None,
+            commands=tuple(image.commands),
+            post_commands=tuple(image.post_commands),
+            build_include=tuple(image.build_include),
+            env=envs,
+        )
+        python = attrs.evolve(python, requirements_text=image.python_requirements or None)
+    else:
+        docker = _docker_from_section(raw.docker)
+        _check_env_names(doc, docker.env, ("docker", "env"))
+        docker = attrs.evolve(docker, env={**envs, **docker.env})
+        docker = validate_docker(doc, docker).with_defaults()
+        if docker.setup_script is not None:
+            docker = attrs.evolve(
+                docker,
+                setup_script=_in_bento(doc, bento_dir, docker.setup_script, BENTO_SETUP_SCRIPT),
+            )
+        if docker.dockerfile_template is not None:
+            template = _in_bento(
+                doc, bento_dir, docker.dockerfile_template, BENTO_DOCKERFILE_TEMPLATE
+            )
+            _check_template_path(
+                doc, template, ("docker", "dockerfile_template"), bento_dir / template
+            )
+            docker = attrs.evolve(docker, dockerfile_template=template)
+    if python.wheels:
+        python = attrs.evolve(
+            python,
+            wheels=tuple(
+                _in_bento(doc, bento_dir, w, f"{BENTO_WHEELS_DIR}/{Path(w).name}")
+                for w in python.wheels
+            ),
+        )
+
+    creation_time = raw.creation_time
+    if isinstance(creation_time, str):
+        try:
+            creation_time = datetime.fromisoformat(creation_time)
+        except ValueError:
+            raise doc.error(
+                ("creation_time",), f"{creation_time!r} is not an ISO 8601 timestamp"
+            ) from None
+    elif creation_time is not None and not isinstance(creation_time, datetime):
+        raise doc.error(
+            ("creation_time",), f"expected a timestamp, got {describe_value(creation_time)}"
+        )
+
+    return Bento(
+        name=raw.name,
+        version=raw.version,
+        path=bento_dir,
+        service=raw.service,
+        labels=raw.labels or {},
+        docker=docker,
+        python=python,
+        models=tuple(m.tag for m in raw.models or ()),
+        spec=raw.spec,
+        conda=_conda_from_section(doc, raw.conda),
+        creation_time=creation_time,
+        bentoml_version=raw.bentoml_version,
+    )
