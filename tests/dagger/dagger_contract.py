@@ -135,9 +135,7 @@ class ContractServer:
         self._thread: threading.Thread | None = None
         self.override("Query", "version", lambda obj, args: "v0.21.11")
         self.override("Query", "defaultPlatform", lambda obj, args: "linux/amd64")
-        self.override(
-            "Container", "publish", lambda obj, args: f"{args['address']}@{FAKE_DIGEST}"
-        )
+        self.override("Container", "publish", lambda obj, args: f"{args['address']}@{FAKE_DIGEST}")
         self.override("Container", "export", lambda obj, args: args["path"])
         self.override("Directory", "export", lambda obj, args: args["path"])
         self.override("File", "export", lambda obj, args: args["path"])
@@ -175,7 +173,9 @@ class ContractServer:
                 self.wfile.write(data)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -308,7 +308,7 @@ class ContractServer:
                 if node.name.value == field_name:
                     args = {
                         a.name.value: graphql.value_from_ast_untyped(a.value)
-                        for a in node.arguments
+                        for a in node.arguments or ()
                     }
                     found.append(Call(field_name, args, request))
         return found
