@@ -540,6 +540,6 @@ def bento_to_dict(bento: Bento) -> dict[str, Any]:
             return value.isoformat()
         return value
 
-    data = attrs.asdict(bento, recurse=True, retain_collection_types=True)
+    data = attrs.asdict(bento, recurse=True)
     data = {"tag": bento.tag, **data}
     return {k: plain(v) for k, v in data.items()}
