@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.bento import (
-    BENTOFILE,
     BENTO_YAML,
+    BENTOFILE,
     bento_to_dict,
     build_bento,
     get_bento,
