@@ -1,0 +1,522 @@
+"""The Python API: build a bento into an image on any backend.
+
+``build(...)`` is a thin sync wrapper over the async :func:`abuild`; the CLI (``python -m
+pipeline build``) calls the same functions, so both validate alike. The flow::
+
+    resolve_bento -> render_dockerfile -> temporary_context -> BuildRequest -> executor.build
+
+Every bad input raises a :class:`~pipeline.errors.PipelineError` subclass (naming the option
+and what is allowed) before anything is built or written.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from attrs import field, frozen
+
+from pipeline.backends.base import normalize_platform
+from pipeline.backends.registry import Selection, select_backend
+from pipeline.config import Bento
+from pipeline.errors import ConfigError, allowed
+from pipeline.executor import OutputSink
+from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSpec
+
+#: where the system CA bundle usually is (Debian/Ubuntu/Alpine, then Fedora/RHEL, then SUSE)
+SYSTEM_CA_BUNDLES: tuple[str, ...] = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+)
+
+_BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_OPT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# docker reference: lowercase path components, optional registry host[:port], optional tag
+_TAG = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
+
+
+Options = Mapping[str, "str | None | bool"]
+
+
+@frozen
+class BuildOptions:
+    """Validated, typed build options (everything except the bento and the backend)."""
+
+    tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    secrets: tuple[SecretSpec, ...] = ()
+    build_args: Mapping[str, str] = field(factory=dict)
+    target: str | None = None
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    progress: str = "auto"
+    push: bool = False
+    load: bool = False
+    output: str | None = None
+    labels: Mapping[str, str] = field(factory=dict)
+    no_cache: bool = False
+    ca_cert: Path | None = None
+    opts: tuple[tuple[str, str | None], ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and validation (pure, except that secret/CA files are checked to exist)
+
+
+def parse_opt(text: str) -> tuple[str, str | None]:
+    """``key=value`` / ``key:value`` / ``key`` (a flag) -> ``(key, value | None)``."""
+    positions = [i for i in (text.find("="), text.find(":")) if i >= 0]
+    if positions:
+        cut = min(positions)
+        key, value = text[:cut].strip(), text[cut + 1 :]
+    else:
+        key, value = text.strip(), None
+    if not _OPT_KEY.match(key.lstrip("-")):
+        raise ConfigError(
+            f"malformed --opt {text!r}: expected key=value, key:value or key "
+            "(key: letters, digits, '-' and '_')",
+            field="--opt",
+        )
+    return key.lstrip("-"), value
+
+
+def parse_key_values(
+    items: Mapping[str, str] | Sequence[str] | None, *, option: str, key_pattern: re.Pattern[str]
+) -> dict[str, str]:
+    """``K=V`` strings (or a mapping) -> dict, with the option named in every error."""
+    if items is None:
+        return {}
+    pairs: list[tuple[str, str]] = []
+    if isinstance(items, Mapping):
+        pairs = [(str(k), str(v)) for k, v in items.items()]
+    else:
+        if isinstance(items, str):
+            items = [items]
+        for item in items:
+            key, sep, value = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"malformed {option} {item!r}: expected KEY=VALUE", field=option)
+            pairs.append((key.strip(), value))
+    result = {}
+    for key, value in pairs:
+        if not key_pattern.match(key):
+            raise ConfigError(
+                f"malformed {option} key {key!r}: expected letters, digits and '_' "
+                "(not starting with a digit)"
+                if option == "--build-arg"
+                else f"malformed {option} key {key!r}",
+                field=option,
+            )
+        result[key] = value
+    return result
+
+
+def parse_platforms(values: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"linux/amd64,linux/arm64"`` or a list (of possibly comma-joined values)."""
+    if not values:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    result: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                raise ConfigError(f"empty platform in {value!r}", field="--platform")
+            plat = normalize_platform(item)
+            if plat not in result:
+                result.append(plat)
+    return tuple(result)
+
+
+def parse_secrets(values: Sequence[str | SecretSpec] | None) -> tuple[SecretSpec, ...]:
+    secrets: list[SecretSpec] = []
+    for value in values or ():
+        secret = value if isinstance(value, SecretSpec) else SecretSpec.parse(value)
+        secret.check()
+        if any(s.id == secret.id for s in secrets):
+            raise ConfigError(f"secret id {secret.id!r} given twice", field="--secret")
+        secrets.append(secret)
+    return tuple(secrets)
+
+
+def parse_tags(values: str | Sequence[str] | None) -> tuple[str, ...]:
+    if not values:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    tags = []
+    for tag in values:
+        if not _TAG.match(tag):
+            hint = f" (did you mean {tag.lower()!r}?)" if _TAG.match(tag.lower()) else ""
+            raise ConfigError(
+                f"invalid image tag {tag!r}{hint}: expected [registry/]name[:tag] with a "
+                "lowercase name",
+                field="--tag",
+            )
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def default_tag(bento: Bento) -> str:
+    """``<bento name>:<version>``, lowercased (as BentoML tags images)."""
+    return f"{bento.name}:{bento.version}".lower()
+
+
+def _strings(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+# Options that are first-class flags here but BentoML users pass as `--opt key=value`.
+_OPT_ALIASES = {
+    "tag": "tags",
+    "platform": "platforms",
+    "secret": "secrets",
+    "build-arg": "build_args",
+    "build_arg": "build_args",
+    "label": "labels",
+    "target": "target",
+    "cache-from": "cache_from",
+    "cache_from": "cache_from",
+    "cache-to": "cache_to",
+    "cache_to": "cache_to",
+    "progress": "progress",
+    "output": "output",
+    "no-cache": "no_cache",
+    "no_cache": "no_cache",
+    "push": "push",
+    "load": "load",
+}
+_TRUE = ("", "1", "true", "yes", "on")
+
+
+def parse_options(
+    *,
+    tags: str | Sequence[str] | None = None,
+    platforms: str | Sequence[str] | None = None,
+    secrets: Sequence[str | SecretSpec] | None = None,
+    build_args: Mapping[str, str] | Sequence[str] | None = None,
+    target: str | None = None,
+    cache_from: str | Sequence[str] | None = None,
+    cache_to: str | Sequence[str] | None = None,
+    progress: str = "auto",
+    push: bool = False,
+    load: bool = False,
+    output: str | None = None,
+    labels: Mapping[str, str] | Sequence[str] | None = None,
+    no_cache: bool = False,
+    ca_cert: str | Path | None = None,
+    opts: Sequence[str] | Mapping[str, str | None] | None = None,
+) -> BuildOptions:
+    """Validate everything a build takes; the single place both the CLI and API go through."""
+    raw_opts: list[tuple[str, str | None]] = []
+    if isinstance(opts, Mapping):
+        raw_opts = [(parse_opt(k)[0], None if v is None else str(v)) for k, v in opts.items()]
+    else:
+        raw_opts = [parse_opt(o) for o in _strings(opts)]
+    tag_list, plat_list = list(_strings(tags)), list(_strings(platforms))
+    secret_list = list(secrets or ())
+    arg_list: list[str] = []
+    label_list: list[str] = []
+    cache_from_list, cache_to_list = list(_strings(cache_from)), list(_strings(cache_to))
+    passthrough: list[tuple[str, str | None]] = []
+    for key, value in raw_opts:
+        alias = _OPT_ALIASES.get(key)
+        if alias is None:
+            passthrough.append((key, value))
+            continue
+        if alias in ("no_cache", "push", "load"):
+            flag = value is None or value.strip().lower() in _TRUE
+            no_cache = no_cache or (alias == "no_cache" and flag)
+            push = push or (alias == "push" and flag)
+            load = load or (alias == "load" and flag)
+            continue
+        if value is None:
+            raise ConfigError(f"--opt {key} needs a value ({key}=VALUE)", field="--opt")
+        if alias == "tags":
+            tag_list.append(value)
+        elif alias == "platforms":
+            plat_list.append(value)
+        elif alias == "secrets":
+            secret_list.append(value)
+        elif alias == "build_args":
+            arg_list.append(value)
+        elif alias == "labels":
+            label_list.append(value)
+        elif alias == "cache_from":
+            cache_from_list.append(value)
+        elif alias == "cache_to":
+            cache_to_list.append(value)
+        elif alias == "target":
+            target = value
+        elif alias == "progress":
+            progress = value
+        elif alias == "output":
+            output = value
+    if progress not in PROGRESS_MODES:
+        raise ConfigError(
+            f"unknown progress mode {progress!r}; allowed: {allowed(PROGRESS_MODES)}",
+            field="--progress",
+        )
+    args = parse_key_values(build_args, option="--build-arg", key_pattern=_BUILD_ARG_KEY)
+    args.update(parse_key_values(arg_list, option="--build-arg", key_pattern=_BUILD_ARG_KEY))
+    label_map = parse_key_values(labels, option="--label", key_pattern=_LABEL_KEY)
+    label_map.update(parse_key_values(label_list, option="--label", key_pattern=_LABEL_KEY))
+    if push and output:
+        raise ConfigError("--push and --output exclude each other", field="--push")
+    if push and load:
+        raise ConfigError("--push and --load exclude each other", field="--push")
+    cert = check_ca_cert(ca_cert) if ca_cert is not None else None
+    parsed_secrets = parse_secrets(secret_list)
+    if cert is not None and any(s.id == _ca_secret_id() for s in parsed_secrets):
+        raise ConfigError(
+            f"secret id {_ca_secret_id()!r} is reserved for --ca-cert", field="--secret"
+        )
+    return BuildOptions(
+        tags=parse_tags(tag_list),
+        platforms=parse_platforms(plat_list),
+        secrets=parsed_secrets,
+        build_args=args,
+        target=target or None,
+        cache_from=tuple(cache_from_list),
+        cache_to=tuple(cache_to_list),
+        progress=progress,
+        push=push,
+        load=load,
+        output=output or None,
+        labels=label_map,
+        no_cache=no_cache,
+        ca_cert=cert,
+        opts=tuple(passthrough),
+    )
+
+
+def check_ca_cert(path: str | Path) -> Path:
+    cert = Path(path).expanduser()
+    if not cert.is_file():
+        raise ConfigError(f"CA certificate {str(cert)!r} does not exist", field="--ca-cert")
+    try:
+        text = cert.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"CA certificate {str(cert)!r} is not readable PEM text: {exc}", field="--ca-cert"
+        ) from exc
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(
+            f"{str(cert)!r} is not a PEM certificate (no BEGIN CERTIFICATE line)",
+            field="--ca-cert",
+        )
+    return cert
+
+
+def _ca_secret_id() -> str:
+    from pipeline.plan import CA_CERT_SECRET_ID
+
+    return str(CA_CERT_SECRET_ID)
+
+
+def system_ca_bundle() -> Path | None:
+    for candidate in SYSTEM_CA_BUNDLES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@contextmanager
+def ca_bundle_secret(cert: Path) -> Iterator[SecretSpec]:
+    """System bundle + the user's cert, in a private temp file removed afterwards.
+
+    The file is only ever mounted as the ``ca_cert`` build secret: never in the context, never
+    in a layer.
+    """
+    private = Path(tempfile.mkdtemp(prefix="pipeline-ca-"))
+    try:
+        bundle = private / "ca-bundle.crt"
+        parts = []
+        system = system_ca_bundle()
+        if system is not None:
+            parts.append(system.read_text())
+        parts.append(cert.read_text())
+        fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(part.rstrip("\n") for part in parts) + "\n")
+        yield SecretSpec(id=_ca_secret_id(), src=bundle)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The flow
+
+
+@frozen
+class PreparedBuild:
+    """A resolved bento, the chosen backend and the rendered Dockerfile: ready to build."""
+
+    bento: Bento
+    selection: Selection
+    dockerfile: str
+    options: BuildOptions
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.options.tags or (default_tag(self.bento),)
+
+
+def prepare(
+    bento: str | Path | Bento,
+    *,
+    backend: str | None = None,
+    template: str | Path | None = None,
+    **options: Any,
+) -> PreparedBuild:
+    """Validate options, resolve the bento and the backend, render the Dockerfile (no build)."""
+    parsed = parse_options(**options)
+    resolved = bento if isinstance(bento, Bento) else _resolve(bento)
+    selection = select_backend(backend)
+    dockerfile = _render(resolved, selection, parsed, template)
+    return PreparedBuild(resolved, selection, dockerfile, parsed)
+
+
+def _resolve(ref: str | Path) -> Bento:
+    from pipeline.bento import resolve_bento
+
+    return resolve_bento(str(ref))
+
+
+def _render(
+    bento: Bento, selection: Selection, options: BuildOptions, template: str | Path | None
+) -> str:
+    from pipeline.plan import RenderOptions, render_dockerfile
+
+    render_options = RenderOptions(
+        template=template,
+        buildkit=selection.buildkit,
+        ca_cert=options.ca_cert is not None,
+    )
+    return str(render_dockerfile(bento, render_options))
+
+
+@contextmanager
+def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
+    """A temp context (and CA bundle) for the build; both are removed on exit, always."""
+    from pipeline.plan import temporary_context
+
+    options = prepared.options
+    with (
+        _maybe_ca_secret(options.ca_cert) as ca_secret,
+        temporary_context(prepared.bento, prepared.dockerfile) as context,
+    ):
+        # typed Any: attrs' plain `tuple` converters on BuildRequest confuse mypy
+        secrets: Any = (*options.secrets, *([ca_secret] if ca_secret else []))
+        opts: Any = options.opts
+        yield BuildRequest(
+            context=Path(context),
+            tags=prepared.tags,
+            platforms=options.platforms,
+            secrets=secrets,
+            build_args=options.build_args,
+            target=options.target,
+            cache_from=options.cache_from,
+            cache_to=options.cache_to,
+            push=options.push,
+            load=options.load,
+            output=options.output,
+            labels=options.labels,
+            no_cache=options.no_cache,
+            progress=options.progress,
+            opts=opts,
+        )
+
+
+@contextmanager
+def _maybe_ca_secret(cert: Path | None) -> Iterator[SecretSpec | None]:
+    if cert is None:
+        yield None
+        return
+    with ca_bundle_secret(cert) as secret:
+        yield secret
+
+
+async def abuild(
+    bento: str | Path | Bento,
+    *,
+    backend: str | None = None,
+    on_output: OutputSink | None = None,
+    on_prepared: Callable[[PreparedBuild], None] | None = None,
+    template: str | Path | None = None,
+    **options: Any,
+) -> BuildResult:
+    """Build ``bento`` (a bento dir, a project dir with ``bentofile.yaml`` or a store tag).
+
+    Keyword options: ``tags``, ``platforms``, ``secrets`` (``"id=X,src=FILE"``,
+    ``"id=X,env=VAR"`` or :class:`SecretSpec`), ``build_args``, ``target``, ``cache_from``,
+    ``cache_to``, ``progress``, ``push``, ``load``, ``output``, ``labels``, ``no_cache``,
+    ``ca_cert`` and ``opts`` (backend pass-through). ``backend`` defaults to
+    ``PIPELINE_BACKEND``/``BENTOML_CONTAINERIZE_BACKEND`` or the first healthy engine.
+    ``on_output`` receives engine output lines (secrets redacted). Raises a
+    :class:`~pipeline.errors.PipelineError` on bad input and
+    :class:`~pipeline.errors.BuildError` when the engine fails.
+    """
+    prepared = await anyio.to_thread.run_sync(
+        functools.partial(prepare, bento, backend=backend, template=template, **options)
+    )
+    if on_prepared is not None:
+        on_prepared(prepared)
+    with build_request(prepared) as request:
+        return await prepared.selection.executor.build(request, on_output=on_output)
+
+
+def build(
+    bento: str | Path | Bento,
+    *,
+    backend: str | None = None,
+    on_output: OutputSink | None = None,
+    template: str | Path | None = None,
+    **options: Any,
+) -> BuildResult:
+    """Synchronous :func:`abuild` (same arguments, same result, same errors)."""
+    return anyio.run(
+        functools.partial(
+            abuild, bento, backend=backend, on_output=on_output, template=template, **options
+        )
+    )
+
+
+@frozen
+class DryRun:
+    backend: str
+    command: str
+    dockerfile: str
+    tags: tuple[str, ...]
+
+
+def dry_run(
+    bento: str | Path | Bento,
+    *,
+    backend: str | None = None,
+    template: str | Path | None = None,
+    **options: Any,
+) -> DryRun:
+    """What :func:`build` would run (exact argv, or Dagger operations) and the Dockerfile."""
+    prepared = prepare(bento, backend=backend, template=template, **options)
+    with build_request(prepared) as request:
+        command = prepared.selection.executor.dry_run(request)
+    return DryRun(prepared.selection.name, command, prepared.dockerfile, prepared.tags)

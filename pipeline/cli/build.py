@@ -1,0 +1,297 @@
+"""``python -m pipeline build BENTO``: render a bento's Dockerfile and build it on an engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pipeline import api
+from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
+from pipeline.cli import Command
+from pipeline.errors import PipelineWarning
+from pipeline.request import PROGRESS_MODES, BuildResult
+
+RESULT_FORMATS = ("json", "text")
+
+DESCRIPTION = f"""\
+Build a bento into a container image.
+
+BENTO is a bento directory (with bento.yaml), a project directory (with bentofile.yaml; built
+into the store first) or a store tag (name[:version|latest]).
+
+The backend is --backend, else ${ENV_VARS[0]} or ${ENV_VARS[1]}, else the first healthy engine
+of {", ".join(AUTO_ORDER)}. DOCKER_BUILDKIT=0 selects docker's classic builder (no secrets, no
+cache mounts). 'dagger' builds through a Dagger engine.
+
+examples:
+  python -m pipeline build examples/hello
+  python -m pipeline build examples/hello --backend podman -t hello:dev
+  python -m pipeline build my_service:latest --platform linux/amd64,linux/arm64 --push \\
+      -t 127.0.0.1:5000/my-service:1
+  python -m pipeline build ./project --secret id=aws,src=$HOME/.aws/credentials
+  python -m pipeline build ./project --ca-cert corp-root.pem       # TLS-intercepting proxy
+  python -m pipeline build examples/hello --dry-run                # argv + Dockerfile only
+  python -m pipeline build examples/hello --output json            # machine-readable result
+"""
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling: still works, with a warning naming the new one."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        self.replacement = kwargs.pop("replacement")
+        self.append = kwargs.pop("append", True)
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        warnings.warn(
+            f"{option_string} is deprecated; use {self.replacement}",
+            PipelineWarning,
+            stacklevel=2,
+        )
+        if self.nargs == 0:
+            setattr(namespace, self.dest, True)
+        elif self.append:
+            current = list(getattr(namespace, self.dest, None) or [])
+            setattr(namespace, self.dest, [*current, values])
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bento", metavar="BENTO", help="bento directory, project directory or tag")
+    parser.add_argument("--backend", metavar="NAME", help="engine to build with (see `backends`)")
+    parser.add_argument(
+        "-t",
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="NAME[:TAG]",
+        help="image tag (repeatable; default <bento name>:<version>, lowercased)",
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        dest="platforms",
+        metavar="OS/ARCH[,...]",
+        help="target platform(s), comma-separated or repeated, e.g. linux/amd64,linux/arm64",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        dest="secrets",
+        metavar="id=X,src=FILE|id=X,env=VAR",
+        help="build secret mounted at /run/secrets/X during RUN; never stored in the image",
+    )
+    parser.add_argument(
+        "--build-arg",
+        action="append",
+        dest="build_args",
+        metavar="KEY=VALUE",
+        help="build-time variable (repeatable)",
+    )
+    parser.add_argument("--target", metavar="STAGE", help="build up to this stage")
+    parser.add_argument(
+        "--cache-from",
+        action="append",
+        metavar="REF|type=...",
+        help="external cache source (repeatable)",
+    )
+    parser.add_argument(
+        "--cache-to", action="append", metavar="REF|type=...", help="cache export destination"
+    )
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="auto: one line per step; plain: all engine output; tty: the engine's own "
+        "terminal display; quiet: only the result",
+    )
+    parser.add_argument("--push", action="store_true", help="push the tags after building")
+    parser.add_argument("--load", action="store_true", help="load the image into the local store")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="json|text|DEST",
+        help="'json' prints the result as JSON on stdout; any other value is the engine's "
+        "output destination, e.g. type=local,dest=out or type=oci,dest=image.tar",
+    )
+    parser.add_argument(
+        "--label", action="append", dest="labels", metavar="KEY=VALUE", help="image label"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    parser.add_argument(
+        "--ca-cert",
+        metavar="FILE",
+        help="extra CA certificate (PEM) trusted by pip/uv/curl/apt during the build, through "
+        "a secret mount; never copied into the image",
+    )
+    parser.add_argument(
+        "--opt",
+        action="append",
+        dest="opts",
+        metavar="KEY=VALUE|KEY:VALUE|KEY",
+        help="backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
+    )
+    parser.add_argument("--template", metavar="FILE", help="Dockerfile template overriding blocks")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact command and the rendered Dockerfile; build nothing",
+    )
+    parser.add_argument("--json", action="store_true", help="same as --output json")
+    # Deprecated spellings (BentoML / older releases), accepted with a warning.
+    for old, dest, new in (
+        ("--platforms", "platforms", "--platform"),
+        ("--secrets", "secrets", "--secret"),
+        ("--build-args", "build_args", "--build-arg"),
+        ("--labels", "labels", "--label"),
+        ("--image-tag", "tags", "--tag"),
+        ("--docker-image-tag", "tags", "--tag"),
+        ("--backend-opt", "opts", "--opt"),
+    ):
+        parser.add_argument(old, dest=dest, action=_Deprecated, replacement=new)
+    parser.add_argument(
+        "--no-buildkit-cache",
+        dest="no_cache",
+        action=_Deprecated,
+        nargs=0,
+        replacement="--no-cache",
+    )
+
+
+class ProgressDisplay:
+    """Engine output on stderr: everything (plain), step headers only (auto) or nothing."""
+
+    _STEP = re.compile(r"^(#\d+ \[[^\]]*\] .*|(?:STEP|Step) \d+/\d+ ?: .*)$")
+    _DONE = re.compile(r"^#\d+ (DONE|CACHED|ERROR)")
+
+    def __init__(self, mode: str, stream: TextIO = sys.stderr) -> None:
+        self.mode = mode
+        self.stream = stream
+        self._seen: set[str] = set()
+
+    def __call__(self, line: str) -> None:
+        if self.mode == "quiet":
+            return
+        if self.mode in ("plain", "tty"):
+            print(line, file=self.stream, flush=True)
+            return
+        text = line.strip()
+        if self._STEP.match(text):
+            step = text.split(" ", 1)[1] if text.startswith("#") else text
+            if step not in self._seen:
+                self._seen.add(step)
+                print(f"  {step}", file=self.stream, flush=True)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    output = args.output
+    if output in RESULT_FORMATS:
+        output = None
+    return {
+        "tags": args.tags,
+        "platforms": args.platforms,
+        "secrets": args.secrets,
+        "build_args": args.build_args,
+        "target": args.target,
+        "cache_from": args.cache_from,
+        "cache_to": args.cache_to,
+        "progress": args.progress,
+        "push": args.push,
+        "load": args.load,
+        "output": output,
+        "labels": args.labels,
+        "no_cache": args.no_cache,
+        "ca_cert": args.ca_cert,
+        "opts": args.opts,
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    as_json = args.json or args.output == "json"
+    options = _options(args)
+    if args.dry_run:
+        plan = api.dry_run(args.bento, backend=args.backend, template=args.template, **options)
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "backend": plan.backend,
+                        "tags": list(plan.tags),
+                        "command": plan.command,
+                        "dockerfile": plan.dockerfile,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            print(f"# backend: {plan.backend}")
+            print(plan.command)
+            print("# Dockerfile")
+            print(plan.dockerfile, end="" if plan.dockerfile.endswith("\n") else "\n")
+        return 0
+
+    display = ProgressDisplay("quiet" if as_json else args.progress)
+    run_hint: list[str] = []
+
+    def on_prepared(prepared: api.PreparedBuild) -> None:
+        executor = prepared.selection.executor
+        hint = getattr(executor, "run_hint", None)
+        if callable(hint):
+            run_hint.append(hint(prepared.tags[0]))
+        if not as_json and args.progress != "quiet":
+            print(
+                f"building {prepared.bento.tag} as {', '.join(prepared.tags)} with "
+                f"{prepared.selection.name} ({prepared.selection.source})",
+                file=sys.stderr,
+            )
+
+    result = api.build(
+        args.bento,
+        backend=args.backend,
+        template=args.template,
+        on_output=display,
+        on_prepared=on_prepared,
+        **options,
+    )
+    if as_json:
+        payload = result.to_json()
+        if run_hint:
+            payload["run"] = run_hint[0]
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_summary(result, run_hint[0] if run_hint else None, args))
+    return 0
+
+
+def _summary(result: BuildResult, run_hint: str | None, args: argparse.Namespace) -> str:
+    tag = result.tags[0] if result.tags else "(untagged)"
+    what = "pushed" if args.push else "built"
+    text = f"{what} {tag} with {result.backend} in {result.duration:.1f}s"
+    if args.output and args.output not in RESULT_FORMATS:
+        return f"{text}; exported to {args.output}"
+    if run_hint and not args.push:
+        text += f"; run it: {run_hint}"
+    return text
+
+
+COMMAND = Command(
+    name="build",
+    help="build a bento into a container image on docker, buildx, podman, buildah, ...",
+    description=DESCRIPTION,
+    configure=_configure,
+    run=_run,
+)
