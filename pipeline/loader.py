@@ -46,6 +46,7 @@ BENTO_DOCKER_DIR = "env/docker"
 BENTO_SETUP_SCRIPT = f"{BENTO_DOCKER_DIR}/setup_script"
 BENTO_DOCKERFILE_TEMPLATE = f"{BENTO_DOCKER_DIR}/Dockerfile.template"
 BENTO_WHEELS_DIR = "env/python/wheels"
+BENTO_REQUIREMENTS_TXT = "env/python/requirements.txt"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
@@ -792,7 +793,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
     if file.is_dir():
         file = file / "bento.yaml"
     doc = _read_yaml(file)
-    bento_dir = file.parent
+    bento_dir = file.parent.absolute()
     known = set(_attr_names(_BentoYaml))
     data = {k: v for k, v in _prepare_sections(doc, bento_dir).items() if k in known}
     raw = _structure(doc, data, _BentoYaml)
@@ -834,6 +835,13 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
                 doc, template, ("docker", "dockerfile_template"), bento_dir / template
             )
             docker = attrs.evolve(docker, dockerfile_template=template)
+    if python.requirements_txt is not None:
+        python = attrs.evolve(
+            python,
+            requirements_txt=_in_bento(
+                doc, bento_dir, python.requirements_txt, BENTO_REQUIREMENTS_TXT
+            ),
+        )
     if python.wheels:
         python = attrs.evolve(
             python,
