@@ -1,0 +1,2 @@
+"""Dockerfile rendering: the Jinja environment, templates, quoting filters, distro table and
+template lint. The entry point is :func:`pipeline.plan.render_dockerfile`."""

@@ -1,0 +1,421 @@
+"""From a bento to a Dockerfile and a build context.
+
+- :func:`render_dockerfile` is pure: the same bento (its config and files), options and graph
+  give byte-identical text. It picks the base image from the distro table, builds the template
+  context, lints and renders the user's ``dockerfile_template`` over ``bento_base_template``.
+- :func:`write_context` / :func:`temporary_context` are the effectful half: they assemble the
+  directory a builder gets (bento files + ``Dockerfile`` + ``env/docker/entrypoint.sh``).
+
+With ``RenderOptions(ca_cert=True)`` every ``RUN`` that downloads packages mounts the BuildKit
+secret :data:`CA_CERT_SECRET_ID` and points pip, requests, OpenSSL, curl, apt and yum at it for
+that command only; the file never lands in a layer, ``ENV`` or the context.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from attrs import evolve, field, frozen
+
+from pipeline.config import Bento
+from pipeline.errors import ConfigError, PipelineWarning, allowed
+from pipeline.graph import StageGraph, default_graph
+from render.distros import DISTROS, get_distro
+from render.environment import (
+    BASE_TEMPLATE_NAME,
+    base_template_sources,
+    check_template_path,
+    make_environment,
+    render_template,
+)
+from render.lint import lint_template
+from render.recipes import CUDA_APT_PYTHON, recipe_for
+
+CA_CERT_SECRET_ID = "ca_cert"
+CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
+VENV = "/app/.venv"
+ENTRYPOINT_PATH = Path("env/docker/entrypoint.sh")
+SETUP_SCRIPT_PATH = Path("env/docker/setup_script")
+REQUIREMENTS_PATH = Path("env/python/requirements.txt")
+WHEELS_DIR = Path("env/python/wheels")
+
+_CA_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "CONDA_SSL_VERIFY")
+_APT_CACHES = ("/var/cache/apt", "/var/lib/apt")
+_PIP_CACHE = "/root/.cache/pip"
+
+
+def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@frozen
+class RenderOptions:
+    """How to render: an explicit template (overrides the bento's ``dockerfile_template``),
+    whether the builder speaks BuildKit (cache/secret mounts), whether downloads trust the CA
+    bundle passed as secret ``ca_cert``, and whether template lint findings are errors."""
+
+    template: Path | None = field(default=None, converter=_optional_path)
+    buildkit: bool = True
+    ca_cert: bool = False
+    strict: bool = False
+
+
+class _RunFlags:
+    """``run_flags(...)`` in templates: the text between ``RUN`` and a command."""
+
+    def __init__(self, options: RenderOptions) -> None:
+        self.options = options
+        self.dropped: dict[str, None] = {}
+
+    def __call__(self, *purposes: str, manager: str | None = None) -> str:
+        parts: list[str] = []
+        buildkit = self.options.buildkit
+        if "download" in purposes and manager == "apt":
+            if buildkit:
+                parts.extend(f"--mount=type=cache,target={c},sharing=locked" for c in _APT_CACHES)
+            else:
+                self.dropped["RUN --mount=type=cache for the apt cache"] = None
+        if "pip" in purposes:
+            if buildkit:
+                parts.append(f"--mount=type=cache,target={_PIP_CACHE}")
+            else:
+                self.dropped["RUN --mount=type=cache for the pip cache"] = None
+        if "offline" in purposes:
+            if buildkit:
+                parts.append("--network=none")
+            else:
+                self.dropped["RUN --network=none on the offline install"] = None
+        if "download" in purposes and self.options.ca_cert:
+            parts.append(f"--mount=type=secret,id={CA_CERT_SECRET_ID}")
+            exports = " ".join(f"{name}={CA_CERT_PATH}" for name in _CA_ENV)
+            parts.append(f"export {exports} &&")
+        if not parts:
+            return ""
+        return " " + " \\\n    ".join(parts) + " \\\n   "
+
+
+def requirement_lines(bento: Bento) -> list[str]:
+    """The bento's Python requirements: ``env/python/requirements.txt`` when the bento has one
+    (BentoML writes it, locked), else ``python_requirements`` + ``requirements_txt`` +
+    ``packages`` from its config."""
+    locked = bento.path / REQUIREMENTS_PATH
+    if locked.is_file():
+        return locked.read_text(encoding="utf-8").splitlines()
+    lines: list[str] = []
+    if bento.python.requirements_text:
+        lines.extend(bento.python.requirements_text.splitlines())
+    if bento.python.requirements_txt:
+        source = bento.path / bento.python.requirements_txt
+        if not source.is_file():
+            raise ConfigError(
+                "requirements file not found in the bento",
+                file=bento.bento_yaml,
+                field="python.requirements_txt",
+            )
+        lines.extend(source.read_text(encoding="utf-8").splitlines())
+    lines.extend(bento.python.packages)
+    return lines
+
+
+def _has_requirements(lines: list[str]) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+
+
+def _pip_args(bento: Bento) -> list[tuple[str, str]]:
+    py = bento.python
+    args: list[tuple[str, str]] = []
+    if py.index_url:
+        args += [("--index-url", "python.index_url"), (py.index_url, "python.index_url")]
+    if py.no_index:
+        args.append(("--no-index", "python.no_index"))
+    for i, host in enumerate(py.trusted_host):
+        args += [("--trusted-host", "python.trusted_host"), (host, f"python.trusted_host[{i}]")]
+    for i, link in enumerate(py.find_links):
+        args += [("--find-links", "python.find_links"), (link, f"python.find_links[{i}]")]
+    for i, url in enumerate(py.extra_index_url):
+        args += [
+            ("--extra-index-url", "python.extra_index_url"),
+            (url, f"python.extra_index_url[{i}]"),
+        ]
+    if py.pip_args:
+        try:
+            extra = shlex.split(py.pip_args)
+        except ValueError as exc:
+            raise ConfigError(
+                f"cannot split {py.pip_args!r} into arguments: {exc}", field="python.pip_args"
+            ) from None
+        args += [(arg, "python.pip_args") for arg in extra]
+    return args
+
+
+def _wheels(bento: Bento) -> list[str]:
+    folder = bento.path / WHEELS_DIR
+    if not folder.is_dir():
+        return []
+    return [f"./{WHEELS_DIR.as_posix()}/{p.name}" for p in sorted(folder.glob("*.whl"))]
+
+
+def _template_path(bento: Bento, options: RenderOptions) -> Path | None:
+    if options.template is not None:
+        return check_template_path(options.template.resolve(), field="--template")
+    name = bento.docker.dockerfile_template
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_absolute():
+        path = bento.path / path
+    return check_template_path(path.resolve())
+
+
+def _base(bento: Bento) -> dict[str, Any]:
+    """Base image, package manager, recipe and python for the bento's ``docker:`` options."""
+    docker = bento.docker.with_defaults()
+    if docker.base_image:
+        return {
+            "base_image": docker.base_image,
+            "distro": None,
+            "package_manager": None,
+            "recipe": recipe_for(None),
+            "python_setup": None,
+        }
+    distro_name = docker.distro or "debian"
+    spec = get_distro(distro_name)
+    if spec is None:
+        raise ConfigError(
+            f"unknown distro {distro_name!r}; allowed: {allowed(DISTROS)}",
+            file=bento.bento_yaml,
+            field="docker.distro",
+        )
+    python_version = docker.python_version or ""
+    recipe_name: str = spec.name
+    cuda = docker.cuda_version
+    if cuda is not None:
+        full = spec.resolve_cuda(cuda) or cuda
+        if full not in spec.cuda_images:
+            raise ConfigError(
+                f"CUDA {cuda!r} has no image for distro {spec.name!r}",
+                file=bento.bento_yaml,
+                field="docker.cuda_version",
+            )
+        image = spec.base_image(python_version, full)
+    elif not bento.conda.is_empty and spec.conda_image and spec.name != "miniconda":
+        image = spec.conda_image
+        recipe_name = "miniconda"
+    else:
+        image = spec.base_image(python_version)
+    recipe = recipe_for(recipe_name)
+    python_setup = recipe.python_setup
+    if python_setup is not None:
+        python_setup = python_setup.format(python_version=python_version)
+    if cuda is not None and spec.package_manager == "apt":
+        python_setup = CUDA_APT_PYTHON
+    return {
+        "base_image": image,
+        "distro": spec.name,
+        "package_manager": spec.package_manager,
+        "recipe": recipe,
+        "python_setup": python_setup,
+    }
+
+
+def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> dict[str, Any]:
+    """Everything the stage templates see (besides the ``bento__*`` variables)."""
+    base = _base(bento)
+    recipe = base["recipe"]
+    ca = options.ca_cert
+    apt_ca = f" -o Acquire::https::CAInfo={CA_CERT_PATH}" if ca else ""
+    python_setup = base["python_setup"]
+    if python_setup is not None:
+        python_setup = python_setup.format(apt_ca=apt_ca)
+    wheelhouse = None
+    for stage in graph.stages:
+        for copy in stage.copies:
+            if copy.stage == "buildstage" and stage.name == "components":
+                wheelhouse = copy.dest
+    docker = bento.docker
+    return {
+        "bento": bento,
+        "graph": graph,
+        "stages": {stage.name: stage for stage in graph.stages},
+        "build_stage_of": lambda name: graph.get(name).opens,
+        "base_image": base["base_image"],
+        "distro": base["distro"],
+        "package_manager": base["package_manager"],
+        "recipe": evolve(recipe, python_setup=python_setup),
+        "python": recipe.python,
+        "venv": VENV,
+        "system_packages": tuple(docker.system_packages) if base["package_manager"] else (),
+        "env": dict(docker.env),
+        "labels": dict(bento.labels),
+        "setup_script": bool(docker.setup_script),
+        "commands": tuple(docker.commands),
+        "post_commands": tuple(docker.post_commands),
+        "conda_channels": tuple(bento.conda.channels),
+        "conda_packages": tuple(bento.conda.dependencies),
+        "requirements": _has_requirements(requirement_lines(bento)) or bool(_wheels(bento)),
+        "wheels": tuple(_wheels(bento)),
+        "pip_args": tuple(_pip_args(bento)),
+        "wheelhouse": wheelhouse,
+        "buildkit": options.buildkit,
+        "ca_cert": ca,
+        "apt_ca": apt_ca,
+        "yum_ca": f" --setopt=sslcacert={CA_CERT_PATH}" if ca else "",
+    }
+
+
+def render_dockerfile(
+    bento: Bento, options: RenderOptions | None = None, graph: StageGraph | None = None
+) -> str:
+    """The Dockerfile for ``bento``: the graph's blocks in topological order, overridden by the
+    user's ``dockerfile_template`` (from ``options.template`` or the bento's config)."""
+    options = options or RenderOptions()
+    graph = graph if graph is not None else default_graph()
+    if options.ca_cert and not options.buildkit:
+        raise ConfigError(
+            "ca_cert needs BuildKit: the CA bundle is passed as a build secret "
+            f"(RUN --mount=type=secret,id={CA_CERT_SECRET_ID}) so it never lands in a layer",
+            field="ca_cert",
+            hint="build with a BuildKit-capable backend, or drop ca_cert",
+        )
+    template = _template_path(bento, options)
+    sources = base_template_sources(graph)
+    env = make_environment(sources)
+    context = build_context(bento, options, graph)
+    run_flags = _RunFlags(options)
+    context["run_flags"] = run_flags
+    name = BASE_TEMPLATE_NAME
+    if template is not None:
+        source = template.read_text(encoding="utf-8")
+        lint_template(
+            source, template, graph=graph, buildkit=options.buildkit, strict=options.strict, env=env
+        )
+        context["bento_base_template"] = name
+        name = str(template)
+    text = render_template(env, name, context, file=template)
+    if run_flags.dropped:
+        warnings.warn(
+            "BuildKit is off: dropped "
+            + "; ".join(run_flags.dropped)
+            + " (packages are downloaded again on every build)",
+            PipelineWarning,
+            stacklevel=2,
+        )
+    return text
+
+
+def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
+    env = make_environment()
+    return render_template(env, "entrypoint.sh.j2", {"bento_path": bento_path}, file=None)
+
+
+# -- the build context (effectful) ---------------------------------------------------------------
+
+
+def _copy_bento(bento: Bento, dest: Path) -> None:
+    root = bento.path.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        rel = here.relative_to(root)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in sorted(dirnames + filenames):
+            source = here / name
+            if source.is_symlink():
+                target = source.resolve()
+                if not target.is_relative_to(root):
+                    raise ConfigError(
+                        f"symlink points outside the bento ({target}); refusing to copy it",
+                        file=source,
+                    )
+                if target.is_dir():
+                    shutil.copytree(target, dest / rel / name, symlinks=False)
+                    continue
+                shutil.copy2(target, dest / rel / name)
+            elif name in filenames:
+                shutil.copy2(source, dest / rel / name)
+        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+
+
+def _fill_context(bento: Bento, dest: Path, dockerfile: str) -> None:
+    _copy_bento(bento, dest)
+    requirements = dest / REQUIREMENTS_PATH
+    if not requirements.is_file():
+        requirements.parent.mkdir(parents=True, exist_ok=True)
+        lines = requirement_lines(bento)
+        requirements.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    script = bento.docker.setup_script
+    if script:
+        source = (bento.path / script).resolve()
+        if not source.is_file() or not source.is_relative_to(bento.path.resolve()):
+            raise ConfigError(
+                "setup_script not found in the bento",
+                file=bento.bento_yaml,
+                field="docker.setup_script",
+            )
+        target = dest / SETUP_SCRIPT_PATH
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source != (bento.path / SETUP_SCRIPT_PATH).resolve():
+            shutil.copy2(source, target)
+        target.chmod(0o755)
+    entrypoint = dest / ENTRYPOINT_PATH
+    entrypoint.parent.mkdir(parents=True, exist_ok=True)
+    entrypoint.write_text(entrypoint_script(), encoding="utf-8")
+    entrypoint.chmod(0o755)
+    (dest / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+
+
+def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -> Path:
+    """Write a self-contained build context to ``dest`` (which must not exist or be empty):
+    the bento's files, ``Dockerfile`` and ``env/docker/entrypoint.sh``. All or nothing: it is
+    assembled in a sibling temporary directory and renamed into place."""
+    target = Path(dest).absolute()
+    if target.exists():
+        if not target.is_dir():
+            raise ConfigError("output path exists and is not a directory", file=target)
+        if any(target.iterdir()):
+            raise ConfigError(
+                "output directory is not empty; refusing to write into it",
+                file=target,
+                hint="pass a new or empty directory",
+            )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _fill_context(bento, staging, dockerfile)
+        staging.chmod(0o755)
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+@contextmanager
+def temporary_context(bento: Bento, dockerfile: str) -> Iterator[Path]:
+    """A build context in a temporary directory, removed on exit."""
+    holder = Path(tempfile.mkdtemp(prefix="bento-context-"))
+    try:
+        yield write_context(bento, holder / "context", dockerfile)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+__all__ = [
+    "CA_CERT_SECRET_ID",
+    "RenderOptions",
+    "build_context",
+    "entrypoint_script",
+    "render_dockerfile",
+    "requirement_lines",
+    "temporary_context",
+    "write_context",
+]
