@@ -109,6 +109,10 @@ def request_options(request: BuildRequest) -> dict[str, Any]:
     return options
 
 
+# Always passed; a plugin that does not take them builds `context_path/Dockerfile` as usual.
+_DROPPABLE = frozenset({"file", "progress"})
+
+
 def _plugin_argv(
     name: str, binary: str, function: Callable[..., Sequence[str]]
 ) -> Callable[..., list[str]]:
@@ -121,7 +125,9 @@ def _plugin_argv(
             unknown = [
                 key
                 for key, value in options.items()
-                if key not in signature.parameters and value not in (None, (), {}, False, "auto")
+                if key not in signature.parameters
+                and key not in _DROPPABLE
+                and value not in (None, (), {}, False)
             ]
             if unknown:
                 raise BackendError(
