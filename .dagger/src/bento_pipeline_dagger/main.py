@@ -1,0 +1,162 @@
+"""Dagger functions over the bento-pipeline code (the same code as ``--backend dagger``).
+
+    dagger call dockerfile --bento=examples/hello export --path=Dockerfile
+    dagger call publish --bento=./bento --platforms=linux/amd64,linux/arm64 \
+        --secrets=env://HF_TOKEN --address=ghcr.io/acme/hello:1
+    dagger call export --bento=./bento --platforms=linux/amd64,linux/arm64 export --path=hello.tar
+
+A function cannot return a multi-platform container (dagger/dagger#6675), so ``export`` and
+``publish`` combine the platform variants themselves; ``build`` returns the first platform's
+container for chaining (``terminal``, ``with-exec``, ``export-image``).
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+
+def _repo_root() -> Path | None:
+    """The checkout holding ``pipeline/`` and ``render/`` (dagger.json ``include`` loads them)."""
+    here = Path(__file__).resolve()
+    for base in (*here.parents, Path.cwd(), *Path.cwd().parents):
+        if (base / "pipeline" / "dagger" / "graph.py").is_file() and (base / "render").is_dir():
+            return base
+    return None
+
+
+_root = _repo_root()
+if _root is not None and str(_root) not in sys.path:
+    sys.path.insert(0, str(_root))
+
+from dagger import Container, Directory, Doc, File, Secret, dag, function, object_type  # noqa: E402
+
+from pipeline.dagger import functions, graph  # noqa: E402
+
+
+def _options(
+    platforms: list[str] | None,
+    build_args: list[str] | None,
+    target: str,
+    labels: list[str] | None,
+) -> dict[str, Any]:
+    return {
+        "platforms": platforms or None,
+        "build_args": build_args or None,
+        "target": target or None,
+        "labels": labels or None,
+    }
+
+
+@object_type
+class BentoPipeline:
+    """Render BentoML bentos into Dockerfiles and build, export or publish their images."""
+
+    @function
+    async def dockerfile(
+        self,
+        bento: Annotated[
+            Directory,
+            Doc("a bento directory (with bento.yaml) or a BentoML project (with bentofile.yaml)"),
+        ],
+    ) -> File:
+        """The Dockerfile rendered for the bento."""
+        text = await functions.dockerfile(bento)
+        return dag.file("Dockerfile", text)
+
+    @function
+    async def build(
+        self,
+        bento: Annotated[
+            Directory,
+            Doc("a bento directory (with bento.yaml) or a BentoML project (with bentofile.yaml)"),
+        ],
+        platforms: Annotated[
+            list[str] | None,
+            Doc("platforms to build, e.g. linux/amd64,linux/arm64 (default: engine's)"),
+        ] = None,
+        secrets: Annotated[
+            list[Secret] | None,
+            Doc("build secrets (env://VAR, file://PATH, ...); Dockerfile id: VAR or the file name"),
+        ] = None,
+        secret_ids: Annotated[
+            list[str] | None, Doc("Dockerfile secret ids for --secrets, one per secret, in order")
+        ] = None,
+        build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
+        target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
+        labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+    ) -> Container:
+        """Build the bento's image; returns the first platform's container."""
+        variants = await functions.build_variants(
+            dag,
+            bento,
+            secrets=secrets or (),
+            secret_ids=secret_ids or (),
+            **_options(platforms, build_args, target, labels),
+        )
+        return variants[0]
+
+    @function
+    async def export(
+        self,
+        bento: Annotated[
+            Directory,
+            Doc("a bento directory (with bento.yaml) or a BentoML project (with bentofile.yaml)"),
+        ],
+        platforms: Annotated[
+            list[str] | None,
+            Doc("platforms to build, e.g. linux/amd64,linux/arm64 (default: engine's)"),
+        ] = None,
+        secrets: Annotated[
+            list[Secret] | None,
+            Doc("build secrets (env://VAR, file://PATH, ...); Dockerfile id: VAR or the file name"),
+        ] = None,
+        secret_ids: Annotated[
+            list[str] | None, Doc("Dockerfile secret ids for --secrets, one per secret, in order")
+        ] = None,
+        build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
+        target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
+        labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+        docker: Annotated[bool, Doc("Docker media types (for docker load) instead of OCI")] = False,
+    ) -> File:
+        """All platforms as one image tarball (OCI layout; docker-loadable)."""
+        variants = await functions.build_variants(
+            dag,
+            bento,
+            secrets=secrets or (),
+            secret_ids=secret_ids or (),
+            **_options(platforms, build_args, target, labels),
+        )
+        return graph.tarball(variants, docker=docker)
+
+    @function
+    async def publish(
+        self,
+        address: Annotated[str, Doc("registry reference to push to, e.g. ghcr.io/acme/app:1")],
+        bento: Annotated[
+            Directory,
+            Doc("a bento directory (with bento.yaml) or a BentoML project (with bentofile.yaml)"),
+        ],
+        platforms: Annotated[
+            list[str] | None,
+            Doc("platforms to build, e.g. linux/amd64,linux/arm64 (default: engine's)"),
+        ] = None,
+        secrets: Annotated[
+            list[Secret] | None,
+            Doc("build secrets (env://VAR, file://PATH, ...); Dockerfile id: VAR or the file name"),
+        ] = None,
+        secret_ids: Annotated[
+            list[str] | None, Doc("Dockerfile secret ids for --secrets, one per secret, in order")
+        ] = None,
+        build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
+        target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
+        labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+    ) -> str:
+        """Push all platforms as one image; returns the reference with its digest."""
+        variants = await functions.build_variants(
+            dag,
+            bento,
+            secrets=secrets or (),
+            secret_ids=secret_ids or (),
+            **_options(platforms, build_args, target, labels),
+        )
+        return await graph.publish(variants, address)
