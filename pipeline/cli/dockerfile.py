@@ -1,0 +1,88 @@
+"""``python -m pipeline dockerfile``: print the Dockerfile a bento renders to."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.cli import Command
+from pipeline.config import Bento
+from pipeline.graph import default_graph
+
+DESCRIPTION = """\
+Render the bento's stage graph (buildstage? -> base -> user -> envars -> components ->
+entrypoint) through its dockerfile_template (or --template) and print the Dockerfile on stdout.
+Nothing is built and nothing is written.
+
+BENTO is a bento directory (with bento.yaml), a project directory (with bentofile.yaml; built
+into the store first) or a store tag (name[:version|latest]).
+
+examples:
+  python -m pipeline dockerfile examples/hello
+  python -m pipeline dockerfile examples/echo-block --strict
+  python -m pipeline dockerfile my_service:latest --template ./Dockerfile.template
+  python -m pipeline dockerfile examples/hello --no-buildkit     # for builders without BuildKit
+"""
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``dockerfile`` and ``export``."""
+    parser.add_argument("bento", metavar="BENTO", help="bento directory, project directory or tag")
+    parser.add_argument(
+        "--template",
+        metavar="FILE",
+        help="a Dockerfile template (.j2/.template/.jinja) used instead of the bento's "
+        "dockerfile_template",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="template lint findings are errors, not warnings"
+    )
+    parser.add_argument(
+        "--no-buildkit",
+        dest="buildkit",
+        action="store_false",
+        help="render for builders without BuildKit (no RUN --mount cache/secret mounts)",
+    )
+    parser.add_argument(
+        "--ca-cert",
+        dest="ca_cert",
+        action="store_true",
+        help="downloads trust the CA bundle passed as BuildKit secret 'ca_cert' "
+        "(build with --secret id=ca_cert,src=FILE)",
+    )
+    parser.add_argument(
+        "--buildstage",
+        action="store_true",
+        help="build wheels in a separate stage with compilers; the image gets only the wheels",
+    )
+
+
+def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
+    """Resolve the bento and render its Dockerfile from the shared options."""
+    from pipeline.bento import resolve_bento
+    from pipeline.plan import RenderOptions, render_dockerfile
+
+    bento = resolve_bento(args.bento)
+    options = RenderOptions(
+        template=args.template,
+        buildkit=args.buildkit,
+        ca_cert=args.ca_cert,
+        strict=args.strict,
+    )
+    graph = default_graph(buildstage=args.buildstage)
+    return bento, render_dockerfile(bento, options, graph)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _bento, dockerfile = render_from_args(args)
+    sys.stdout.write(dockerfile)
+    return 0
+
+
+COMMAND = Command(
+    name="dockerfile",
+    help="print the Dockerfile a bento renders to (nothing is built)",
+    description=DESCRIPTION,
+    configure=add_render_arguments,
+    run=_run,
+)

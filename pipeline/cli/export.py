@@ -1,0 +1,55 @@
+"""``python -m pipeline export``: write a self-contained build context for any engine."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from pipeline.cli import Command
+from pipeline.cli.dockerfile import add_render_arguments, render_from_args
+
+DESCRIPTION = """\
+Write a build context to DIR: the bento's files, the rendered Dockerfile and
+env/docker/entrypoint.sh. `docker build DIR` (or podman/buildah/buildctl) uses it as is; no
+daemon is needed to export. DIR must not exist or be empty; the export is all-or-nothing.
+
+examples:
+  python -m pipeline export examples/hello -o /tmp/hello-ctx && docker build /tmp/hello-ctx
+  python -m pipeline export examples/secret-mount -o /tmp/ctx
+      docker build --secret id=aws,src=$HOME/.aws/credentials /tmp/ctx
+  python -m pipeline export my_service:latest -o ctx --no-buildkit && buildah bud ctx
+"""
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    add_render_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="directory to create (must not exist or be empty)",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.plan import CA_CERT_SECRET_ID, write_context
+
+    bento, dockerfile = render_from_args(args)
+    path = write_context(bento, args.output, dockerfile)
+    print(path)
+    command = ["docker", "build"]
+    if args.ca_cert:
+        command += ["--secret", f"id={CA_CERT_SECRET_ID},src=/etc/ssl/certs/ca-certificates.crt"]
+    print(f"build it with: {shlex.join([*command, str(path)])}", file=sys.stderr)
+    return 0
+
+
+COMMAND = Command(
+    name="export",
+    help="write a self-contained build context (bento files + Dockerfile + entrypoint)",
+    description=DESCRIPTION,
+    configure=_configure,
+    run=_run,
+)
