@@ -1,0 +1,204 @@
+"""pipeline.api: option validation (shared by the CLI), the CA bundle secret, dry runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pipeline
+from pipeline import api
+from pipeline.errors import BackendError, ConfigError, PipelineError
+from pipeline.request import SecretSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = ROOT / "examples" / "hello"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+
+@pytest.fixture(autouse=True)
+def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
+    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("network=host", ("network", "host")),
+        ("network:host", ("network", "host")),
+        ("pull", ("pull", None)),
+        ("--pull", ("pull", None)),
+        ("build-arg=A=1", ("build-arg", "A=1")),
+        ("label=a:b", ("label", "a:b")),
+        ("add-host:h:1.2.3.4", ("add-host", "h:1.2.3.4")),
+    ],
+)
+def test_parse_opt(text: str, expected: tuple[str, str | None]) -> None:
+    assert api.parse_opt(text) == expected
+
+
+@pytest.mark.parametrize("text", ["=x", "", "bad key=1", ":v", "9lives=1"])
+def test_malformed_opt_names_the_option(text: str) -> None:
+    with pytest.raises(ConfigError, match="malformed --opt") as info:
+        api.parse_opt(text)
+    assert info.value.field == "--opt"
+
+
+def test_opts_for_first_class_options_are_folded_in() -> None:
+    options = api.parse_options(
+        opts=[
+            "platform=linux/arm64",
+            "build-arg=A=1",
+            "label=team=ml",
+            "no-cache",
+            "target:base",
+            "network=host",
+        ]
+    )
+    assert options.platforms == ("linux/arm64",)
+    assert options.build_args == {"A": "1"}
+    assert options.labels == {"team": "ml"}
+    assert options.no_cache is True
+    assert options.target == "base"
+    assert options.opts == (("network", "host"),)
+
+
+@pytest.mark.parametrize("arg", ["NOEQUALS", "1BAD=x", "has space=x", "=v"])
+def test_malformed_build_arg(arg: str) -> None:
+    with pytest.raises(ConfigError, match="--build-arg"):
+        api.parse_options(build_args=[arg])
+
+
+def test_build_args_mapping_and_strings() -> None:
+    options = api.parse_options(build_args=["A=1", "B=x=y", "C="])
+    assert options.build_args == {"A": "1", "B": "x=y", "C": ""}
+    assert api.parse_options(build_args={"K": "V"}).build_args == {"K": "V"}
+
+
+def test_platforms_are_normalized_and_validated() -> None:
+    options = api.parse_options(platforms=["linux/amd64,arm64", "linux/arm64/v8"])
+    assert options.platforms == ("linux/amd64", "linux/arm64")
+    with pytest.raises(ConfigError, match="malformed platform"):
+        api.parse_options(platforms="linux/amd64/x/y")
+    with pytest.raises(ConfigError, match="empty platform"):
+        api.parse_options(platforms="linux/amd64,")
+
+
+def test_tags_must_be_valid_references() -> None:
+    assert api.parse_tags(["127.0.0.1:5000/a/b:1.0", "x"]) == ("127.0.0.1:5000/a/b:1.0", "x")
+    with pytest.raises(ConfigError, match="did you mean 'hello:v1'"):
+        api.parse_tags("Hello:v1")
+    with pytest.raises(ConfigError, match="invalid image tag"):
+        api.parse_tags("bad tag")
+
+
+def test_secret_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        api.parse_options(secrets=[f"id=aws,src={tmp_path / 'nope'}"])
+    assert info.value.field == "--secret" and info.value.exit_code == 2
+
+
+def test_secret_env_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE is not set"):
+        api.parse_options(secrets=["id=x,env=NOT_SET_ANYWHERE"])
+
+
+def test_duplicate_secret_ids(tmp_path: Path) -> None:
+    f = tmp_path / "s"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="given twice"):
+        api.parse_options(secrets=[f"id=a,src={f}", SecretSpec(id="a", src=f)])
+
+
+def test_exclusive_and_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--push and --output"):
+        api.parse_options(push=True, output="type=local,dest=x")
+    with pytest.raises(ConfigError, match="unknown progress mode 'fancy'"):
+        api.parse_options(progress="fancy")
+
+
+def test_ca_cert_must_be_a_pem_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        api.parse_options(ca_cert=tmp_path / "missing.pem")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("hello")
+    with pytest.raises(ConfigError, match="not a PEM certificate"):
+        api.parse_options(ca_cert=junk)
+
+
+def test_ca_bundle_is_system_bundle_plus_cert_and_removed(tmp_path: Path) -> None:
+    cert = tmp_path / "corp.pem"
+    cert.write_text(PEM)
+    with api.ca_bundle_secret(cert) as secret:
+        assert secret.id == "ca_cert" and secret.src is not None
+        bundle = secret.src
+        text = bundle.read_text()
+        assert text.rstrip().endswith(PEM.rstrip())
+        system = api.system_ca_bundle()
+        if system is not None:
+            assert text.startswith(system.read_text()[:200])
+        assert (bundle.stat().st_mode & 0o777) == 0o600
+    assert not bundle.exists() and not bundle.parent.exists()
+
+
+def test_ca_secret_id_is_reserved(tmp_path: Path) -> None:
+    cert = tmp_path / "corp.pem"
+    cert.write_text(PEM)
+    with pytest.raises(ConfigError, match="reserved for --ca-cert"):
+        api.parse_options(ca_cert=cert, secrets=[f"id=ca_cert,src={cert}"])
+
+
+def test_default_tag_is_lowercased_bento_tag() -> None:
+    from pipeline.config import Bento
+
+    bento = Bento(name="My_Service", version="ABC123", path=Path("/x"))
+    assert api.default_tag(bento) == "my_service:abc123"
+
+
+def test_dry_run_renders_and_shows_the_exact_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKEN_FOR_TEST", "plaintext-token-value")
+    plan = api.dry_run(
+        HELLO,
+        backend="buildx",
+        tags=["hello:test"],
+        secrets=["id=tok,env=TOKEN_FOR_TEST"],
+        build_args=["A=1"],
+    )
+    assert plan.backend == "buildx"
+    assert plan.command.startswith("docker buildx build --file /")
+    assert "--secret id=tok,env=TOKEN_FOR_TEST" in plan.command
+    assert "plaintext-token-value" not in plan.command + plan.dockerfile
+    assert plan.dockerfile.startswith("FROM ")
+    # the temporary context used for the argv is gone afterwards
+    context = plan.command.split()[-1]
+    assert not Path(context).exists()
+
+
+def test_dry_run_with_ca_cert_mounts_the_bundle_as_a_secret(tmp_path: Path) -> None:
+    cert = tmp_path / "corp.pem"
+    cert.write_text(PEM)
+    plan = api.dry_run(HELLO, backend="docker", ca_cert=cert)
+    assert "--secret id=ca_cert,src=" in plan.command
+    bundle = plan.command.split("id=ca_cert,src=")[1].split()[0]
+    assert not Path(bundle).exists()  # removed after the (dry) run
+
+
+def test_classic_docker_refuses_ca_cert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = tmp_path / "corp.pem"
+    cert.write_text(PEM)
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    with pytest.raises(PipelineError, match="BuildKit"):
+        api.dry_run(HELLO, backend="docker", ca_cert=cert)
+
+
+def test_unknown_backend_via_api() -> None:
+    with pytest.raises(BackendError, match="unknown backend 'nope'"):
+        pipeline.build(HELLO, backend="nope")
+
+
+def test_build_validates_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--opt"):
+        pipeline.build(HELLO, backend="docker", opts=["=oops"])
