@@ -237,7 +237,8 @@ def list_bentos(store: Path | None = None) -> list[Bento]:
 
 
 def _spec(lines: list[str] | tuple[str, ...]) -> pathspec.PathSpec:
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    # GitIgnoreSpec: git's own semantics (negation, anchoring, dir-only patterns).
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class _Selector:
@@ -501,8 +502,7 @@ def build_bento(
         raise ConfigError(
             f"bento {name}:{version} already exists in the store ({final})", field="--version"
         )
-    created_name_dir = not name_dir.exists()
-    name_dir.mkdir(parents=True, exist_ok=True)
+    created = _make_dirs(name_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
     try:
         _write_bento(spec, tmp, name, version)
@@ -510,11 +510,25 @@ def build_bento(
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if created_name_dir:
-            shutil.rmtree(name_dir, ignore_errors=True)
+        for directory in reversed(created):  # innermost first; only if still empty
+            try:
+                directory.rmdir()
+            except OSError:
+                break
         raise
     _write_latest(name_dir, version)
     return load_bento_yaml(final / BENTO_YAML)
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p`` that returns the directories it created, outermost first."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
 
 
 def _write_latest(name_dir: Path, version: str) -> None:

@@ -1,0 +1,437 @@
+"""The store, resolving refs, and building projects into bentos (real files in tmp_path)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+import pipeline.bento as bento_mod
+from pipeline.bento import (
+    build_bento,
+    default_bento_name,
+    get_bento,
+    list_bentos,
+    new_version,
+    parse_tag,
+    resolve_bento,
+    select_files,
+    store_home,
+)
+from pipeline.errors import BentoNotFoundError, ConfigError, PipelineWarning
+from pipeline.loader import load_bentofile
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "bentoml-home"
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(FIXTURES / "project_summarize", dest, symlinks=True)
+    return dest
+
+
+def make_project(root: Path, bentofile: str, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bentofile.yaml").write_text(textwrap.dedent(bentofile), encoding="utf-8")
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def store_files(home: Path) -> list[str]:
+    if not home.exists():
+        return []
+    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
+
+
+def src_files(bento_path: Path) -> list[str]:
+    src = bento_path / "src"
+    return sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+
+
+def put_bento(home: Path, name: str, version: str, created: str | None) -> Path:
+    path = home / "bentos" / name / version
+    path.mkdir(parents=True)
+    lines = [f"name: {name}", f"version: {version}", "service: s:S"]
+    if created:
+        lines.append(f"creation_time: '{created}'")
+    (path / "bento.yaml").write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+def test_store_home_from_env(store: Path) -> None:
+    assert store_home() == store
+
+
+def test_store_home_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert store_home() == tmp_path / "bentoml"
+
+
+def test_new_version_is_short_lowercase_base32_and_sortable() -> None:
+    versions = [new_version() for _ in range(50)]
+    assert all(re.fullmatch(r"[a-z2-7]{16}", v) for v in versions)
+    assert len(set(versions)) == 50
+    # time-prefixed: a later version never sorts before an earlier one's time prefix
+    assert versions[0][:9] <= versions[-1][:9]
+
+
+@pytest.mark.parametrize(
+    ("tag", "parsed"),
+    [("svc", ("svc", None)), ("svc:latest", ("svc", None)), ("Svc:V1", ("svc", "v1"))],
+)
+def test_parse_tag(tag: str, parsed: tuple[str, str | None]) -> None:
+    assert parse_tag(tag) == parsed
+
+
+@pytest.mark.parametrize("tag", ["svc:", "bad name", "-svc", "svc:ver/sion"])
+def test_parse_tag_rejects(tag: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_tag(tag)
+
+
+def test_default_bento_name_like_bentoml() -> None:
+    assert default_bento_name("service:MyService") == "my_service"
+    assert default_bento_name("service.py:svc") == "svc"
+    assert default_bento_name("pkg.module:IrisClassifier") == "iris_classifier"
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def test_build_fixture_project(store: Path, project: Path) -> None:
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text("[core]\n")
+    (project / "src" / "pkg" / "__pycache__").mkdir()
+    (project / "src" / "pkg" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+
+    bento = build_bento(project, version="v1")
+
+    assert bento.tag == "summarize:v1"
+    assert bento.path == store / "bentos" / "summarize" / "v1"
+    # include: *.py, src/, data/*.csv, templates/; exclude: tests/, *.secret;
+    # .bentoignore: notebooks/, *.log; src/.bentoignore: *.tmp; .git and __pycache__ never.
+    assert src_files(bento.path) == [
+        "data/train.csv",
+        "service.py",
+        "src/.bentoignore",
+        "src/__init__.py",
+        "src/pkg/__init__.py",
+        "src/pkg/summarize.py",
+        "templates/Dockerfile.j2",
+    ]
+    env = bento.path / "env"
+    assert (env / "python" / "requirements.txt").read_text() == (
+        "transformers==4.41.1\n# comment kept\npydantic>=2\n"
+    )
+    assert (env / "python" / "version.txt").read_text() == "3.11\n"
+    wheel = env / "python" / "wheels" / "mylib-0.1.0-py3-none-any.whl"
+    assert wheel.read_text() == "PK-not-a-real-wheel\n"
+    setup = env / "docker" / "setup_script"
+    assert setup.read_text().startswith("#!/bin/sh")
+    assert os.access(setup, os.X_OK)
+    template = env / "docker" / "Dockerfile.template"
+    assert "extends bento_base_template" in template.read_text()
+    assert (bento.path / "README.md").read_text().startswith("# Summarization")
+    assert (store / "bentos" / "summarize" / "latest").read_text() == "v1"
+
+    # the loaded bento points at files inside itself
+    assert bento.docker.setup_script == "env/docker/setup_script"
+    assert bento.docker.dockerfile_template == "env/docker/Dockerfile.template"
+    assert bento.python.wheels == ("env/python/wheels/mylib-0.1.0-py3-none-any.whl",)
+    assert bento.python.requirements_txt == "env/python/requirements.txt"
+    assert dict(bento.docker.env) == {
+        "HF_HOME": "/home/bentoml/hf",
+        "LOG_LEVEL": "info",
+        "WORKERS": "2",
+    }
+    assert bento.models == ("summarization-model:latest", "embedder:v2")
+    assert dict(bento.labels) == {"owner": "bentoml-team", "project": "gallery"}
+
+
+def test_built_bento_yaml_is_spec1_shape(store: Path, project: Path) -> None:
+    bento = build_bento(project, version="v1")
+    data = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert data["name"] == "summarize" and data["version"] == "v1"
+    assert data["service"] == "service:Summarization"
+    created = datetime.fromisoformat(data["creation_time"])
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+    assert "spec" not in data and "image" not in data
+    assert set(data["docker"]) == {
+        "distro",
+        "python_version",
+        "cuda_version",
+        "env",
+        "system_packages",
+        "setup_script",
+        "base_image",
+        "dockerfile_template",
+    }
+    assert data["docker"]["setup_script"] == "env/docker/setup_script"
+    assert data["docker"]["system_packages"] == ["ffmpeg"]
+    assert data["envs"] == [{"name": "HF_HOME", "value": "/home/bentoml/hf"}]
+
+
+def test_build_defaults_without_options(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "x = 1\n"})
+    bento = build_bento(root)
+    assert bento.name == "api"
+    assert re.fullmatch(r"[a-z2-7]{16}", bento.version)
+    assert bento.docker.distro == "debian"
+    assert bento.docker.python_version == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert src_files(bento.path) == ["app.py", "bentofile.yaml"]
+    assert (bento.path / "env" / "python" / "requirements.txt").read_text() == ""
+
+
+def test_bentoignore_gitignore_semantics(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        "service: a:A\nexclude: ['bentofile.yaml']\n",
+        {
+            ".bentoignore": "*.log\n/build/\n!keep.log\ndocs/**/draft*\n",
+            "a.py": "",
+            "debug.log": "",
+            "keep.log": "",
+            "build/out.txt": "",
+            "lib/build/inner.txt": "",
+            "docs/guide/draft1.md": "",
+            "docs/guide/final.md": "",
+            "nested/.bentoignore": "secret.txt\n",
+            "nested/secret.txt": "",
+            "nested/public.txt": "",
+            "secret.txt": "",
+        },
+    )
+    bento = build_bento(root)
+    assert src_files(bento.path) == [
+        ".bentoignore",
+        "a.py",
+        "docs/guide/final.md",
+        "keep.log",
+        "lib/build/inner.txt",
+        "nested/.bentoignore",
+        "nested/public.txt",
+        "secret.txt",  # only ignored below nested/
+    ]
+
+
+def test_symlink_inside_project_is_followed(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"real/data.txt": "payload\n"})
+    (root / "link.txt").symlink_to("real/data.txt")
+    (root / "linkdir").symlink_to("real", target_is_directory=True)
+    bento = build_bento(root)
+    assert (bento.path / "src" / "link.txt").read_text() == "payload\n"
+    assert not (bento.path / "src" / "link.txt").is_symlink()
+    assert (bento.path / "src" / "linkdir" / "data.txt").read_text() == "payload\n"
+
+
+def test_symlink_outside_project_is_an_error_and_nothing_is_written(
+    store: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret\n")
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    (root / "leak.txt").symlink_to(outside)
+    with pytest.raises(ConfigError) as info:
+        build_bento(root)
+    assert "symlink 'leak.txt' points outside the project" in str(info.value)
+    assert info.value.file == str(root / "bentofile.yaml")
+    assert store_files(store) == []
+
+
+def test_symlinked_dir_outside_project_is_an_error(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.txt").write_text("x")
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    (root / "ext").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ConfigError, match="symlink 'ext' points outside"):
+        build_bento(root)
+    assert store_files(store) == []
+
+
+def test_excluded_symlink_outside_project_is_fine(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\nexclude: ['leak.txt']\n", {"a.py": ""})
+    (root / "leak.txt").symlink_to("/etc/hostname")
+    bento = build_bento(root)
+    assert "leak.txt" not in src_files(bento.path)
+
+
+def test_include_escaping_root_writes_nothing(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\ninclude: ['../secrets/*']\n", {"a.py": ""})
+    with pytest.raises(ConfigError) as info:
+        build_bento(root)
+    assert info.value.field == "include[0]"
+    assert store_files(store) == []
+
+
+def test_existing_version_is_an_error(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    first = build_bento(root, version="v1")
+    before = store_files(store)
+    with pytest.raises(ConfigError, match="already exists"):
+        build_bento(root, version="v1")
+    assert store_files(store) == before
+    assert first.path.is_dir()
+
+
+def test_bad_version_and_name(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    with pytest.raises(ConfigError, match="bento version 'v 1' is not valid"):
+        build_bento(root, version="v 1")
+    bad = make_project(tmp_path / "q", "service: a:A\nname: 'Not OK!'\n", {"a.py": ""})
+    with pytest.raises(ConfigError, match="bento name") as info:
+        build_bento(bad)
+    assert info.value.field == "name"
+    assert store_files(store) == []
+
+
+def test_failure_mid_build_leaves_nothing(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    real_write = bento_mod._write_bento
+
+    def write_then_fail(spec, dest, name, version):  # type: ignore[no-untyped-def]
+        real_write(spec, dest, name, version)
+        assert (dest / "bento.yaml").is_file()
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bento_mod, "_write_bento", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        build_bento(root)
+    assert store_files(store) == []
+
+
+def test_failure_keeps_other_versions(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    build_bento(root, version="v1")
+    before = store_files(store)
+    monkeypatch.setattr(bento_mod, "_write_bento", lambda *a: (_ for _ in ()).throw(OSError("x")))
+    with pytest.raises(OSError):
+        build_bento(root, version="v2")
+    assert store_files(store) == before
+
+
+def test_project_without_bentofile(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BentoNotFoundError, match="has no bentofile.yaml"):
+        build_bento(tmp_path / "empty")
+
+
+def test_select_files_matches_build(project: Path) -> None:
+    spec = load_bentofile(project / "bentofile.yaml")
+    rels = [rel for rel, _ in select_files(spec)]
+    assert "token.secret" not in rels and "debug.log" not in rels
+    assert "notebooks/notes.md" not in rels and "src/pkg/scratch.tmp" not in rels
+
+
+# --- resolving --------------------------------------------------------------------------------
+
+
+def test_resolve_bento_dir_and_file() -> None:
+    by_dir = resolve_bento(FIXTURES / "bento_v1_2")
+    by_file = resolve_bento(str(FIXTURES / "bento_v1_2" / "bento.yaml"))
+    assert by_dir.tag == by_file.tag == "summarization:5vsa3ywqqoefgatx"
+
+
+def test_resolve_project_builds_into_store(store: Path, project: Path) -> None:
+    bento = resolve_bento(project)
+    assert bento.name == "summarize"
+    assert bento.path.parent == store / "bentos" / "summarize"
+    assert (bento.path / "bento.yaml").is_file()
+
+
+def test_resolve_tags(store: Path) -> None:
+    put_bento(store, "svc", "old", "2024-01-01T00:00:00+00:00")
+    put_bento(store, "svc", "new", "2025-01-01T00:00:00+00:00")
+    assert resolve_bento("svc:old").version == "old"
+    assert resolve_bento("svc").version == "new"  # no latest file: newest creation_time
+    assert resolve_bento("svc:latest").version == "new"
+    (store / "bentos" / "svc" / "latest").write_text("old\n")
+    assert resolve_bento("svc").version == "old"  # the latest file wins, as in BentoML
+
+
+def test_latest_file_naming_a_missing_version_falls_back(store: Path) -> None:
+    put_bento(store, "svc", "a", "2024-01-01T00:00:00+00:00")
+    put_bento(store, "svc", "b", None)
+    (store / "bentos" / "svc" / "latest").write_text("gone")
+    assert get_bento("svc").version == "a"
+
+
+def test_build_updates_latest(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    build_bento(root, version="v1")
+    build_bento(root, version="v2")
+    assert resolve_bento("a").version == "v2"
+
+
+def test_unknown_name_suggests(store: Path) -> None:
+    put_bento(store, "summarize", "v1", None)
+    with pytest.raises(BentoNotFoundError) as info:
+        resolve_bento("sumarize")
+    assert "(did you mean 'summarize'?)" in str(info.value)
+    assert info.value.hint == "known bentos: summarize"
+
+
+def test_unknown_version_lists_versions(store: Path) -> None:
+    put_bento(store, "svc", "v1", None)
+    put_bento(store, "svc", "v2", None)
+    with pytest.raises(BentoNotFoundError) as info:
+        resolve_bento("svc:v3")
+    assert "bento 'svc' has no version 'v3'" in str(info.value)
+    assert info.value.hint == "known versions of svc: v1, v2"
+
+
+def test_empty_store(store: Path) -> None:
+    with pytest.raises(BentoNotFoundError, match="is empty"):
+        resolve_bento("anything")
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(BentoNotFoundError, match="no such directory"):
+        resolve_bento(str(tmp_path / "nope"))
+
+
+def test_dir_that_is_neither(tmp_path: Path) -> None:
+    with pytest.raises(BentoNotFoundError, match="neither a bento"):
+        resolve_bento(tmp_path)
+
+
+def test_list_bentos_sorted_and_skips_broken(store: Path) -> None:
+    put_bento(store, "b", "x", "2024-01-01T00:00:00+00:00")
+    put_bento(store, "a", "old", "2024-01-01T00:00:00+00:00")
+    put_bento(store, "a", "new", "2025-01-01T00:00:00+00:00")
+    broken = store / "bentos" / "c" / "v1"
+    broken.mkdir(parents=True)
+    (broken / "bento.yaml").write_text("name: c\nversion: v1\ndocker: {distro: nope}\n")
+    (store / "bentos" / "a" / ".tmp-half-built").mkdir()
+    with pytest.warns(PipelineWarning, match="skipping unreadable bento"):
+        tags = [b.tag for b in list_bentos()]
+    assert tags == ["a:new", "a:old", "b:x"]
+
+
+def test_list_bentos_empty(store: Path) -> None:
+    assert list_bentos() == []
