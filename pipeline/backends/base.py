@@ -215,6 +215,7 @@ _BINFMT = {
     "qemu-x86_64": "linux/amd64",
     "qemu-i386": "linux/386",
 }
+_OSES = ("linux", "windows", "darwin", "freebsd")
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 
@@ -246,12 +247,18 @@ def normalize_platform(value: str) -> str:
     """``arm64`` -> ``linux/arm64``; ``linux/arm64/v8`` -> ``linux/arm64``; validated."""
     text = value.strip().lower()
     if "/" not in text:
-        text = f"linux/{_ARCH_ALIASES.get(text, text)}"
+        if text not in _ARCH_ALIASES:
+            raise ConfigError(
+                f"malformed platform {value!r}: expected os/arch[/variant] (e.g. linux/amd64) "
+                f"or an architecture ({allowed(sorted(set(_ARCH_ALIASES.values())))})",
+                field="--platform",
+            )
+        text = f"linux/{_ARCH_ALIASES[text]}"
     if text == "linux/arm64/v8":
         text = "linux/arm64"
     if text == "linux/arm":
         text = "linux/arm/v7"
-    if not _PLATFORM.match(text):
+    if not _PLATFORM.match(text) or text.split("/")[0] not in _OSES:
         raise ConfigError(
             f"malformed platform {value!r}: expected os/arch[/variant], e.g. linux/amd64",
             field="--platform",

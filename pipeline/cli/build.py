@@ -56,11 +56,10 @@ class _Deprecated(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        warnings.warn(
-            f"{option_string} is deprecated; use {self.replacement}",
-            PipelineWarning,
-            stacklevel=2,
-        )
+        # Warned when the command runs: parsing happens before the CLI shows PipelineWarnings.
+        notes = list(getattr(namespace, "_deprecated", None) or [])
+        notes.append(f"{option_string} is deprecated; use {self.replacement}")
+        namespace._deprecated = notes
         if self.nargs == 0:
             setattr(namespace, self.dest, True)
         elif self.append:
@@ -221,6 +220,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    for note in getattr(args, "_deprecated", None) or ():
+        warnings.warn(note, PipelineWarning, stacklevel=2)
     as_json = args.json or args.output == "json"
     options = _options(args)
     if args.dry_run:

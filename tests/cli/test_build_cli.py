@@ -1,0 +1,189 @@
+"""``python -m pipeline build`` / ``backends``: parsing, dry runs and bad input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = str(ROOT / "examples" / "hello")
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dry_run_prints_argv_and_dockerfile(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "build", HELLO, "--backend", "podman", "--dry-run", "-t", "hello:cli",
+        "--build-arg", "A=1", "--label", "team=ml", "--opt", "network=host",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "# backend: podman"
+    assert lines[1].startswith("podman build --file /")
+    assert "--tag hello:cli" in lines[1] and "--build-arg A=1" in lines[1]
+    assert "--label team=ml" in lines[1] and "--network host" in lines[1]
+    assert "# Dockerfile" in lines and any(line.startswith("FROM ") for line in lines)
+
+
+def test_dry_run_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["backend"] == "docker"
+    assert data["command"].startswith("DOCKER_BUILDKIT=1 docker build")
+    assert data["tags"][0].startswith("hello:")
+    assert data["dockerfile"].startswith("FROM ")
+
+
+def test_default_tag_is_bento_name_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "build", HELLO, "--backend", "buildah", "--dry-run", "--json")
+    assert code == 0
+    tag = json.loads(out)["tags"][0]
+    name, version = tag.split(":")
+    assert name == "hello" and version == version.lower() and version
+
+
+def test_unknown_backend_lists_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "build", HELLO, "--backend", "kaniko", "--dry-run")
+    assert code == 2 and out == ""
+    assert "unknown backend 'kaniko'" in err
+    assert "'docker'" in err and "'buildctl'" in err and "'dagger'" in err
+    assert "Traceback" not in err
+
+
+def test_missing_secret_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-file"
+    code, _, err = run(capsys, "build", HELLO, "--secret", f"id=aws,src={missing}")
+    assert code == 2
+    assert f"secret 'aws': file '{missing}' does not exist" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--opt", "=value"], "malformed --opt '=value'"),
+        (["--build-arg", "NOVALUE"], "malformed --build-arg 'NOVALUE': expected KEY=VALUE"),
+        (["--build-arg", "1X=2"], "malformed --build-arg key '1X'"),
+        (["--platform", "linux"], "malformed platform"),
+        (["--secret", "id=x,src"], "malformed secret"),
+        (["-t", "Upper:Case"], "did you mean 'upper:case'"),
+        (["--push", "--output", "type=local,dest=x"], "--push and --output exclude each other"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "build", HELLO, "--backend", "docker", "--dry-run", *argv)
+    assert code == 2, err
+    assert message in err
+    assert out == "" and "Traceback" not in err
+
+
+def test_engine_not_running_says_how_to_start_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if subprocess.run(["which", "docker"], capture_output=True).returncode != 0:
+        pytest.skip("docker CLI not installed: health reports it absent instead")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    code, out, err = run(capsys, "build", HELLO, "--backend", "docker")
+    assert code == 2, err
+    assert "cannot reach the docker daemon" in err
+    assert "systemctl start docker" in err and "scripts/testbed up" in err
+    assert list(Path(tempfile.gettempdir()).iterdir()) == []  # no temp context left behind
+
+
+def test_deprecated_spellings_still_work_with_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(
+        capsys, "build", HELLO, "--backend", "docker", "--dry-run",
+        "--platforms", "linux/amd64", "--image-tag", "hello:old",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning: --platforms is deprecated; use --platform" in err
+    assert "warning: --image-tag is deprecated; use --tag" in err
+    assert "--platform linux/amd64" in out and "--tag hello:old" in out
+
+
+def test_classic_builder_drops_cache_mounts_with_a_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    code, out, err = run(capsys, "build", HELLO, "--dry-run", "--backend", "docker")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("DOCKER_BUILDKIT=0 docker build")
+    assert "--mount=" not in out
+
+
+def test_classic_builder_refuses_secret_mount_template(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    code, _, err = run(
+        capsys, "build", str(ROOT / "examples" / "secret-mount"), "--dry-run", "--backend", "docker"
+    )
+    assert code == 2
+    assert "BuildKit" in err and "Traceback" not in err
+
+
+def test_backends_json_lists_every_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends", "--json")
+    assert code == 0
+    entries = {e["name"]: e for e in json.loads(out)}
+    assert {"docker", "buildx", "podman", "buildah", "nerdctl", "buildctl", "dagger"} <= set(
+        entries
+    )
+    for name in ("nerdctl", "buildctl"):
+        if not entries[name]["available"]:
+            assert (
+                "not installed" in entries[name]["health"] or "buildkitd" in entries[name]["health"]
+            )
+    assert entries["docker"]["env"] == {"DOCKER_BUILDKIT": "1"}
+    assert entries["buildah"]["env"]["BUILDAH_FORMAT"] == "oci"
+    for entry in entries.values():
+        if entry["available"] and entry["capabilities"] is not None and not entry["plugin"]:
+            assert set(entry["capabilities"]) == {
+                "secrets", "cache_mounts", "multi_platform", "push", "platforms",
+            }  # fmt: skip
+
+
+def test_backends_text_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends", "buildctl")
+    assert code == 0 and out.startswith(("-- buildctl", "ok buildctl"))
+    code, _, err = run(capsys, "backends", "nope")
+    assert code == 2 and "unknown backend 'nope'" in err
+
+
+def test_module_entry_point_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "build", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0
+    for flag in ("--secret", "--ca-cert", "--opt", "--dry-run", "--progress", "--cache-to"):
+        assert flag in done.stdout
