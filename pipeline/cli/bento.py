@@ -88,6 +88,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="path: the bento directory; yaml/json: its loaded metadata (default: yaml)",
     )
     get.set_defaults(_bento_run=_run_get)
+    _add_debug(build, lister, get)
+
+
+def _add_debug(*parsers: argparse.ArgumentParser) -> None:
+    # `--debug` after the subcommand too (`bento build --debug DIR`), like every command.
+    for parser in parsers:
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for errors",
+        )
 
 
 def _run(args: argparse.Namespace) -> int:
