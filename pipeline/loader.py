@@ -787,6 +787,18 @@ def _in_bento(doc: _Document, bento_dir: Path, value: str, fallback: str) -> str
     return value
 
 
+def _all_model_tags(raw: _BentoYaml) -> tuple[str, ...]:
+    """Top-level models plus those BentoML 1.2+ records per service, first mention first."""
+    tags = [m.tag for m in raw.models or ()]
+    for service in raw.services or ():
+        if isinstance(service, Mapping):
+            for model in service.get("models") or ():
+                tag = model.get("tag") if isinstance(model, Mapping) else model
+                if isinstance(tag, str):
+                    tags.append(tag)
+    return tuple(dict.fromkeys(tags))
+
+
 def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
     """Load a bento's ``bento.yaml`` (spec 1 ``docker:`` or spec 2 ``image:`` shape)."""
     file = Path(path)
@@ -872,7 +884,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
         labels=raw.labels or {},
         docker=docker,
         python=python,
-        models=tuple(m.tag for m in raw.models or ()),
+        models=_all_model_tags(raw),
         spec=raw.spec,
         conda=_conda_from_section(doc, raw.conda),
         creation_time=creation_time,

@@ -430,3 +430,20 @@ def test_format_path() -> None:
     assert format_path(("docker", "env", "FOO")) == "docker.env.FOO"
     assert format_path(("python", "packages", 2)) == "python.packages[2]"
     assert format_path(()) == ""
+
+
+def test_models_from_services_are_included(tmp_path: Path) -> None:
+    (tmp_path / "bento.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: a
+            version: b
+            models: [{tag: 'm:1'}]
+            services:
+            - name: A
+              service: ''
+              models: [{tag: 'n:2', module: ''}, {tag: 'm:1'}]
+            """
+        )
+    )
+    assert load_bento_yaml(tmp_path / "bento.yaml").models == ("m:1", "n:2")
