@@ -120,6 +120,12 @@ def _thaw_args(args: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _freeze(v)) for k, v in args.items()))
 
 
+class _Server(ThreadingHTTPServer):
+    # the SDK resolves object arguments concurrently: the default backlog of 5 drops connections
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class ContractServer:
     """The session server; use as a context manager (``with ContractServer(...) as server``)."""
 
@@ -172,7 +178,7 @@ class ContractServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
