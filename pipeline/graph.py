@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from attrs import evolve, field, frozen
+from attrs import Attribute, evolve, field, frozen
 
 from pipeline.errors import GraphError, allowed, did_you_mean
 
@@ -34,13 +34,25 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
 
+_PATH = re.compile(r"^[A-Za-z0-9._/+@:=*-]+$")
+
+
+def _check_path(_instance: object, attribute: Attribute[str], value: str) -> None:
+    if not _PATH.match(value):
+        raise GraphError(
+            f"COPY --from {attribute.name} {value!r} may only contain letters, digits and "
+            ". _ / + @ : = * - (no spaces, quotes, '$' or backslashes)",
+            field=attribute.name,
+        )
+
+
 @frozen
 class CopyFrom:
     """``COPY --from=<stage> <src> <dest>``: take ``src`` out of another stage's build stage."""
 
     stage: str
-    src: str
-    dest: str
+    src: str = field(validator=_check_path)
+    dest: str = field(validator=_check_path)
 
 
 def _check_name(value: str) -> str:
