@@ -1,0 +1,131 @@
+"""Engine availability for every test (see docs/testbed.md).
+
+Tests marked ``docker``, ``buildx``, ``buildah``, ``podman``, ``arm64``, ``registry`` or
+``dagger`` need that engine. Each engine is probed once per session with a cheap command. A
+missing engine skips its tests with a one-line reason, except under ``CI=true``, where an engine
+the test bed (``scripts/testbed up``) provides is expected and its absence fails the test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REGISTRY = "127.0.0.1:5000"
+# Engines the test bed brings up; in CI their absence is a failure. Dagger is not among them.
+TESTBED_ENGINES = frozenset({"docker", "buildx", "buildah", "podman", "arm64", "registry"})
+
+
+def _run_ok(*argv: str, timeout: float = 20) -> str | None:
+    """None when ``argv`` succeeds, else a one-line reason."""
+    if shutil.which(argv[0]) is None:
+        return f"{argv[0]} is not installed"
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"`{' '.join(argv)}` timed out after {timeout:.0f}s"
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"`{' '.join(argv)}` failed: {lines[-1] if lines else f'exit {proc.returncode}'}"
+    return None
+
+
+def _probe_docker() -> str | None:
+    return _run_ok("docker", "info", "--format", "{{.ServerVersion}}")
+
+
+def _probe_buildx() -> str | None:
+    return _probe_docker() or _run_ok("docker", "buildx", "version")
+
+
+def _probe_buildah() -> str | None:
+    return _run_ok("buildah", "version")
+
+
+def _probe_podman() -> str | None:
+    return _run_ok("podman", "info", "--format", "{{.Host.OCIRuntime.Name}}")
+
+
+def _probe_arm64() -> str | None:
+    entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    if os.uname().machine == "aarch64":
+        return None
+    try:
+        state = entry.read_text().splitlines()[0].strip()
+    except (OSError, IndexError):
+        return "no qemu-aarch64 binfmt_misc entry (apt-get install qemu-user-static)"
+    return None if state == "enabled" else "qemu-aarch64 binfmt is disabled"
+
+
+def _probe_registry() -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=3):
+            return None
+    except (urllib.error.URLError, OSError) as exc:
+        return f"no registry on {REGISTRY} ({getattr(exc, 'reason', exc)})"
+
+
+def _probe_dagger() -> str | None:
+    if os.environ.get("DAGGER_SESSION_PORT") or os.environ.get("_EXPERIMENTAL_DAGGER_CLI_BIN"):
+        return None
+    return _run_ok("dagger", "version")
+
+
+PROBES: dict[str, Callable[[], str | None]] = {
+    "docker": _probe_docker,
+    "buildx": _probe_buildx,
+    "buildah": _probe_buildah,
+    "podman": _probe_podman,
+    "arm64": _probe_arm64,
+    "registry": _probe_registry,
+    "dagger": _probe_dagger,
+}
+
+
+@functools.cache
+def engine_missing(name: str) -> str | None:
+    """Why engine ``name`` cannot be used here (probed once per session), or None."""
+    return PROBES[name]()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_engine(name: str) -> None:
+    """Skip (or in CI, for test-bed engines, fail) the current test when ``name`` is missing."""
+    reason = engine_missing(name)
+    if reason is None:
+        return
+    if in_ci() and name in TESTBED_ENGINES:
+        pytest.fail(f"{name}: {reason} (CI=true: the test bed should provide it)", pytrace=False)
+    pytest.skip(f"{name}: {reason}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in PROBES:
+        if item.get_closest_marker(name) is not None:
+            require_engine(name)
+
+
+@pytest.fixture(scope="session")
+def available_engines() -> frozenset[str]:
+    """The engines usable in this session (no skipping; for tests that adapt)."""
+    return frozenset(name for name in PROBES if engine_missing(name) is None)
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> str:
+    """The test bed's plain-HTTP registry, ``127.0.0.1:5000`` (skips/fails when it is down)."""
+    require_engine("registry")
+    return REGISTRY
