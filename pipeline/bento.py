@@ -309,7 +309,15 @@ def select_files(spec: BentofileSpec) -> list[tuple[str, Path]]:
         for entry in sorted(directory.iterdir(), key=lambda p: p.name):
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_symlink():
-                target = entry.resolve()
+                try:
+                    target = entry.resolve(strict=False)
+                except (OSError, RuntimeError):  # a symlink loop
+                    raise ConfigError(
+                        f"symlink {rel!r} is part of a symlink loop",
+                        file=spec.path,
+                        field="include",
+                        hint=f"remove the loop or exclude {rel!r}",
+                    ) from None
                 is_dir = target.is_dir()
                 if (is_dir and selector.excluded_dir(rel)) or (
                     not is_dir and not selector.includes(rel)
@@ -502,19 +510,26 @@ def build_bento(
         raise ConfigError(
             f"bento {name}:{version} already exists in the store ({final})", field="--version"
         )
-    created = _make_dirs(name_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
+    try:
+        created = _make_dirs(name_dir)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
+    except OSError as exc:
+        raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     try:
         _write_bento(spec, tmp, name, version)
         tmp.chmod(0o755)
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         for directory in reversed(created):  # innermost first; only if still empty
             try:
                 directory.rmdir()
             except OSError:
                 break
+        if isinstance(exc, OSError):
+            raise PipelineError(
+                f"building {name}:{version} failed, nothing was written: {exc}"
+            ) from exc
         raise
     _write_latest(name_dir, version)
     return load_bento_yaml(final / BENTO_YAML)

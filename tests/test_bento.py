@@ -25,7 +25,7 @@ from pipeline.bento import (
     select_files,
     store_home,
 )
-from pipeline.errors import BentoNotFoundError, ConfigError, PipelineWarning
+from pipeline.errors import BentoNotFoundError, ConfigError, PipelineError, PipelineWarning
 from pipeline.loader import load_bentofile
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -318,7 +318,7 @@ def test_failure_mid_build_leaves_nothing(
         raise OSError("disk full")
 
     monkeypatch.setattr(bento_mod, "_write_bento", write_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PipelineError, match="nothing was written: disk full"):
         build_bento(root)
     assert store_files(store) == []
 
@@ -330,7 +330,7 @@ def test_failure_keeps_other_versions(
     build_bento(root, version="v1")
     before = store_files(store)
     monkeypatch.setattr(bento_mod, "_write_bento", lambda *a: (_ for _ in ()).throw(OSError("x")))
-    with pytest.raises(OSError):
+    with pytest.raises(PipelineError):
         build_bento(root, version="v2")
     assert store_files(store) == before
 
@@ -435,3 +435,18 @@ def test_list_bentos_sorted_and_skips_broken(store: Path) -> None:
 
 def test_list_bentos_empty(store: Path) -> None:
     assert list_bentos() == []
+
+
+def test_symlink_loop_is_an_error(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    (root / "loop1").symlink_to(root / "loop2")
+    (root / "loop2").symlink_to(root / "loop1")
+    with pytest.raises(ConfigError, match="symlink loop"):
+        build_bento(root)
+    assert store_files(store) == []
+
+
+def test_dangling_symlink_inside_project_is_skipped(store: Path, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    (root / "gone").symlink_to(root / "missing.txt")
+    assert "gone" not in src_files(build_bento(root).path)
