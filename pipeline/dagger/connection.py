@@ -192,6 +192,7 @@ async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[No
     except (dagger.ProvisionError, dagger.ClientConnectionError) as exc:
         if entered:
             raise
+        await _reset_shared_connection()
         where = (
             f"the session at 127.0.0.1:{os.environ[PORT_ENV]} ({PORT_ENV})"
             if attached()
@@ -200,6 +201,22 @@ async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[No
         raise BackendError(
             f"cannot connect to {where}: {_first_line(str(exc))}", hint=_hint()
         ) from None
+
+
+async def _reset_shared_connection() -> None:
+    """Forget a failed connection attempt.
+
+    ``dagger.connection()`` keeps the process-wide ``SharedConnection`` when connecting fails,
+    so every later session in this process (the next matrix cell, a retry) would reuse the
+    stale parameters and fail the same way.
+    """
+    from dagger.client._session import SharedConnection
+
+    shared = SharedConnection()
+    with contextlib.suppress(Exception):
+        await shared.close()
+    shared._session = None
+    shared._params = None
 
 
 def _first_line(text: str) -> str:

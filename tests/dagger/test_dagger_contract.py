@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,21 @@ def test_bad_requests_fail_before_any_session(
     with pytest.raises(PipelineError, match="no Dockerfile 'Dockerfile'"):
         build(request_for(context, secret_env))
     assert contract.requests == []
+
+
+def test_a_failed_connection_does_not_poison_the_next_build(
+    contract: ContractServer,
+    context: Path,
+    secret_env: SecretSpec,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the SDK keeps its process-wide connection after a failed connect; the executor resets it
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    monkeypatch.setenv("DAGGER_SESSION_PORT", str(dead_port))
+    with pytest.raises(BackendError, match=f"127.0.0.1:{dead_port}"):
+        build(request_for(context, secret_env))
+    monkeypatch.setenv("DAGGER_SESSION_PORT", str(contract.port))
+    build(request_for(context, secret_env))
+    assert len(contract.calls("dockerBuild")) == 2
