@@ -1,0 +1,43 @@
+FROM --platform=$BUILDPLATFORM python:3.7-slim as buildstage
+RUN mkdir /tmp/mypackage
+
+WORKDIR /tmp/mypackage/
+COPY mypackage .
+RUN python setup.py sdist && mv dist/mypackage-0.0.1.tar.gz mypackage.tar.gz
+
+FROM python:3.11-alpine AS base-container
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN addgroup -S -g 1034 bentoml && adduser -S -D -u 1034 -G bentoml -h /home/bentoml -s /bin/sh bentoml
+
+ENV BENTO_PATH=/home/bentoml/bento \
+    BENTOML_HOME=/home/bentoml/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /home/bentoml/bento
+
+COPY --chown=1034:1034 ./env/python ./env/python/
+RUN python3 -m venv --without-pip /app/.venv
+
+COPY --chown=1034:1034 . ./
+
+COPY --from=buildstage mypackage.tar.gz /tmp/wheels/
+RUN --network=none pip install --find-links /tmp/wheels mypackage
+
+EXPOSE 3000
+
+RUN chmod +x /home/bentoml/bento/env/docker/entrypoint.sh
+
+USER bentoml
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]

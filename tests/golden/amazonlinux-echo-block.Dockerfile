@@ -1,0 +1,37 @@
+FROM amazonlinux:2 AS base-container
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN amazon-linux-extras enable python3.8 && yum install -y python3.8 shadow-utils && yum clean all
+
+RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
+
+ENV BENTO_PATH=/home/bentoml/bento \
+    BENTOML_HOME=/home/bentoml/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /home/bentoml/bento
+
+COPY --chown=1034:1034 ./env/python ./env/python/
+RUN python3.8 -m venv --without-pip /app/.venv
+
+COPY --chown=1034:1034 . ./
+
+RUN echo "We are running this during bentoml containerize!"
+
+EXPOSE 3000
+
+RUN chmod +x /home/bentoml/bento/env/docker/entrypoint.sh
+
+USER bentoml
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]

@@ -1,0 +1,60 @@
+FROM continuumio/miniconda3:latest AS buildstage
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    conda install -y python=3.11 && conda clean -afy
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends build-essential curl libgomp1
+
+COPY ./env/python /tmp/env/python/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    mkdir -p /wheels && python -m pip wheel --wheel-dir /wheels -r /tmp/env/python/requirements.txt
+
+FROM continuumio/miniconda3:latest AS base-container
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    conda install -y python=3.11 && conda clean -afy
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends curl libgomp1
+
+RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
+
+ENV BENTO_PATH=/home/bentoml/bento \
+    BENTOML_HOME=/home/bentoml/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+ENV APP_MODE="production" \
+GREETING="say \"hi\" to \$USER"
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /home/bentoml/bento
+
+COPY --from=buildstage /wheels /tmp/wheels
+COPY --chown=1034:1034 ./env/python ./env/python/
+RUN --network=none \
+    python -m venv /app/.venv && /app/.venv/bin/pip install --no-index --find-links /tmp/wheels -r ./env/python/requirements.txt
+
+COPY --chown=1034:1034 . ./
+
+EXPOSE 3000
+
+RUN chmod +x /home/bentoml/bento/env/docker/entrypoint.sh
+
+USER bentoml
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]

@@ -1,0 +1,40 @@
+FROM continuumio/miniconda3:latest AS base-container
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    conda install -y python=3.11 && conda clean -afy
+
+RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
+
+ENV BENTO_PATH=/home/bentoml/bento \
+    BENTOML_HOME=/home/bentoml/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /home/bentoml/bento
+
+COPY --chown=1034:1034 ./env/python ./env/python/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /app/.venv && /app/.venv/bin/pip install -r ./env/python/requirements.txt
+
+COPY --chown=1034:1034 . ./
+
+EXPOSE 3000
+
+RUN chmod +x /home/bentoml/bento/env/docker/entrypoint.sh
+
+USER bentoml
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh", "python", "-m", "awslambdaric" ]

@@ -1,0 +1,39 @@
+FROM continuumio/miniconda3:latest AS base-container
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    conda install -y python=3.11 && conda clean -afy
+
+RUN groupadd -g 4321 -o app && useradd -m -d /srv/app -u 4321 -g 4321 -o -r app
+
+ENV BENTO_PATH=/srv/app/bento \
+    BENTOML_HOME=/srv/app/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /srv/app/bento
+
+COPY --chown=4321:4321 ./env/python ./env/python/
+RUN python -m venv --without-pip /app/.venv
+
+COPY --chown=4321:4321 . ./
+
+RUN test -d /srv/app && test "$(stat -c %u /srv/app/bento/src)" = "4321"
+
+EXPOSE 3000
+
+RUN chmod +x /srv/app/bento/env/docker/entrypoint.sh
+
+USER app
+
+ENTRYPOINT [ "/srv/app/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/srv/app/bento", "--production"]

@@ -1,0 +1,52 @@
+FROM registry.access.redhat.com/ubi8/python-311:1 AS buildstage
+
+USER root
+
+RUN yum install -y gcc gcc-c++ make curl libgomp1 && yum clean all
+
+COPY ./env/python /tmp/env/python/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    mkdir -p /wheels && python3 -m pip wheel --wheel-dir /wheels -r /tmp/env/python/requirements.txt
+
+FROM registry.access.redhat.com/ubi8/python-311:1 AS base-container
+
+USER root
+
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONIOENCODING=UTF-8 \
+    PYTHONUNBUFFERED=1
+
+RUN yum install -y curl libgomp1 && yum clean all
+
+RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
+
+ENV BENTO_PATH=/home/bentoml/bento \
+    BENTOML_HOME=/home/bentoml/ \
+    BENTOML_CONTAINERIZED=true \
+    VIRTUAL_ENV=/app/.venv \
+    PATH=/app/.venv/bin:$PATH
+
+ENV APP_MODE="production" \
+GREETING="say \"hi\" to \$USER"
+
+LABEL owner="bento-pipeline"
+
+WORKDIR /home/bentoml/bento
+
+COPY --from=buildstage /wheels /tmp/wheels
+COPY --chown=1034:1034 ./env/python ./env/python/
+RUN --network=none \
+    python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-index --find-links /tmp/wheels -r ./env/python/requirements.txt
+
+COPY --chown=1034:1034 . ./
+
+EXPOSE 3000
+
+RUN chmod +x /home/bentoml/bento/env/docker/entrypoint.sh
+
+USER bentoml
+
+ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]
+
+CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]
