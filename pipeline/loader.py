@@ -466,17 +466,20 @@ def _normalize_env(doc: _Document, raw: Any, path: FieldPath, base_dir: Path) ->
                 f"{raw!r} is not a dotenv file (expected a mapping, a list of KEY=VALUE or the "
                 "path of a .env file)",
             )
-        return parse_dotenv(env_file.read_text(encoding="utf-8"), file=env_file)
+        try:
+            text = env_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise doc.error(path, f"cannot read dotenv file {str(env_file)!r}: {exc}") from None
+        return parse_dotenv(text, file=env_file)
     if isinstance(raw, list):
         env: dict[str, Any] = {}
         for index, item in enumerate(raw):
-            if not isinstance(item, str) or "=" not in item:
+            if not isinstance(item, str):
                 raise doc.error(
-                    (*path, index),
-                    f"expected a KEY=VALUE string, got {describe_value(item)}"
-                    if not isinstance(item, str)
-                    else f"expected KEY=VALUE, got {item!r}",
+                    (*path, index), f"expected a KEY=VALUE string, got {describe_value(item)}"
                 )
+            if "=" not in item:
+                raise doc.error((*path, index), f"expected KEY=VALUE, got {item!r}")
             key, _, value = item.partition("=")
             env[key.strip()] = value
         return env
