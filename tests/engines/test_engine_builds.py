@@ -1,0 +1,246 @@
+"""Real engines: build the examples, run them, look inside the images (test bed engines).
+
+Each test is marked with its engine; tests/conftest.py skips it (or fails it under CI=true) when
+the engine is absent. Assertions are about the built image and the running container, not argv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from enginekit import (
+    HELLO,
+    ROOT,
+    RUNNER,
+    SECRET_MOUNT,
+    failing_project,
+    history,
+    image_exists,
+    labels,
+    remove_image,
+    run_in_image,
+    saved_image_contains,
+    serve_and_get,
+    sh,
+    unique_tag,
+)
+
+import pipeline
+from pipeline.errors import BackendError, BuildError
+
+ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Own store and own temp dir: afterwards the temp dir must be empty (no context left)."""
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
+        monkeypatch.delenv(var, raising=False)
+    return private_tmp
+
+
+@pytest.fixture()
+def tags() -> Iterator[list[tuple[str, str]]]:
+    """(runner, tag) pairs to remove after the test."""
+    created: list[tuple[str, str]] = []
+    yield created
+    for runner, tag in created:
+        remove_image(runner, tag)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hello_builds_runs_and_answers_http(
+    engine: str, tags: list[tuple[str, str]], _isolated: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "hello")
+    tags.append((runner, tag))
+    lines: list[str] = []
+    result = pipeline.build(HELLO, backend=engine, tags=[tag], on_output=lines.append)
+    assert result.backend == engine and result.tags == (tag,)
+    assert result.image_id and result.image_id.startswith("sha256:")
+    assert lines, "engine output was not streamed"
+    assert image_exists(runner, tag)
+    status, body = serve_and_get(runner, tag)
+    assert status == 200
+    assert '"message": "hello from bento-pipeline"' in body
+    assert list(_isolated.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_secret_is_used_in_the_build_and_found_nowhere(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "secret")
+    tags.append((runner, tag))
+    value = f"pipeline-secret-{secrets.token_hex(12)}"
+    secret_file = tmp_path / "aws-credentials"
+    secret_file.write_text(value)
+    lines: list[str] = []
+    result = pipeline.build(
+        SECRET_MOUNT,
+        backend=engine,
+        tags=[tag],
+        secrets=[f"id=aws,src={secret_file}"],
+        progress="plain",
+        on_output=lines.append,
+    )
+    # used during the build: the image holds the hash of exactly our secret
+    digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
+    assert digest == hashlib.sha256(value.encode()).hexdigest()
+    # ...and stored nowhere
+    needle = value.encode()
+    assert saved_image_contains(runner, tag, needle, tmp_path) == []
+    assert value not in history(runner, tag)
+    assert all(value not in f"{k}={v}" for k, v in labels(runner, tag).items())
+    assert not any(value in line for line in [*lines, *result.log_tail, *result.argv])
+    assert list(_isolated.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_env_secret_reaches_the_build(
+    engine: str, tags: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, _isolated: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "envsecret")
+    tags.append((runner, tag))
+    value = f"env-secret-{secrets.token_hex(8)}"
+    monkeypatch.setenv("PIPELINE_TEST_AWS", value)
+    pipeline.build(
+        SECRET_MOUNT, backend=engine, tags=[tag], secrets=["id=aws,env=PIPELINE_TEST_AWS"]
+    )
+    digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
+    assert digest == hashlib.sha256(value.encode()).hexdigest()
+    # podman/buildah get env secrets as a private temp file: it must be gone too
+    assert list(_isolated.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_failing_build_leaves_no_tag_and_no_context(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "fails")
+    tags.append((runner, tag))
+    project = failing_project(tmp_path)
+    with pytest.raises(BuildError) as info:
+        pipeline.build(project, backend=engine, tags=[tag], progress="plain", no_cache=True)
+    error = info.value
+    assert error.backend == engine and error.exit_code == 1
+    assert error.step is not None and "exit 3" in error.step
+    assert error.output_tail
+    assert not image_exists(runner, tag)
+    assert list(_isolated.iterdir()) == []
+
+
+@pytest.mark.docker
+def test_platform_the_engine_cannot_build_is_refused_before_building() -> None:
+    with pytest.raises(BackendError) as info:
+        pipeline.build(HELLO, backend="docker", platforms=["linux/s390x"])
+    text = str(info.value)
+    assert "cannot build for linux/s390x" in text and "linux/amd64" in text
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.docker
+def test_docker_driver_refuses_a_multi_platform_image() -> None:
+    with pytest.raises(BackendError, match="several platforms"):
+        pipeline.build(HELLO, backend="docker", platforms=["linux/amd64", "linux/arm64"])
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_classic_builder_builds_without_buildkit(
+    tags: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tag = unique_tag("docker", "classic")
+    tags.append(("docker", tag))
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    lines: list[str] = []
+    pipeline.build(HELLO, backend="docker", tags=[tag], on_output=lines.append)
+    assert any(line.startswith("Step 1/") for line in lines), "not the classic builder"
+    assert serve_and_get("docker", tag)[0] == 200
+
+
+def _cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> None:
+    marker = f"{1000 + secrets.randbelow(8000)}.5"
+    project = tmp_path / "slow"
+    project.mkdir()
+    (project / "service.py").write_text("svc = None\n")
+    (project / "Dockerfile.template").write_text(
+        "{% extends bento_base_template %}\n{% block SETUP_BENTO_COMPONENTS %}\n{{ super() }}\n"
+        f"RUN sleep {marker}\n{{% endblock %}}\n"
+    )
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\nname: slow\ninclude: ["*.py"]\n'
+        "docker:\n  dockerfile_template: ./Dockerfile.template\n"
+    )
+    private_tmp = tmp_path / "clitmp"
+    private_tmp.mkdir()
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store"), "TMPDIR": str(private_tmp)}
+    tag = unique_tag(engine, "ctrlc")
+    argv = ["build", str(project), "--backend", engine, "-t", tag, "--progress", "plain"]
+    proc = _cli(*argv, env=env)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while not _sleeping(marker):
+        assert proc.poll() is None, "build ended early:\n" + "".join(output[-20:])
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(output[-20:])
+    deadline = time.monotonic() + 60
+    while _sleeping(marker):
+        assert time.monotonic() < deadline, "the build step kept running after Ctrl-C"
+        time.sleep(0.5)
+    assert list(private_tmp.iterdir()) == []
+    assert not image_exists(RUNNER[engine], tag)
+
+
+def _sleeping(marker: str) -> bool:
+    """Is the build step's `sleep <marker>` running anywhere on this machine?"""
+    return sh("pgrep", "-f", f"sleep {marker}", check=False).returncode == 0
