@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
+import subprocess
 import sys
 import textwrap
 from datetime import datetime, timezone
@@ -27,6 +30,7 @@ from pipeline.bento import (
 )
 from pipeline.errors import BentoNotFoundError, ConfigError, PipelineError, PipelineWarning
 from pipeline.loader import load_bentofile
+from pipeline.plan import render_dockerfile, write_context
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -450,3 +454,85 @@ def test_dangling_symlink_inside_project_is_skipped(store: Path, tmp_path: Path)
     root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
     (root / "gone").symlink_to(root / "missing.txt")
     assert "gone" not in src_files(build_bento(root).path)
+
+
+# --- end to end on a real engine ----------------------------------------------------------------
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_built_bento_becomes_an_image_with_exactly_the_selected_files(
+    store: Path, tmp_path: Path
+) -> None:
+    """bentofile -> store -> context -> ``docker build``: the image holds the selected files
+    and the merged environment, nothing that include/exclude/.bentoignore left out."""
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: service:svc
+        name: e2e
+        include: ["*.py", "pkg/", "link.txt"]
+        exclude: ["pkg/private.py"]
+        docker:
+          env: ["GREETING=hello world"]
+        envs:
+          - name: MODE
+            value: test
+        """,
+        {
+            "service.py": "svc = None\n",
+            "pkg/__init__.py": "",
+            "pkg/private.py": "TOKEN = 1\n",
+            "pkg/notes.tmp": "",
+            "pkg/.bentoignore": "*.tmp\n",
+            "data.bin": "x",
+            "real.txt": "via symlink\n",
+        },
+    )
+    (root / "link.txt").symlink_to("real.txt")
+    bento = build_bento(root)
+    context = write_context(bento, tmp_path / "ctx", render_dockerfile(bento))
+    tag = f"bento-pipeline-test/e2e:{secrets.token_hex(4)}"
+    try:
+        subprocess.run(
+            ["docker", "build", "-q", "-t", tag, str(context)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        listing = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "sh",
+                tag,
+                "-c",
+                "cd /home/bentoml/bento/src && find . -type f | sort && cat link.txt",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.splitlines()
+        assert listing == [
+            "./link.txt",
+            "./pkg/.bentoignore",
+            "./pkg/__init__.py",
+            "./service.py",
+            "via symlink",
+        ]
+        config = json.loads(
+            subprocess.run(
+                ["docker", "image", "inspect", tag, "--format", "{{json .Config.Env}}"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        assert "GREETING=hello world" in config
+        assert "MODE=test" in config
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
