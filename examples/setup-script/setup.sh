@@ -1,7 +1,7 @@
 #!/bin/sh
-# Install a Python (with venv) into a base image that has none.
+# Runs once during the image build, as root, before the bento's Python environment is created.
+# A real script would install system packages or a Python here; this one leaves a marker that
+# tests check: /etc/bento-setup-script.done holds the uid it ran as and the distro's name.
 set -eu
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -q -y --no-install-recommends python3 python3-venv ca-certificates
-rm -rf /var/lib/apt/lists/*
+. /etc/os-release
+printf 'uid=%s os=%s\n' "$(id -u)" "$ID" > /etc/bento-setup-script.done

@@ -1,4 +1,4 @@
-FROM debian:bookworm-slim AS base-container
+FROM python:3.11-slim AS base-container
 
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \

