@@ -6,7 +6,8 @@ Order (first match wins):
 2. ``_EXPERIMENTAL_DAGGER_CLI_BIN``;
 3. ``dagger`` on ``PATH`` (the SDK itself never looks there);
 4. the CLI the SDK downloaded earlier (``$XDG_CACHE_HOME/dagger/dagger-<version>``);
-5. the SDK's download from dl.dagger.io - only when a quick probe shows it is reachable.
+5. the SDK's download from dl.dagger.io - only when a quick probe shows it is reachable (and
+   ``PIPELINE_DAGGER_DOWNLOAD`` is not ``0``: set that on air-gapped machines).
 
 When none works the user gets a :class:`~pipeline.errors.BackendError` within seconds that says
 why and names the other backends, instead of the SDK retrying a download for minutes.
@@ -15,6 +16,7 @@ why and names the other backends, instead of the SDK retrying a download for min
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -24,16 +26,22 @@ from pathlib import Path
 from typing import TextIO
 
 import anyio
-import dagger
-from dagger._engine._version import CLI_VERSION
 
 from pipeline.errors import BackendError
+
+# The SDK is imported only once a session is really wanted: importing it takes about a second,
+# and the no-session error should come before that.
+try:
+    CLI_VERSION = importlib.metadata.version("dagger-io")  # the SDK pins its CLI to this
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - broken install
+    CLI_VERSION = "0.21.11"
 
 #: Backends to suggest when Dagger is not usable (kept in sync with pipeline/backends by hand:
 #: importing the registry here would make an error message depend on plugin loading).
 OTHER_BACKENDS: tuple[str, ...] = ("docker", "buildx", "podman", "buildah", "nerdctl", "buildctl")
 
 CLI_ENV = "_EXPERIMENTAL_DAGGER_CLI_BIN"
+DOWNLOAD_ENV = "PIPELINE_DAGGER_DOWNLOAD"
 PORT_ENV = "DAGGER_SESSION_PORT"
 TOKEN_ENV = "DAGGER_SESSION_TOKEN"
 
@@ -131,12 +139,16 @@ async def ensure_available() -> str | None:
                 hint=_hint(),
             )
         return cli
-    if await download_reachable():
+    if os.environ.get(DOWNLOAD_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        why = f"downloads are disabled by {DOWNLOAD_ENV}={os.environ[DOWNLOAD_ENV]}"
+    elif await download_reachable():
         return None  # the SDK downloads dagger-<version> into its cache
+    else:
+        why = "dl.dagger.io is unreachable"
     raise BackendError(
         "the dagger backend needs a Dagger engine session, and there is none: no "
         f"{PORT_ENV}/{TOKEN_ENV}, no `dagger` CLI on PATH or in {CLI_ENV}, and the SDK cannot "
-        f"download dagger {CLI_VERSION} (dl.dagger.io is unreachable)",
+        f"download dagger {CLI_VERSION} ({why})",
         hint=_hint(),
     )
 
@@ -178,6 +190,8 @@ async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[No
     Connection problems become :class:`BackendError`; errors from inside the block propagate.
     """
     cli = await ensure_available()
+    import dagger
+
     config = dagger.Config(
         timeout=dagger.Timeout(None, connect=CONNECT_TIMEOUT),
         retry=None,

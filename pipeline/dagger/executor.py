@@ -16,14 +16,11 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
-import dagger
 
-from pipeline.dagger import graph
 from pipeline.dagger.connection import session
-from pipeline.dagger.failures import BACKEND, scrub, tail, translate
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
     DaggerBuildSpec,
@@ -34,6 +31,11 @@ from pipeline.dagger.spec import (
 from pipeline.errors import BackendError, BuildError, ConfigError
 from pipeline.executor import OutputSink
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
+
+if TYPE_CHECKING:
+    import dagger
+
+BACKEND = "dagger"
 
 
 def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
@@ -107,6 +109,8 @@ class DaggerExecutor:
                 field="--load",
                 hint="use --output type=docker,dest=image.tar and load it where docker runs",
             )
+        from pipeline.dagger.failures import scrub, translate
+
         log: list[str] = []
 
         def say(line: str) -> None:
@@ -117,6 +121,8 @@ class DaggerExecutor:
 
         log_output = None if request.progress == "quiet" else self.log_output
         async with session(log_output=log_output):
+            import dagger
+
             try:
                 image_id, digest = await self._run(spec, dockerfile_text, plaintexts, say)
             except dagger.DaggerError as exc:
@@ -140,6 +146,8 @@ class DaggerExecutor:
     ) -> tuple[str | None, str | None]:
         from dagger import dag
 
+        from pipeline.dagger import graph
+
         context = graph.context_directory(dag, spec, dockerfile_text)
         secrets = graph.named_secrets(dag, plaintexts)
         variants = graph.build_variants(context, spec, [secrets[i] for i in spec.secret_ids])
@@ -157,6 +165,8 @@ class DaggerExecutor:
             say(f"exported {out.kind} tarball to {out.dest}")
             return None, None
         if out.kind == "load":
+            from pipeline.dagger import graph
+
             with tempfile.TemporaryDirectory(prefix="pipeline-dagger-") as tmp:
                 tarball = Path(tmp) / "image.tar"
                 await graph.export(variants, tarball, docker=True)
@@ -169,6 +179,8 @@ class DaggerExecutor:
 
     async def _export(self, variants: list[dagger.Container], dest: Path, *, docker: bool) -> None:
         """Export to a temporary name beside ``dest`` and rename: never a half-written file."""
+        from pipeline.dagger import graph
+
         dest = dest.absolute()
         if not dest.parent.is_dir():
             raise ConfigError(
@@ -191,6 +203,8 @@ class DaggerExecutor:
     async def _docker_load(
         self, tarball: Path, refs: Sequence[str], plaintexts: Mapping[str, str]
     ) -> str:
+        from pipeline.dagger.failures import tail
+
         if not tarball.is_file():
             raise BackendError(
                 "the Dagger engine wrote no image tarball to load; is the session running on "

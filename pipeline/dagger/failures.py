@@ -8,10 +8,12 @@ the tail of its output, never the GraphQL query (which carries ``setSecret`` pla
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import dagger
+from typing import TYPE_CHECKING
 
 from pipeline.errors import BackendError, BuildError
+
+if TYPE_CHECKING:
+    import dagger
 
 BACKEND = "dagger"
 #: How many output lines a BuildError keeps.
@@ -37,6 +39,8 @@ def tail(text: str, secrets: Iterable[str], lines: int = TAIL_LINES) -> list[str
 
 def translate(exc: dagger.DaggerError, secrets: Iterable[str] = ()) -> BuildError | BackendError:
     """The user-facing error for an SDK exception raised while building."""
+    import dagger
+
     values = list(secrets)
     if isinstance(exc, dagger.ExecError):
         step = scrub(" ".join(exc.command), values) if exc.command else None

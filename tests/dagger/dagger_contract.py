@@ -18,6 +18,7 @@ arguments, and may return a value or raise :class:`ExecFailure` to answer like a
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -120,6 +121,11 @@ def _thaw_args(args: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _freeze(v)) for k, v in args.items()))
 
 
+@functools.lru_cache(maxsize=4)
+def _build_schema(sdl: str) -> GraphQLSchema:
+    return graphql.build_schema(sdl)  # ~0.5 s for the Dagger schema: once per test session
+
+
 class _Server(ThreadingHTTPServer):
     # the SDK resolves object arguments concurrently: the default backlog of 5 drops connections
     request_queue_size = 128
@@ -130,7 +136,7 @@ class ContractServer:
     """The session server; use as a context manager (``with ContractServer(...) as server``)."""
 
     def __init__(self, schema_sdl: str, token: str = "contract-token") -> None:
-        self.schema: GraphQLSchema = graphql.build_schema(schema_sdl)
+        self.schema: GraphQLSchema = _build_schema(schema_sdl)
         self.token = token
         self.requests: list[Request] = []
         self.unauthorized = 0
