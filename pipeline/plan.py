@@ -185,6 +185,7 @@ def _base(bento: Bento) -> dict[str, Any]:
             "package_manager": None,
             "recipe": recipe_for(None),
             "python_setup": None,
+            "python_setup_manager": None,
         }
     distro_name = docker.distro or "debian"
     spec = get_distro(distro_name)
@@ -223,6 +224,9 @@ def _base(bento: Bento) -> dict[str, Any]:
         "package_manager": spec.package_manager,
         "recipe": recipe,
         "python_setup": python_setup,
+        "python_setup_manager": "apt"
+        if cuda is not None and spec.package_manager == "apt"
+        else None,
     }
 
 
@@ -249,6 +253,7 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "base_image": base["base_image"],
         "distro": base["distro"],
         "package_manager": base["package_manager"],
+        "python_setup_manager": base["python_setup_manager"],
         "recipe": evolve(recipe, python_setup=python_setup),
         "python": recipe.python,
         "venv": VENV,

@@ -31,7 +31,7 @@ RECIPES: dict[str | None, Recipe] = {
         users="shadow",
         python="python3.8",
         python_setup=(
-            "amazon-linux-extras enable python3.8 && yum install -y python3.8 shadow-utils "
+            "amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils "
             "&& yum clean all"
         ),
         build_packages=_REDHAT_BUILD,

@@ -7,7 +7,7 @@ ENV LANG=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
 
-RUN amazon-linux-extras enable python3.8 && yum install -y python3.8 shadow-utils && yum clean all
+RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
 
 ARG AWS_SECRET_ACCESS_KEY
 ARG AWS_ACCESS_KEY_ID

@@ -5,7 +5,7 @@ ENV LANG=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
 
-RUN amazon-linux-extras enable python3.8 && yum install -y python3.8 shadow-utils && yum clean all
+RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
 
 RUN groupadd -g 4321 -o app && useradd -m -d /srv/app -u 4321 -g 4321 -o -r app
 

@@ -12,7 +12,7 @@ ENV LANG=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
 
-RUN amazon-linux-extras enable python3.8 && yum install -y python3.8 shadow-utils && yum clean all
+RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
 
 RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
 

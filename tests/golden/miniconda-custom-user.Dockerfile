@@ -5,9 +5,7 @@ ENV LANG=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
 
-RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
-    --mount=type=cache,target=/var/lib/apt,sharing=locked \
-    conda install -y python=3.11 && conda clean -afy
+RUN conda install -y python=3.11 && conda clean -afy
 
 RUN groupadd -g 4321 -o app && useradd -m -d /srv/app -u 4321 -g 4321 -o -r app
 
