@@ -208,7 +208,7 @@ def spec_from_request(
     if excludes is None:
         excludes = read_dockerignore(request.context, request.dockerfile)
     return DaggerBuildSpec(
-        context=request.context,
+        context=request.context.absolute(),
         dockerfile=request.dockerfile,
         platforms=tuple(request.platforms),
         build_args=dict(request.build_args),
