@@ -249,6 +249,7 @@ class ContractServer:
         if info.field_name.startswith("__") or info.parent_type.name.startswith("__"):
             return graphql.default_field_resolver(parent, info, **args)
         obj = parent if isinstance(parent, Obj) else Obj(info.parent_type.name)
+        self._check_id_args(info, args)
         key = (info.parent_type.name, info.field_name)
         step = Step(info.parent_type.name, info.field_name, _thaw_args(args))
         if key in self._overrides:
@@ -263,6 +264,30 @@ class ContractServer:
                 raise GraphQLError(f"unknown id {args['id']!r}")
             return known
         return self._dummy(info.return_type, Obj(obj.type, (*obj.trail, step)), info)
+
+    def _check_id_args(self, info: GraphQLResolveInfo, args: dict[str, Any]) -> None:
+        """IDs must be ones this session handed out, of the ``@expectedType`` the schema says."""
+        definition = info.parent_type.fields[info.field_name]  # type: ignore[union-attr]
+        for name, value in args.items():
+            node = definition.args[name].ast_node
+            expected = next(
+                (
+                    d.arguments[0].value.value  # type: ignore[attr-defined]
+                    for d in ((node.directives or ()) if node else ())
+                    if d.name.value == "expectedType" and d.arguments
+                ),
+                None,
+            )
+            if expected is None or value is None:
+                continue
+            for ident in value if isinstance(value, list) else [value]:
+                known = self.ids.get(ident)
+                if known is None:
+                    raise GraphQLError(f"{info.field_name}.{name}: unknown id {ident!r}")
+                if known.type != expected:
+                    raise GraphQLError(
+                        f"{info.field_name}.{name}: expected a {expected} id, got a {known.type}"
+                    )
 
     def _dummy(self, type_: Any, obj: Obj, info: GraphQLResolveInfo) -> Any:
         if isinstance(type_, GraphQLNonNull):

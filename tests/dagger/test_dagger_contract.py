@@ -353,3 +353,22 @@ def test_a_failed_connection_does_not_poison_the_next_build(
     monkeypatch.setenv("DAGGER_SESSION_PORT", str(contract.port))
     build(request_for(context, secret_env))
     assert len(contract.calls("dockerBuild")) == 2
+
+
+def test_object_arguments_must_be_ids_of_the_expected_type(contract: ContractServer) -> None:
+    auth = (contract.token, "")
+    url = f"http://127.0.0.1:{contract.port}/query"
+
+    def query(text: str) -> Any:
+        return httpx.post(url, json={"query": text}, auth=auth).json()
+
+    secret = query('{ setSecret(name: "s", plaintext: "v") { id } }')["data"]["setSecret"]["id"]
+    container = query("{ container { id } }")["data"]["container"]["id"]
+    good = query(f'{{ directory {{ dockerBuild(secrets: ["{secret}"]) {{ id }} }} }}')
+    assert "errors" not in good
+    wrong = query(f'{{ directory {{ dockerBuild(secrets: ["{container}"]) {{ id }} }} }}')
+    assert wrong["errors"][0]["message"] == (
+        "dockerBuild.secrets: expected a Secret id, got a Container"
+    )
+    unknown = query('{ directory { dockerBuild(secrets: ["made-up"]) { id } } }')
+    assert "unknown id 'made-up'" in unknown["errors"][0]["message"]
