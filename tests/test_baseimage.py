@@ -1,0 +1,497 @@
+"""``pipeline.baseimage`` and ``python -m pipeline base-image``: option resolution, the
+mmdebstrap command, deterministic layers and OCI layouts (pure, fast), bad input through the
+CLI (exit 2, nothing tagged or written), and one real build loaded into docker (slow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipeline import baseimage
+from pipeline.baseimage import (
+    PLATFORMS,
+    SUITES,
+    LayerBlob,
+    parse_platforms,
+    resolve_spec,
+)
+from pipeline.errors import BackendError, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+IS_ROOT = os.geteuid() == 0
+HAS_MMDEBSTRAP = shutil.which("mmdebstrap") is not None
+
+PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIBszCCAVmgAwIBAgIUQ2FmZmVpbmF0ZWRCZWFuc1Rlc3QwCgYIKoZIzj0EAwIw
+-----END CERTIFICATE-----
+"""
+
+
+# ------------------------------------------------------------------------------ resolution
+
+
+def test_suites_map_to_their_python() -> None:
+    assert {name: s.python for name, s in SUITES.items()} == {
+        "bookworm": "3.11",
+        "trixie": "3.13",
+        "bullseye": "3.9",
+    }
+
+
+def test_platforms_parse_aliases_in_order_without_duplicates() -> None:
+    result = parse_platforms("linux/arm64, amd64,aarch64,linux/amd64")
+    assert [p.name for p in result] == ["linux/arm64", "linux/amd64"]
+
+
+@pytest.mark.parametrize("text", ["linux/s390x", "windows/amd64", "linux/arm", ","])
+def test_unsupported_platform_names_allowed_ones(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_platforms(text)
+    assert info.value.field == "--platform"
+    assert "linux/amd64" in str(info.value) and "linux/arm64" in str(info.value)
+
+
+def test_unknown_suite_suggests_and_lists() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_spec(suite="bookwrm")
+    message = str(info.value)
+    assert "did you mean 'bookworm'" in message
+    assert "'bookworm', 'trixie' or 'bullseye'" in message
+
+
+def test_defaults_tag_and_output() -> None:
+    spec = resolve_spec(suite="trixie", platforms="linux/amd64")
+    assert spec.tag == "python:3.13-slim"
+    assert [(o.kind, o.target) for o in spec.outputs] == [("load", "auto")]
+    assert spec.mirror == baseimage.DEFAULT_MIRROR
+    assert spec.apt_sources() == (
+        "deb http://deb.debian.org/debian trixie main",
+        "deb http://deb.debian.org/debian trixie-updates main",
+        "deb http://deb.debian.org/debian-security trixie-security main",
+    )
+
+
+def test_custom_mirror_has_no_implicit_security_archive() -> None:
+    spec = resolve_spec(platforms="amd64", mirror="http://mirror.example/debian/")
+    assert spec.apt_sources() == ("deb http://mirror.example/debian bookworm main",)
+
+
+def test_snapshot_pins_both_archives() -> None:
+    spec = resolve_spec(platforms="amd64", snapshot="20250520")
+    assert spec.snapshot == "20250520T000000Z"
+    assert spec.apt_sources() == (
+        "deb [check-valid-until=no] http://snapshot.debian.org/archive/debian/20250520T000000Z "
+        "bookworm main",
+        "deb [check-valid-until=no] "
+        "http://snapshot.debian.org/archive/debian-security/20250520T000000Z "
+        "bookworm-security main",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"snapshot": "yesterday"}, "--snapshot"),
+        ({"snapshot": "20250520", "mirror": "http://x/debian"}, "--snapshot"),
+        ({"mirror": "ftp://x/debian"}, "--mirror"),
+        ({"tag": "bad tag"}, "--tag"),
+        ({"push": "reg:5000/x;rm -rf"}, "--push"),
+        ({"load": "nerdctl"}, "--load"),
+        ({"platforms": "linux/amd64,linux/arm64"}, "--platform"),  # load needs one platform
+        ({"source_date_epoch": "yesterday"}, "SOURCE_DATE_EPOCH"),
+        ({"source_date_epoch": "-5"}, "SOURCE_DATE_EPOCH"),
+    ],
+)
+def test_bad_values_name_their_option(kwargs: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_spec(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert info.value.exit_code == 2
+
+
+def test_multi_platform_is_fine_for_push_and_archive() -> None:
+    spec = resolve_spec(
+        platforms="linux/amd64,linux/arm64",
+        push="127.0.0.1:5000/library/python:3.11-slim",
+        oci_archive="out.tar",
+    )
+    assert [o.kind for o in spec.outputs] == ["push", "oci-archive"]
+    assert spec.outputs[0].tls_verify is False  # loopback registry: plain HTTP
+
+
+def test_remote_registry_verifies_tls_unless_told() -> None:
+    assert resolve_spec(push="registry.example/py:1").outputs[0].tls_verify is True
+    spec = resolve_spec(push="registry.example/py:1", tls_verify=False)
+    assert spec.outputs[0].tls_verify is False
+
+
+def test_ca_cert_files_are_split_and_deduplicated(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(PEM + "junk between\n" + PEM.replace("MIIB", "MIIC"))
+    again = tmp_path / "again.crt"
+    again.write_text(PEM)
+    spec = resolve_spec(platforms="amd64", ca_cert_files=[str(bundle), str(again)])
+    assert len(spec.ca_certs) == 2
+    assert all(c.startswith("-----BEGIN CERTIFICATE-----\n") for c in spec.ca_certs)
+
+
+def test_ca_cert_without_certificate_names_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-cert.txt"
+    empty.write_text("hello\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_spec(platforms="amd64", ca_cert_files=[str(empty)])
+    assert info.value.file == str(empty)
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError) as info:
+        resolve_spec(platforms="amd64", ca_cert_files=[str(missing)])
+    assert info.value.file == str(missing)
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+def test_mmdebstrap_argv() -> None:
+    spec = resolve_spec(platforms="linux/arm64", push="127.0.0.1:5000/p:1")
+    argv = baseimage.mmdebstrap_argv(spec, PLATFORMS["linux/arm64"], Path("/tmp/rootfs"))
+    assert argv[:5] == [
+        "mmdebstrap",
+        "--mode=root",
+        "--format=directory",
+        "--variant=minbase",
+        "--arch=arm64",
+    ]
+    assert "--include=python3,python3-venv,python3-pip,ca-certificates,python-is-python3" in argv
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in argv
+    tail = argv[argv.index("bookworm") :]
+    assert tail[:2] == ["bookworm", "/tmp/rootfs"]
+    assert tail[2].startswith("deb http://deb.debian.org/debian bookworm main")
+
+
+def test_cache_key_follows_inputs() -> None:
+    amd64 = PLATFORMS["linux/amd64"]
+    one = resolve_spec(platforms="amd64", source_date_epoch="1")
+    assert baseimage.cache_key(one, amd64) == baseimage.cache_key(one, amd64)
+    others = [
+        resolve_spec(platforms="amd64", source_date_epoch="2"),
+        resolve_spec(platforms="amd64", source_date_epoch="1", suite="trixie"),
+        resolve_spec(platforms="amd64", source_date_epoch="1", snapshot="20250101"),
+    ]
+    keys = {baseimage.cache_key(spec, amd64) for spec in [one, *others]}
+    assert len(keys) == 4
+    assert baseimage.cache_key(one, amd64) != baseimage.cache_key(one, PLATFORMS["linux/arm64"])
+
+
+def test_image_config_matches_python_slim_layout() -> None:
+    spec = resolve_spec(platforms="linux/arm64", push="r:5000/p:1", source_date_epoch="0")
+    layer = LayerBlob(Path("x"), "sha256:aa", "sha256:bb", 1, "3.11.2")
+    created = baseimage.created_timestamp(spec.source_date_epoch)
+    config = baseimage.image_config(spec, PLATFORMS["linux/arm64"], layer, created)
+    assert created == "1970-01-01T00:00:00Z" == config["created"]
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
+    assert config["config"]["Cmd"] == ["python3"]
+    env = config["config"]["Env"]
+    assert env[:3] == [f"PATH={baseimage.IMAGE_PATH}", "LANG=C.UTF-8", "PYTHON_VERSION=3.11.2"]
+    assert not any(e.startswith("PIP_CERT=") for e in env)  # only with --ca-cert
+    assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:bb"]}
+
+
+def test_ca_cert_env_points_installers_at_the_system_store(tmp_path: Path) -> None:
+    cert = tmp_path / "ca.pem"
+    cert.write_text(PEM)
+    spec = resolve_spec(platforms="amd64", ca_cert_files=[str(cert)])
+    env = baseimage.image_env(spec, "3.11.2")
+    assert "PIP_CERT=/etc/ssl/certs/ca-certificates.crt" in env
+    assert "UV_NATIVE_TLS=1" in env
+
+
+def _tree(root: Path) -> None:
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/tool").write_text("#!/bin/sh\n")
+    (root / "usr/bin/tool").chmod(0o4755)
+    os.link(root / "usr/bin/tool", root / "usr/bin/tool-hardlink")
+    (root / "usr/bin/python3").symlink_to("python3.11")
+    (root / "dev").mkdir()
+    os.mkfifo(root / "dev/fifo")
+    (root / "tmp").mkdir()
+    (root / "tmp/scratch").write_text("x")
+    (root / "etc").mkdir()
+    (root / "etc/resolv.conf").write_text("nameserver 10.0.0.1\n")
+    (root / "etc/os-release").write_text("ID=debian\n")
+
+
+def test_layer_is_deterministic_and_clean(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    _tree(root)
+    os.utime(root / "etc/os-release", (4_000_000_000, 4_000_000_000))
+    first = baseimage.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
+    os.utime(root / "usr/bin/tool", (5_000_000_000, 5_000_000_000))  # later mtimes clamp too
+    second = baseimage.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=1_000)
+    assert first == second
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+    digest, diff_id, size = first
+    blob = (tmp_path / "a.tar.gz").read_bytes()
+    assert digest == "sha256:" + hashlib.sha256(blob).hexdigest() and size == len(blob)
+
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert "etc/resolv.conf" not in members  # host file
+    assert "tmp" in members and "tmp/scratch" not in members  # emptied
+    assert "dev" in members and "dev/fifo" not in members
+    assert (
+        members["usr/bin/python3"].issym() and members["usr/bin/python3"].linkname == "python3.11"
+    )
+    assert members["usr/bin/tool"].mode == 0o4755
+    assert members["usr/bin/tool-hardlink"].islnk()
+    assert {m.mtime for m in members.values()} <= {1_000}
+    assert {(m.uname, m.gname) for m in members.values()} == {("", "")}
+
+
+def test_layer_changes_with_the_epoch(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    _tree(root)
+    one = baseimage.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
+    two = baseimage.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=2_000)
+    assert one[0] != two[0]
+
+
+def _layout(tmp_path: Path, platforms: str) -> tuple[Path, str, list[dict]]:  # type: ignore[type-arg]
+    spec = resolve_spec(platforms=platforms, push="r:5000/p:1", source_date_epoch="10")
+    layers = []
+    for platform in spec.platforms:
+        root = tmp_path / f"root-{platform.deb_arch}"
+        _tree(root)
+        (root / "etc/arch").write_text(platform.deb_arch)
+        blob = tmp_path / f"{platform.deb_arch}.tar.gz"
+        digest, diff_id, size = baseimage.write_layer(root, blob, source_date_epoch=10)
+        layers.append((platform, LayerBlob(blob, digest, diff_id, size, "3.11.2")))
+    layout = tmp_path / "oci"
+    top, manifests = baseimage.write_oci_layout(spec, layers, layout, created="x")
+    return layout, top, manifests
+
+
+def test_oci_layout_multi_platform_index(tmp_path: Path) -> None:
+    layout, top, manifests = _layout(tmp_path, "linux/amd64,linux/arm64")
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == top
+    assert index["manifests"][0]["mediaType"] == baseimage.OCI_INDEX
+    nested = json.loads((layout / "blobs/sha256" / top.split(":")[1]).read_text())
+    assert [m["platform"]["architecture"] for m in nested["manifests"]] == ["amd64", "arm64"]
+    for blob in (layout / "blobs/sha256").iterdir():  # every blob is stored under its digest
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    assert len(manifests) == 2
+
+
+def test_oci_layout_single_platform_points_at_manifest(tmp_path: Path) -> None:
+    layout, top, _ = _layout(tmp_path, "linux/amd64")
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["mediaType"] == baseimage.OCI_MANIFEST
+    assert index["manifests"][0]["platform"] == {"architecture": "amd64", "os": "linux"}
+
+
+def test_tar_directory_is_deterministic(tmp_path: Path) -> None:
+    layout, _, manifests = _layout(tmp_path, "linux/amd64")
+    extra = {"manifest.json": baseimage._docker_archive_manifest("t:1", manifests[0])}
+    baseimage._tar_directory(layout, tmp_path / "a.tar", mtime=10, extra=extra)
+    baseimage._tar_directory(layout, tmp_path / "b.tar", mtime=10, extra=extra)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        handle = tar.extractfile("manifest.json")
+        assert handle is not None
+        manifest = json.loads(handle.read())
+        assert manifest[0]["RepoTags"] == ["t:1"]
+        assert manifest[0]["Layers"][0] in tar.getnames()
+
+
+def test_prerequisites_report_missing_mmdebstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(baseimage.shutil, "which", lambda name: None)
+    monkeypatch.setattr(baseimage.os, "geteuid", lambda: 0)
+    spec = resolve_spec(platforms="amd64", oci_archive="x.tar")
+    with pytest.raises(BackendError, match="mmdebstrap is not installed") as info:
+        baseimage.check_prerequisites(spec)
+    assert "apt-get install mmdebstrap" in str(info.value)
+
+
+def test_prerequisites_require_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(baseimage.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(baseimage.shutil, "which", lambda name: None)
+    spec = resolve_spec(platforms="amd64", oci_archive="x.tar")
+    with pytest.raises(BackendError, match="must run as root") as info:
+        baseimage.check_prerequisites(spec)
+    assert "apt-get install mmdebstrap" in str(info.value)
+
+
+# -------------------------------------------------------------------------- CLI, bad input
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "base-image", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr
+
+
+def image_exists(tag: str) -> bool:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine) is None:
+            continue
+        proc = subprocess.run([engine, "image", "inspect", tag], capture_output=True, check=False)
+        if proc.returncode == 0:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--suite", "sid"], ["--suite", "unknown suite 'sid'", "'bookworm'"]),
+        (["--platform", "linux/s390x"], ["--platform", "unsupported platform", "linux/arm64"]),
+        (["--platform", "linux/amd64,linux/arm64"], ["--push REF / --oci-archive FILE"]),
+        (["--snapshot", "last-tuesday"], ["--snapshot", "YYYYMMDD"]),
+        (["--ca-cert", "/nonexistent/ca.pem"], ["/nonexistent/ca.pem", "--ca-cert"]),
+    ],
+)
+def test_cli_rejects_bad_input(args: list[str], needles: list[str], tmp_path: Path) -> None:
+    archive = tmp_path / "out.tar"
+    tag = f"localhost/pipeline-bad-input:{uuid.uuid4().hex[:8]}"
+    proc = run_cli(
+        "--tag",
+        tag,
+        *args,
+        *(["--oci-archive", str(archive)] if args[0] != "--platform" else []),
+    )
+    assert_clean_failure(proc, *needles)
+    assert not archive.exists()
+    assert not image_exists(tag)
+
+
+@pytest.mark.skipif(not (IS_ROOT and HAS_MMDEBSTRAP), reason="needs root and mmdebstrap")
+def test_cli_unreachable_mirror_tags_nothing(tmp_path: Path) -> None:
+    archive = tmp_path / "out.tar"
+    tag = f"localhost/pipeline-bad-mirror:{uuid.uuid4().hex[:8]}"
+    proc = run_cli(
+        "--mirror", "http://127.0.0.1:9/debian", "--tag", tag, "--oci-archive", str(archive)
+    )
+    assert_clean_failure(proc, "--mirror", "mirror unreachable", "http://127.0.0.1:9/debian")
+    assert not archive.exists() and not image_exists(tag)
+
+
+@pytest.mark.skipif(not (IS_ROOT and HAS_MMDEBSTRAP), reason="needs root and mmdebstrap")
+def test_cli_mirror_without_the_suite(tmp_path: Path) -> None:
+    proc = run_cli("--suite", "bullseye", "--mirror", "http://deb.debian.org/debian/nowhere")
+    assert_clean_failure(proc, "mirror unreachable", "HTTP 404")
+
+
+def test_cli_missing_mmdebstrap(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # a PATH with python but no mmdebstrap/debootstrap
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    proc = run_cli("--oci-archive", str(tmp_path / "o.tar"), env={"PATH": str(bin_dir)})
+    expected = "mmdebstrap is not installed" if IS_ROOT else "must run as root"
+    assert_clean_failure(proc, expected, "apt-get install mmdebstrap")
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root + setpriv")
+def test_cli_not_root(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+         "-m", "pipeline", "base-image", "--oci-archive", str(tmp_path / "o.tar")],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert_clean_failure(proc, "base-image must run as root")
+    assert not (tmp_path / "o.tar").exists()
+
+
+# ------------------------------------------------------------------------- real build (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.skipif(not (IS_ROOT and HAS_MMDEBSTRAP), reason="needs root and mmdebstrap")
+def test_build_loads_a_python_slim_lookalike(tmp_path: Path) -> None:
+    key, cert = tmp_path / "ca.key", tmp_path / "ca.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=pipeline test CA", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tag = f"localhost/pipeline-base-image-test:{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "image.tar"
+    proc = run_cli(
+        "--tag", tag, "--load", "docker", "--oci-archive", str(archive), "--ca-cert", str(cert),
+        env={"SOURCE_DATE_EPOCH": "1700000000"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        script = (
+            "set -e; for c in python python3 pip; do command -v $c; done; python --version; "
+            "echo $LANG; mkdir /tmp/p; cd /tmp/p; "
+            'echo \'from setuptools import setup; setup(name="x", version="1")\' > setup.py; '
+            "pip install --quiet --no-build-isolation --no-index . && echo pip-allowed; "
+            "python -m venv /tmp/v && /tmp/v/bin/python -c 'print(\"venv-ok\")'; "
+            "grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt"
+        )
+        run = subprocess.run(
+            ["docker", "run", "--rm", tag, "sh", "-c", script],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        out = run.stdout.splitlines()
+        assert out[:3] == ["/usr/local/bin/python", "/usr/local/bin/python3", "/usr/local/bin/pip"]
+        assert out[3].startswith("Python 3.11.")
+        assert "C.UTF-8" in out and "pip-allowed" in out and "venv-ok" in out
+        # The test CA is in the system bundle.
+        with tarfile.open(archive) as tar:
+            names = tar.getnames()
+        assert "index.json" in names and "oci-layout" in names
+        pem = cert.read_text().strip().splitlines()[1]
+        grep = subprocess.run(
+            ["docker", "run", "--rm", tag, "grep", "-c", pem, "/etc/ssl/certs/ca-certificates.crt"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert grep.stdout.strip() == "1"
+        inspect = json.loads(
+            subprocess.run(
+                ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
+        assert inspect["Created"].startswith("2023-11-14T22:13:20")
+        assert inspect["Config"]["Cmd"] == ["python3"]
+
+        # Reproducible: a second fresh bootstrap (same packages, same epoch) is bit-for-bit equal.
+        again = tmp_path / "again.tar"
+        proc = run_cli(
+            "--tag", tag, "--oci-archive", str(again), "--ca-cert", str(cert),
+            env={"SOURCE_DATE_EPOCH": "1700000000"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (
+            hashlib.sha256(again.read_bytes()).digest()
+            == hashlib.sha256(archive.read_bytes()).digest()
+        )
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
