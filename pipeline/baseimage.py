@@ -14,6 +14,7 @@ computes values; :func:`build_base_image` is the effectful shell. See docs/base-
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import gzip
 import hashlib
@@ -625,7 +626,12 @@ def _check_mirror(url: str, *, timeout: float) -> None:
 
 
 def _run_streaming(
-    argv: Sequence[str], *, step: str, verbose: bool, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    step: str,
+    verbose: bool,
+    env: Mapping[str, str] | None = None,
+    prefix: str = "",
 ) -> None:
     tail: deque[str] = deque(maxlen=25)
     with subprocess.Popen(
@@ -641,7 +647,7 @@ def _run_streaming(
         for line in proc.stdout:
             tail.append(line.rstrip())
             if verbose:
-                print(line, end="", file=sys.stderr)
+                print(f"{prefix}{line}", end="", file=sys.stderr, flush=True)
         rc = proc.wait()
     if rc != 0:
         raise BuildError(
@@ -664,6 +670,7 @@ def bootstrap_rootfs(
         step=f"mmdebstrap {spec.suite.name} {platform.deb_arch}",
         verbose=verbose,
         env=env,
+        prefix=f"[{platform.deb_arch}] ",
     )
     python = spec.suite.python
     local_bin = dest / "usr/local/bin"
@@ -993,20 +1000,23 @@ def build_base_image(
     created = created_timestamp(spec.source_date_epoch)
     with tempfile.TemporaryDirectory(prefix="pipeline-base-image-") as tmp:
         workdir = Path(tmp)
-        layers = [
-            (
-                platform,
-                build_layer(
+        # Platforms bootstrap concurrently: the foreign one is CPU-bound under qemu, the
+        # native one mostly waits on downloads.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(spec.platforms)) as pool:
+            futures = [
+                pool.submit(
+                    build_layer,
                     spec,
                     platform,
                     workdir,
                     cache_dir=cache_dir,
                     progress=progress,
                     verbose=verbose,
-                ),
-            )
-            for platform in spec.platforms
-        ]
+                )
+                for platform in spec.platforms
+            ]
+            concurrent.futures.wait(futures)
+        layers = [(p, f.result()) for p, f in zip(spec.platforms, futures, strict=True)]
         layout = workdir / "oci"
         digest, manifests = write_oci_layout(spec, layers, layout, created=created)
         mtime = spec.source_date_epoch if spec.source_date_epoch is not None else 0
