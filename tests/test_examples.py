@@ -186,3 +186,55 @@ def test_quoted_env_values_read_back_literally(image_tag: str, tmp_path: Path) -
         docker("run", "--rm", image_tag, "sh", "-c", "test ! -e /pwned && echo clean").stdout
         == b"clean\n"
     )
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_no_buildkit_output_builds_with_the_classic_builder(image_tag: str) -> None:
+    bento = load("hello")
+    with temporary_context(bento, render_dockerfile(bento, RenderOptions(buildkit=False))) as ctx:
+        done = subprocess.run(
+            ["docker", "build", "-q", "-t", image_tag, str(ctx)],
+            capture_output=True,
+            timeout=600,
+            env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert docker("run", "--rm", image_tag, "id", "-un").stdout.strip() == b"bentoml"
+
+
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.skipif(not CA_BUNDLE.is_file(), reason="no CA bundle on this machine")
+def test_ca_cert_installs_from_pypi_and_leaves_no_trace(image_tag: str, tmp_path: Path) -> None:
+    """pip reaches PyPI through the (TLS-intercepting) network only with the bundle mounted as
+    secret ``ca_cert``; the bundle is in no layer, ENV or history."""
+    from attrs import evolve
+
+    from pipeline.config import PythonOptions
+    from pipeline.plan import CA_CERT_SECRET_ID
+
+    marker = f"# bento-pipeline-marker-{uuid.uuid4().hex}"
+    bundle = tmp_path / "ca.crt"
+    bundle.write_text(CA_BUNDLE.read_text(encoding="utf-8") + f"\n{marker}\n", encoding="utf-8")
+    bento = load("hello")
+    bento = evolve(bento, python=PythonOptions(packages=("six==1.16.0",)))
+    (bento.path / "env" / "python" / "requirements.txt").write_text(
+        "six==1.16.0\n", encoding="utf-8"
+    )
+    build(
+        bento,
+        image_tag,
+        "--secret",
+        f"id={CA_CERT_SECRET_ID},src={bundle}",
+        options=RenderOptions(ca_cert=True),
+    )
+    out = docker("run", "--rm", image_tag, "python", "-c", "import six; print(six.__version__)")
+    assert out.stdout.strip() == b"1.16.0"
+    env = json.loads(docker("inspect", "--format", "{{json .Config.Env}}", image_tag).stdout)
+    assert not [e for e in env if "ca_cert" in e or "/run/secrets" in e]
+    assert marker.encode() not in docker("save", image_tag).stdout
+    assert marker.encode() not in docker("history", "--no-trunc", image_tag).stdout
