@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -442,8 +443,6 @@ def created_timestamp(epoch: int | None, now: float | None = None) -> str:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
@@ -914,17 +913,23 @@ def write_oci_layout(
 
 
 def _tar_directory(
-    source: Path, dest: Path, *, mtime: int, extra: Mapping[str, bytes] = {}
+    source: Path,
+    dest: Path,
+    *,
+    mtime: int,
+    extra: Mapping[str, bytes] = {},
+    skip: frozenset[str] = frozenset(),
 ) -> None:
-    """A deterministic tar of ``source`` (plus ``extra`` files) at ``dest``, all-or-nothing."""
+    """A deterministic tar of ``source`` (plus ``extra`` files, minus ``skip``) at ``dest``,
+    all-or-nothing."""
     tmp = dest.with_name(f".{dest.name}.partial")
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             files = {
                 str(p.relative_to(source)): p for p in sorted(source.rglob("*")) if p.is_file()
             }
-            names = sorted({*files, *extra})
-            dirs = sorted({str(Path(n).parent) for n in names} - {"."})
+            names = sorted({*files, *extra} - skip)
+            dirs = sorted({str(parent) for n in names for parent in Path(n).parents} - {"."})
             for name in [*dirs]:
                 info = tarfile.TarInfo(name)
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
@@ -1037,6 +1042,8 @@ def build_base_image(
                     archive,
                     mtime=mtime,
                     extra={"manifest.json": _docker_archive_manifest(spec.tag, manifests[0])},
+                    # a plain docker-archive: with index.json podman would read it as OCI
+                    skip=frozenset({"index.json", "oci-layout"}),
                 )
                 load_into_engine(output.target, archive, verbose=verbose)
             else:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -495,3 +496,84 @@ def test_build_loads_a_python_slim_lookalike(tmp_path: Path) -> None:
         )
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+# ------------------------------------------- delivery to real engines, from a seeded cache
+# The layer cache lets these run without mmdebstrap: a small fake rootfs is cached under the
+# key the spec would use, so build_base_image goes straight to load / push / archive.
+
+
+def seed_cache(spec: baseimage.BaseImageSpec, cache: Path, tmp_path: Path) -> None:
+    for platform in spec.platforms:
+        root = tmp_path / f"fake-{platform.deb_arch}"
+        _tree(root)
+        (root / "etc/arch").write_text(platform.deb_arch)
+        key = baseimage.cache_key(spec, platform)
+        cache.mkdir(parents=True, exist_ok=True)
+        blob = cache / f"{key}.tar.gz"
+        digest, diff_id, size = baseimage.write_layer(root, blob, source_date_epoch=5)
+        meta = {"digest": digest, "diff_id": diff_id, "size": size, "python": "3.11.99"}
+        (cache / f"{key}.json").write_text(json.dumps(meta))
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("docker", "podman")]
+)
+def test_load_into_engine_from_cache(engine: str, tmp_path: Path) -> None:
+    tag = f"localhost/pipeline-load-test:{uuid.uuid4().hex[:8]}"
+    spec = resolve_spec(platforms="amd64", tag=tag, load=engine, source_date_epoch="5")
+    seed_cache(spec, tmp_path / "cache", tmp_path)
+    try:
+        result = baseimage.build_base_image(
+            spec, cache_dir=tmp_path / "cache", progress=quiet, check=False
+        )
+        assert result.outputs[0].target == engine
+        proc = subprocess.run(
+            [engine, "image", "inspect", tag], capture_output=True, text=True, check=True
+        )
+        image = json.loads(proc.stdout)[0]
+        config = image.get("Config") or image["ContainerConfig"]
+        assert config["Cmd"] == ["python3"]
+        assert "PYTHON_VERSION=3.11.99" in config["Env"]
+        assert image["Architecture"] == "amd64"
+    finally:
+        subprocess.run([engine, "rmi", "-f", tag], capture_output=True, check=False)
+
+
+@pytest.mark.registry
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_push_multi_platform_manifest_list(registry_url: str, tmp_path: Path) -> None:
+    ref = f"{registry_url}/pipeline-test/fake-python:{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "image.tar"
+    spec = resolve_spec(
+        platforms="linux/amd64,linux/arm64",
+        push=ref,
+        oci_archive=str(archive),
+        source_date_epoch="5",
+    )
+    seed_cache(spec, tmp_path / "cache", tmp_path)
+    result = baseimage.build_base_image(
+        spec, cache_dir=tmp_path / "cache", progress=quiet, check=False
+    )
+    repository, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    request = urllib.request.Request(
+        f"http://{registry_url}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": baseimage.OCI_INDEX},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        index = json.loads(response.read())
+        assert response.headers["Docker-Content-Digest"] == result.digest
+    platforms = [
+        (m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]
+    ]
+    assert platforms == [("amd64", None), ("arm64", "v8")]
+    with tarfile.open(archive) as tar:
+        handle = tar.extractfile("index.json")
+        assert handle is not None
+        top = json.loads(handle.read())["manifests"][0]
+    assert top["digest"] == result.digest
+    assert top["annotations"][baseimage.REF_NAME] == spec.tag
