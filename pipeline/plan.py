@@ -26,7 +26,7 @@ from typing import Any
 from attrs import evolve, field, frozen
 
 from pipeline.config import Bento
-from pipeline.errors import ConfigError, PipelineWarning, allowed
+from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed
 from pipeline.graph import StageGraph, default_graph
 from render.distros import DISTROS, get_distro
 from render.environment import (
@@ -304,7 +304,16 @@ def render_dockerfile(
         )
         context["bento_base_template"] = name
         name = str(template)
-    text = render_template(env, name, context, file=template)
+    try:
+        text = render_template(env, name, context, file=template)
+    except TemplateError as exc:
+        if exc.file is None and template is not None:
+            exc.file = str(template)
+        raise
+    except ConfigError as exc:
+        if exc.file is None:
+            exc.file = str(bento.bento_yaml)
+        raise
     if run_flags.dropped:
         warnings.warn(
             "BuildKit is off: dropped "

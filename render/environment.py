@@ -139,6 +139,10 @@ def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:
     return found
 
 
+def _is_user_template(filename: str) -> bool:
+    return not filename.startswith("<") and _display_name(filename) == filename
+
+
 def _display_name(name: str | None) -> str | None:
     if name is None:
         return None
@@ -177,10 +181,12 @@ def template_errors(default_file: str | Path | None = None) -> Iterator[None]:
             hint="variables available to templates are listed in docs/templates.md",
         ) from None
     except PipelineError as exc:
+        # A filter refused a value. When the value was written in a user template, point there;
+        # values from config keep their field and get the config file from the caller.
         if exc.file is None:
             where = _template_frame(sys.exc_info()[2])
-            if where is not None and not where[0].startswith("<"):
-                exc.file = _display_name(where[0])
+            if where is not None and _is_user_template(where[0]):
+                exc.file = where[0]
                 exc.line = where[1]
         raise
     except jinja2.TemplateError as exc:

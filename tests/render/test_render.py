@@ -180,6 +180,7 @@ def test_newline_in_env_value_cannot_add_an_instruction(make_bento: MakeBento) -
     with pytest.raises(ConfigError) as info:
         render_dockerfile(bento)
     assert info.value.field == "docker.env.EVIL"
+    assert info.value.file == str(bento.bento_yaml)  # the config, not our template
 
 
 def test_quote_in_env_value_cannot_add_an_instruction(make_bento: MakeBento) -> None:
@@ -374,6 +375,27 @@ def test_bad_variable_value_names_the_variable(make_bento: MakeBento, tmp_path: 
     with pytest.raises(TemplateError) as info:
         render_dockerfile(make_bento(), RenderOptions(template=template))
     assert info.value.field == "bento__path"
+    assert info.value.file == str(template)
+
+
+def test_filter_error_in_a_user_template_has_file_and_line(
+    make_bento: MakeBento, tmp_path: Path
+) -> None:
+    template = write(
+        tmp_path / "f.j2",
+        "{% extends bento_base_template %}\n{% block SETUP_BENTO_USER %}\n"
+        '{{ super() }}\nRUN echo {{ "a\\nb" | shell_word("my.value") }}\n{% endblock %}\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        render_dockerfile(make_bento(), RenderOptions(template=template))
+    assert (info.value.file, info.value.line, info.value.field) == (str(template), 4, "my.value")
+
+
+def test_unknown_distro(make_bento: MakeBento) -> None:
+    with pytest.raises(ConfigError) as info:
+        render_dockerfile(make_bento(docker={"distro": "gentoo"}))
+    assert info.value.field == "docker.distro"
+    assert "'debian'" in str(info.value)
 
 
 def test_syntax_error_has_file_and_line(make_bento: MakeBento, tmp_path: Path) -> None:
