@@ -65,6 +65,7 @@ class Obj:
 
     type: str
     trail: tuple[Step, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)  # fixed field values (from overrides)
 
     def find(self, type_name: str, field_name: str) -> Step | None:
         """The last step in the chain calling ``type_name.field_name``."""
@@ -239,7 +240,8 @@ class ContractServer:
             self.requests.append(request)
 
     def _new_id(self, obj: Obj) -> str:
-        digest = hashlib.sha256(repr((obj.type, obj.trail)).encode()).hexdigest()[:16]
+        state = (obj.type, obj.trail, sorted(obj.data.items()))
+        digest = hashlib.sha256(repr(state).encode()).hexdigest()[:16]
         ident = f"fake-{obj.type}-{digest}"
         with self._lock:
             self.ids[ident] = obj
@@ -249,6 +251,8 @@ class ContractServer:
         if info.field_name.startswith("__") or info.parent_type.name.startswith("__"):
             return graphql.default_field_resolver(parent, info, **args)
         obj = parent if isinstance(parent, Obj) else Obj(info.parent_type.name)
+        if info.field_name in obj.data:
+            return obj.data[info.field_name]
         self._check_id_args(info, args)
         key = (info.parent_type.name, info.field_name)
         step = Step(info.parent_type.name, info.field_name, _thaw_args(args))

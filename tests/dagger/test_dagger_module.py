@@ -222,3 +222,50 @@ def test_secret_ids_must_match_secrets(engine: ContractServer, module_main: Any)
     with pytest.raises(ConfigError, match="1 secret\\(s\\) but 2 secret id\\(s\\)"):
         run(call)
     assert engine.calls("dockerBuild") == []
+
+
+def test_module_invocation_like_the_runtime(
+    engine: ContractServer, module_main: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `dagger call publish --bento=... --platforms=... --secrets=env://HF_TOKEN` does in the
+    module container: the SDK reads the call from the API, decodes the arguments (IDs into
+    Directory/Secret objects), runs the function and returns its value as JSON."""
+    module = module_main.BentoPipeline.__dagger_module__
+    monkeypatch.setattr(module, "_main_name", "BentoPipeline")
+    monkeypatch.setattr(module, "_main", module.get_object("BentoPipeline"))
+
+    async def ids() -> tuple[str, str]:
+        return (
+            await dag.host().directory(str(HELLO)).id(),
+            await dag.secret("env://HF_TOKEN").id(),
+        )
+
+    bento_id, secret_id = run(ids)
+    inputs = {
+        "address": "registry.test/hello:2",
+        "bento": bento_id,
+        "platforms": ["linux/amd64", "linux/arm64"],
+        "secrets": [secret_id],
+    }
+    returned: list[str] = []
+    engine.override("FunctionCall", "parentName", lambda obj, args: "BentoPipeline")
+    engine.override("FunctionCall", "name", lambda obj, args: "publish")
+    engine.override("FunctionCall", "parent", lambda obj, args: "{}")
+    engine.override(
+        "FunctionCall",
+        "inputArgs",
+        lambda obj, args: [
+            Obj("FunctionCallArgValue", data={"name": k, "value": json.dumps(v)})
+            for k, v in inputs.items()
+        ],
+    )
+    engine.override("FunctionCall", "returnValue", lambda obj, args: returned.append(args["value"]))
+
+    run(module.serve)
+
+    assert engine.rejected() == []
+    assert [json.loads(v) for v in returned] == [f"registry.test/hello:2@{FAKE_DIGEST}"]
+    builds = engine.calls("dockerBuild")
+    assert sorted(b.args["platform"] for b in builds) == ["linux/amd64", "linux/arm64"]
+    [secret_ref] = builds[0].args["secrets"]
+    assert engine.origin(secret_ref).find("Query", "setSecret").arg("name") == "HF_TOKEN"  # type: ignore[union-attr]
