@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("pytester",)
+
 REGISTRY = "127.0.0.1:5000"
 # Engines the test bed brings up; in CI their absence is a failure. Dagger is not among them.
 TESTBED_ENGINES = frozenset({"docker", "buildx", "buildah", "podman", "arm64", "registry"})
