@@ -238,3 +238,22 @@ def test_ca_cert_installs_from_pypi_and_leaves_no_trace(image_tag: str, tmp_path
     assert not [e for e in env if "ca_cert" in e or "/run/secrets" in e]
     assert marker.encode() not in docker("save", image_tag).stdout
     assert marker.encode() not in docker("history", "--no-trunc", image_tag).stdout
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("example", "check", "expected"),
+    [
+        ("echo-block", "id -un", b"bentoml"),
+        (
+            "custom-user",
+            "id -un; id -u; echo $BENTO_PATH; ls /srv/app/bento/src",
+            b"app\n4321\n/srv/app/bento\nservice.py",
+        ),
+        ("setup-script", "cat /etc/bento-setup-script.done", b"uid=0 os=debian"),
+    ],
+)
+def test_offline_examples_build(image_tag: str, example: str, check: str, expected: bytes) -> None:
+    build(load(example), image_tag)
+    assert docker("run", "--rm", image_tag, "sh", "-c", check).stdout.strip() == expected
