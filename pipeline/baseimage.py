@@ -416,9 +416,17 @@ def mmdebstrap_argv(spec: BaseImageSpec, platform: Platform, dest: Path) -> list
     return argv
 
 
-def release_url(spec: BaseImageSpec) -> str:
-    """The file that proves the mirror serves the suite (checked before bootstrapping)."""
-    return f"{spec.mirror}/dists/{spec.suite.name}/InRelease"
+def release_urls(spec: BaseImageSpec) -> list[tuple[str, str]]:
+    """(option, URL) of the files that prove the mirrors serve the suite, checked first."""
+    urls = [("--mirror", f"{spec.mirror}/dists/{spec.suite.name}/InRelease")]
+    if spec.security_mirror:
+        urls.append(
+            (
+                "--security-mirror",
+                f"{spec.security_mirror}/dists/{spec.suite.security_suite}/InRelease",
+            )
+        )
+    return urls
 
 
 def image_env(spec: BaseImageSpec, python_version: str) -> list[str]:
@@ -563,7 +571,8 @@ def check_prerequisites(spec: BaseImageSpec, *, timeout: float = 15.0) -> None:
             )
         if output.kind == "load" and output.target != "auto":
             _check_engine(output.target)
-    _check_mirror(release_url(spec), timeout=timeout)
+    for option, url in release_urls(spec):
+        _check_mirror(url, option=option, timeout=timeout)
 
 
 def _binfmt_enabled(name: str) -> bool:
@@ -602,11 +611,11 @@ def pick_engine() -> str:
     )
 
 
-def _check_mirror(url: str, *, timeout: float) -> None:
+def _check_mirror(url: str, *, option: str, timeout: float) -> None:
     if url.startswith("file:"):
         path = Path(urllib.request.url2pathname(url[len("file:") :]))
         if not path.exists() and not path.with_name("Release").exists():
-            raise ConfigError(f"mirror has no {path}", field="--mirror")
+            raise ConfigError(f"mirror has no {path}", field=option)
         return
     request = urllib.request.Request(url, method="HEAD")
     try:
@@ -618,7 +627,7 @@ def _check_mirror(url: str, *, timeout: float) -> None:
         problem = str(getattr(exc, "reason", exc))
     raise ConfigError(
         f"mirror unreachable: {url}: {problem}",
-        field="--mirror",
+        field=option,
         hint="check the URL and the network; the machine's own mirror is in "
         "/etc/apt/sources.list.d/",
     )
