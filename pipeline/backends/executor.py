@@ -157,9 +157,13 @@ class ExternalExecutor:
             iidfile = private / "iid"
             argv = self.argv(request, iidfile=str(iidfile))
             inherit = request.progress == "tty" and sys.stderr.isatty()
+            # The engine's own temp files go to our private dir too, so they are removed even
+            # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
+            engine_tmp = private / "tmp"
+            engine_tmp.mkdir()
             outcome = await run_streaming(
                 argv,
-                env={**self.spec.env, **request.env},
+                env={**self.spec.env, "TMPDIR": str(engine_tmp), **request.env},
                 on_line=sink,
                 redact=redact,
                 inherit_output=inherit,

@@ -156,16 +156,84 @@ async def run_streaming(
 
 
 async def _stop_group(process: Process) -> None:
-    if process.returncode is not None:
-        return
+    """Stop the engine: its whole process group and whatever it started outside the group.
+
+    The group gets SIGINT (as a terminal's Ctrl-C would: docker/buildx cancel the build, podman
+    exits without committing), then SIGTERM, then SIGKILL. Processes the engine started in
+    their own session (podman/buildah run each RUN step's container that way, and leave it
+    running when podman exits) get SIGKILL at once: they are the cancelled build step.
+    """
     pgid = process.pid  # start_new_session=True: the child leads its own group
-    _signal_group(pgid, signal.SIGTERM)
-    with anyio.move_on_after(_TERMINATE_GRACE):
+    strays: set[int] = set()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        strays |= _strays(pgid)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if not _group_alive(pgid):
+            break
+        _signal_group(pgid, sig)
+        with anyio.move_on_after(_TERMINATE_GRACE):
+            while True:
+                if process.returncode is None:
+                    with anyio.move_on_after(0.1):
+                        await process.wait()
+                if not _group_alive(pgid):
+                    break
+                await anyio.sleep(0.1)
+        if not _group_alive(pgid):
+            break
+    for pid in strays | _strays(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    if process.returncode is None:
         await process.wait()
-        return
-    _signal_group(pgid, signal.SIGKILL)
-    with anyio.move_on_after(_TERMINATE_GRACE):
-        await process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, pgid) from /proc (empty where there is no /proc)."""
+    table: dict[int, tuple[int, int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return table
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _strays(pgid: int) -> set[int]:
+    """Descendants of the group's members that live in other process groups."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    todo = [pid for pid, (_, group) in table.items() if group == pgid]
+    found: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid for pid in found if table[pid][1] != pgid}
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
