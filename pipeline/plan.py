@@ -333,28 +333,28 @@ def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
 # -- the build context (effectful) ---------------------------------------------------------------
 
 
+def _copy_tree(source: Path, dest: Path, root: Path) -> None:
+    """Copy ``source`` into ``dest``, following symlinks that stay inside ``root`` (as files)
+    and refusing any that leave it: the context gets nothing from outside the bento."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(source.iterdir()):
+        target = entry
+        if entry.is_symlink():
+            target = entry.resolve()
+            if not target.is_relative_to(root):
+                raise ConfigError(
+                    f"symlink points outside the bento ({target}); refusing to copy it",
+                    file=entry,
+                )
+        if target.is_dir():
+            _copy_tree(target, dest / entry.name, root)
+        elif target.is_file():
+            shutil.copy2(target, dest / entry.name)
+
+
 def _copy_bento(bento: Bento, dest: Path) -> None:
     root = bento.path.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        rel = here.relative_to(root)
-        (dest / rel).mkdir(parents=True, exist_ok=True)
-        for name in sorted(dirnames + filenames):
-            source = here / name
-            if source.is_symlink():
-                target = source.resolve()
-                if not target.is_relative_to(root):
-                    raise ConfigError(
-                        f"symlink points outside the bento ({target}); refusing to copy it",
-                        file=source,
-                    )
-                if target.is_dir():
-                    shutil.copytree(target, dest / rel / name, symlinks=False)
-                    continue
-                shutil.copy2(target, dest / rel / name)
-            elif name in filenames:
-                shutil.copy2(source, dest / rel / name)
-        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+    _copy_tree(root, dest, root)
 
 
 def _fill_context(bento: Bento, dest: Path, dockerfile: str) -> None:

@@ -98,6 +98,17 @@ def test_symlink_inside_the_bento_is_copied_as_a_file(tmp_path: Path) -> None:
     assert not copied.is_symlink() and copied.read_text(encoding="utf-8") == "print('hi')\n"
 
 
+def test_symlink_outside_inside_a_linked_directory_is_refused(tmp_path: Path) -> None:
+    bento = make_bento(tmp_path / "bento")
+    inner = bento.path / "data"
+    inner.mkdir()
+    (inner / "leak").symlink_to(tmp_path)
+    (bento.path / "src" / "data-link").symlink_to(inner)
+    with pytest.raises(ConfigError, match="outside the bento"):
+        write_context(bento, tmp_path / "ctx", "FROM scratch\n")
+    assert not (tmp_path / "ctx").exists()
+
+
 def test_setup_script_lands_at_its_fixed_place(tmp_path: Path) -> None:
     bento = make_bento(tmp_path / "bento", setup_script="scripts/setup.sh")
     script = bento.path / "scripts" / "setup.sh"
