@@ -333,9 +333,15 @@ def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
 # -- the build context (effectful) ---------------------------------------------------------------
 
 
-def _copy_tree(source: Path, dest: Path, root: Path) -> None:
+def _copy_tree(
+    source: Path, dest: Path, root: Path, parents: frozenset[Path] = frozenset()
+) -> None:
     """Copy ``source`` into ``dest``, following symlinks that stay inside ``root`` (as files)
-    and refusing any that leave it: the context gets nothing from outside the bento."""
+    and refusing any that leave it or loop: the context gets nothing from outside the bento."""
+    here = source.resolve()
+    if here in parents:
+        raise ConfigError("symlink loop inside the bento; refusing to copy it", file=source)
+    parents = parents | {here}
     dest.mkdir(parents=True, exist_ok=True)
     for entry in sorted(source.iterdir()):
         target = entry
@@ -347,7 +353,7 @@ def _copy_tree(source: Path, dest: Path, root: Path) -> None:
                     file=entry,
                 )
         if target.is_dir():
-            _copy_tree(target, dest / entry.name, root)
+            _copy_tree(target, dest / entry.name, root, parents)
         elif target.is_file():
             shutil.copy2(target, dest / entry.name)
 

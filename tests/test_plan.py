@@ -109,6 +109,14 @@ def test_symlink_outside_inside_a_linked_directory_is_refused(tmp_path: Path) ->
     assert not (tmp_path / "ctx").exists()
 
 
+def test_symlink_loop_is_refused(tmp_path: Path) -> None:
+    bento = make_bento(tmp_path / "bento")
+    (bento.path / "src" / "loop").symlink_to(bento.path / "src")
+    with pytest.raises(ConfigError, match="symlink loop"):
+        write_context(bento, tmp_path / "ctx", "FROM scratch\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bento"]
+
+
 def test_setup_script_lands_at_its_fixed_place(tmp_path: Path) -> None:
     bento = make_bento(tmp_path / "bento", setup_script="scripts/setup.sh")
     script = bento.path / "scripts" / "setup.sh"
