@@ -99,6 +99,7 @@ def test_secret_is_used_in_the_build_and_found_nowhere(
         tags=[tag],
         secrets=[f"id=aws,src={secret_file}"],
         progress="plain",
+        no_cache=True,  # the RUN step's cache key does not include the secret's content
         on_output=lines.append,
     )
     # used during the build: the image holds the hash of exactly our secret
@@ -123,7 +124,11 @@ def test_env_secret_reaches_the_build(
     value = f"env-secret-{secrets.token_hex(8)}"
     monkeypatch.setenv("PIPELINE_TEST_AWS", value)
     pipeline.build(
-        SECRET_MOUNT, backend=engine, tags=[tag], secrets=["id=aws,env=PIPELINE_TEST_AWS"]
+        SECRET_MOUNT,
+        backend=engine,
+        tags=[tag],
+        secrets=["id=aws,env=PIPELINE_TEST_AWS"],
+        no_cache=True,
     )
     digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
     assert digest == hashlib.sha256(value.encode()).hexdigest()
