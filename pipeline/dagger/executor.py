@@ -24,6 +24,7 @@ from pipeline.dagger.connection import session
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
     DaggerBuildSpec,
+    check_secret_mounts,
     check_syntax_directive,
     describe,
     spec_from_request,
@@ -103,6 +104,7 @@ class DaggerExecutor:
         spec = spec_from_request(request)
         dockerfile_text = read_dockerfile(request)
         plaintexts = read_secrets(request.secrets)
+        check_secret_mounts(dockerfile_text, spec.secret_ids, file=request.dockerfile)
         if spec.output.kind == "load" and shutil.which(self.docker) is None:
             raise BackendError(
                 f"--load needs the {self.docker!r} CLI to load the image, and it is not on PATH",

@@ -19,7 +19,7 @@ import dagger
 from attrs import evolve
 
 from pipeline.dagger import graph
-from pipeline.dagger.spec import DaggerBuildSpec, spec_from_request
+from pipeline.dagger.spec import DaggerBuildSpec, check_secret_mounts, spec_from_request
 from pipeline.errors import ConfigError
 
 
@@ -101,6 +101,7 @@ async def build_variants(
     plaintexts = await secret_plaintexts(secrets, secret_ids)
     async with prepared_build(bento, **options) as (text, spec):
         spec = evolve(spec, secret_ids=tuple(plaintexts))
+        check_secret_mounts(text, spec.secret_ids)
         # load the context now: the temporary directory is gone once this block ends
         context = await graph.context_directory(client, spec, text).sync()
     named = graph.named_secrets(client, plaintexts)

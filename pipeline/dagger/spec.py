@@ -175,6 +175,76 @@ def check_syntax_directive(dockerfile_text: str, *, file: str = "Dockerfile") ->
     return dockerfile_text
 
 
+@frozen
+class SecretMount:
+    """A ``RUN --mount=type=secret`` in a Dockerfile."""
+
+    id: str
+    line: int
+    required: bool
+
+
+def _instructions(dockerfile_text: str) -> list[tuple[int, str]]:
+    """``(first line number, instruction text)`` with ``\\`` continuations joined."""
+    found: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(dockerfile_text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if not pending:
+            start = number
+        if stripped.endswith("\\"):
+            pending.append(stripped[:-1])
+            continue
+        pending.append(stripped)
+        found.append((start, " ".join(pending)))
+        pending = []
+    if pending:
+        found.append((start, " ".join(pending)))
+    return found
+
+
+def secret_mounts(dockerfile_text: str) -> tuple[SecretMount, ...]:
+    """Every secret mount in the Dockerfile (id defaults to the target's base name)."""
+    mounts = []
+    for line, text in _instructions(dockerfile_text):
+        if not re.match(r"(?i)^RUN\s", text):
+            continue
+        for spec in re.findall(r"--mount=(\S+)", text):
+            options = dict(item.partition("=")[::2] for item in spec.split(",") if item.strip())
+            if options.get("type") != "secret":
+                continue
+            sid = options.get("id") or Path(options.get("target") or options.get("dst") or "").name
+            # a bare `required` means true, as in BuildKit
+            required = options.get("required", "false").lower() in ("", "true", "1")
+            if sid:
+                mounts.append(SecretMount(id=sid, line=line, required=required))
+    return tuple(mounts)
+
+
+def check_secret_mounts(
+    dockerfile_text: str, secret_ids: Sequence[str], *, file: str = "Dockerfile"
+) -> None:
+    """Fail for a required secret nobody passes; warn for an optional one (Dagger skips it)."""
+    given = set(secret_ids)
+    for mount in secret_mounts(dockerfile_text):
+        if mount.id in given:
+            continue
+        what = f"{file}:{mount.line} mounts secret {mount.id!r}"
+        how = f"pass it with --secret id={mount.id},src=FILE or id={mount.id},env=VAR"
+        if mount.required:
+            raise ConfigError(
+                f"{what} (required=true) but it was not given; {how}", field="--secret"
+            )
+        warnings.warn(
+            f"{what} but it was not given, so the step runs without it; {how}",
+            PipelineWarning,
+            stacklevel=2,
+        )
+
+
 def _warn_ignored(request: BuildRequest) -> None:
     ignored = []
     if request.cache_from or request.cache_to:

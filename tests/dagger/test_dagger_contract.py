@@ -372,3 +372,14 @@ def test_object_arguments_must_be_ids_of_the_expected_type(contract: ContractSer
     )
     unknown = query('{ directory { dockerBuild(secrets: ["made-up"]) { id } } }')
     assert "unknown id 'made-up'" in unknown["errors"][0]["message"]
+
+
+def test_required_secret_missing_fails_before_any_session(
+    contract: ContractServer, context: Path
+) -> None:
+    (context / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nRUN --mount=type=secret,id=hf_token,required=true true\n"
+    )
+    with pytest.raises(ConfigError, match="mounts secret 'hf_token' \\(required=true\\)"):
+        build(BuildRequest(context=context))
+    assert contract.requests == []

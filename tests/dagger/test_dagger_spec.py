@@ -11,10 +11,13 @@ from pipeline.dagger.executor import DaggerExecutor, loaded_image_id, read_secre
 from pipeline.dagger.failures import scrub
 from pipeline.dagger.spec import (
     OutputSpec,
+    SecretMount,
+    check_secret_mounts,
     check_syntax_directive,
     parse_dockerignore,
     parse_output,
     read_dockerignore,
+    secret_mounts,
     spec_from_request,
 )
 from pipeline.errors import ConfigError, PipelineWarning
@@ -136,3 +139,31 @@ def test_scrub_and_docker_load_parsing() -> None:
     assert loaded_image_id("Loaded image ID: sha256:abc\n") == "sha256:abc"
     assert loaded_image_id("Loaded image: app:1\n") == "app:1"
     assert loaded_image_id("nothing\n") is None
+
+
+def test_secret_mounts_are_found_across_continuations() -> None:
+    text = (
+        "FROM x\n"
+        "# RUN --mount=type=secret,id=commented\n"
+        "RUN --mount=type=cache,target=/c \\\n"
+        "    --mount=type=secret,target=/run/secrets/tok,required \\\n"
+        "    true\n"
+        "run --mount=type=secret,id=a,required=false --mount=type=secret,id=b,required=true x\n"
+        "COPY --mount=type=secret,id=not-a-run . .\n"
+    )
+    assert secret_mounts(text) == (
+        SecretMount(id="tok", line=3, required=True),
+        SecretMount(id="a", line=6, required=False),
+        SecretMount(id="b", line=6, required=True),
+    )
+
+
+def test_missing_secrets_warn_or_fail() -> None:
+    text = "FROM x\nRUN --mount=type=secret,id=aws,target=/root/.aws/credentials true\n"
+    with pytest.warns(PipelineWarning, match=r"Dockerfile:2 mounts secret 'aws' but it was not"):
+        check_secret_mounts(text, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_secret_mounts(text, ["aws"])
+    with pytest.raises(ConfigError, match=r"'tok' \(required=true\) .* --secret id=tok,src=FILE"):
+        check_secret_mounts("FROM x\nRUN --mount=type=secret,id=tok,required=true x\n", ["aws"])
