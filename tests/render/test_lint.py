@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline.config import Bento
 from pipeline.errors import PipelineWarning, TemplateError
 from pipeline.graph import default_graph
 from pipeline.plan import RenderOptions, render_dockerfile
 from render.lint import Finding, lint_source, lint_template
-from tests.render.conftest import MakeBento
+
+MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
 
 GRAPH = default_graph()
 FILE = "Dockerfile.template"

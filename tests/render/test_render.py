@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline.config import Bento
 from pipeline.errors import ConfigError, GraphError, PipelineWarning, TemplateError
 from pipeline.graph import Stage, default_graph
 from pipeline.plan import CA_CERT_SECRET_ID, RenderOptions, render_dockerfile
-from tests.render.conftest import MakeBento
+
+MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
 
 
 def instructions(dockerfile: str) -> list[str]:
