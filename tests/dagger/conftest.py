@@ -12,7 +12,11 @@ from dagger_contract import SCHEMA_PATH, ContractServer
 
 
 def _schema_path() -> Path:
-    return Path(os.environ.get("PIPELINE_DAGGER_SCHEMA", str(SCHEMA_PATH)))
+    """$PIPELINE_DAGGER_SCHEMA, else a copy vendored beside these tests, else the shared one."""
+    if os.environ.get("PIPELINE_DAGGER_SCHEMA"):
+        return Path(os.environ["PIPELINE_DAGGER_SCHEMA"])
+    vendored = Path(__file__).with_name("schema.graphqls")
+    return vendored if vendored.is_file() else SCHEMA_PATH
 
 
 @pytest.fixture(scope="session")
