@@ -9,9 +9,11 @@ into the local docker engine (``--load``). The API calls live in :mod:`pipeline.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -72,6 +74,25 @@ def read_dockerfile(request: BuildRequest) -> str:
             file=path,
         ) from None
     return check_syntax_directive(text, file=str(path))
+
+
+def tarball_digest(path: Path) -> str | None:
+    """The image's digest from an exported tarball's OCI ``index.json`` (None if unreadable).
+
+    With several platforms this is the digest of the image index, the value ``docker pull``
+    and registries report for the multi-platform image.
+    """
+    try:
+        with tarfile.open(path) as tar:
+            member = tar.extractfile("index.json")
+            index = json.load(member) if member is not None else {}
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return None
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if isinstance(manifests, list) and len(manifests) == 1 and isinstance(manifests[0], dict):
+        digest = manifests[0].get("digest")
+        return digest if isinstance(digest, str) else None
+    return None
 
 
 def loaded_image_id(output: str) -> str | None:
@@ -165,7 +186,7 @@ class DaggerExecutor:
             assert out.dest is not None
             await self._export(variants, out.dest, docker=out.kind == "docker")
             say(f"exported {out.kind} tarball to {out.dest}")
-            return None, None
+            return None, tarball_digest(out.dest)
         if out.kind == "load":
             from pipeline.dagger import graph
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import socket
 import tarfile
@@ -383,3 +385,32 @@ def test_required_secret_missing_fails_before_any_session(
     with pytest.raises(ConfigError, match="mounts secret 'hf_token' \\(required=true\\)"):
         build(BuildRequest(context=context))
     assert contract.requests == []
+
+
+def test_export_reports_the_digest_from_the_oci_index(
+    contract: ContractServer, context: Path, secret_env: SecretSpec, tmp_path: Path
+) -> None:
+    index_digest = "sha256:" + "cd" * 32
+
+    def engine_export(obj: Obj, args: dict[str, Any]) -> str:
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "digest": index_digest,
+                    }
+                ],
+            }
+        ).encode()
+        with tarfile.open(args["path"], "w") as tar:
+            info = tarfile.TarInfo("index.json")
+            info.size = len(index)
+            tar.addfile(info, io.BytesIO(index))
+        return str(args["path"])
+
+    contract.override("Container", "export", engine_export)
+    dest = tmp_path / "image.tar"
+    result = build(request_for(context, secret_env, output=f"type=oci,dest={dest}"))
+    assert result.digest == index_digest
