@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import socket
 import time
 from pathlib import Path
@@ -53,7 +55,7 @@ def test_cli_on_path_is_used_and_sdk_gets_it(
     cli.parent.mkdir()
     cli.write_text("#!/bin/sh\nexit 1\n")
     cli.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{cli.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{cli.parent}{os.pathsep}{os.environ['PATH']}")
     assert connection.find_cli() == str(cli)
     assert anyio.run(connection.ensure_available) == str(cli)
 
@@ -111,3 +113,39 @@ def test_half_configured_session_env(
         monkeypatch.setenv("DAGGER_SESSION_TOKEN", token)
     with pytest.raises(BackendError, match=complaint):
         anyio.run(connection.ensure_available)
+
+
+def test_dagger_on_path_starts_a_session_the_sdk_uses(
+    no_dagger: None,
+    dagger_schema: str,
+    request_: BuildRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole provisioning path with a stand-in `dagger` CLI on PATH: it answers `dagger
+    session` like the real one (one JSON line with port and token, then waits for stdin to
+    close), pointing at the contract server."""
+    from dagger_contract import ContractServer
+
+    with ContractServer(dagger_schema, token="cli-started-token") as server:
+        calls = tmp_path / "calls"
+        cli = tmp_path / "bin" / "dagger"
+        cli.parent.mkdir()
+        cli.write_text(
+            "#!/bin/sh\n"
+            f'echo "$@" > {calls}\n'
+            'echo "engine: session started" >&2\n'
+            f'echo \'{{"port": {server.port}, "session_token": "{server.token}"}}\'\n'
+            "cat > /dev/null\n"
+        )
+        cli.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{cli.parent}{os.pathsep}{os.environ['PATH']}")
+        engine_log = io.StringIO()
+
+        anyio.run(DaggerExecutor(log_output=engine_log).build, request_)
+
+        assert calls.read_text().startswith("session --label dagger.io/sdk.name:python")
+        assert len(server.calls("dockerBuild")) == 1
+        assert server.rejected() == []
+    assert "engine: session started" in engine_log.getvalue()
+    assert "_EXPERIMENTAL_DAGGER_CLI_BIN" not in os.environ  # restored after the build
