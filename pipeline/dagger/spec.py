@@ -24,6 +24,9 @@ OutputKind = Literal["none", "oci", "docker", "load", "push"]
 #: ``type=`` values ``--output`` accepts with the Dagger executor.
 OUTPUT_TYPES: tuple[str, ...] = ("oci", "docker")
 
+#: Name in the uploaded context for a Dockerfile that lives outside the context.
+OUTSIDE_DOCKERFILE = "Dockerfile.pipeline"
+
 #: The Dagger engine limits ``setSecret`` plaintext to this many bytes.
 MAX_SECRET_BYTES = 128_000
 
@@ -277,9 +280,13 @@ def spec_from_request(
     _warn_ignored(request)
     if excludes is None:
         excludes = read_dockerignore(request.context, request.dockerfile)
+    dockerfile = request.dockerfile
+    if Path(dockerfile).is_absolute() or ".." in Path(dockerfile).parts:
+        # a Dockerfile outside the context: its text is written into the upload under this name
+        dockerfile = OUTSIDE_DOCKERFILE
     return DaggerBuildSpec(
         context=request.context.absolute(),
-        dockerfile=request.dockerfile,
+        dockerfile=dockerfile,
         platforms=tuple(request.platforms),
         build_args=dict(request.build_args),
         target=request.target or "",

@@ -414,3 +414,15 @@ def test_export_reports_the_digest_from_the_oci_index(
     dest = tmp_path / "image.tar"
     result = build(request_for(context, secret_env, output=f"type=oci,dest={dest}"))
     assert result.digest == index_digest
+
+
+def test_dockerfile_outside_the_context_is_written_into_it(
+    contract: ContractServer, context: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM python:3.11-slim\n")
+    build(BuildRequest(context=context, dockerfile=str(outside)))
+    [written] = contract.calls("withNewFile")
+    assert written.args == {"path": "Dockerfile.pipeline", "contents": "FROM python:3.11-slim\n"}
+    [docker_build] = contract.calls("dockerBuild")
+    assert docker_build.args["dockerfile"] == "Dockerfile.pipeline"
