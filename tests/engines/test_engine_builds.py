@@ -249,3 +249,56 @@ def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> N
 def _sleeping(marker: str) -> bool:
     """Is the build step's `sleep <marker>` running anywhere on this machine?"""
     return sh("pgrep", "-f", f"sleep {marker}", check=False).returncode == 0
+
+
+def _proxy_ca() -> Path | None:
+    """The CA of a TLS-intercepting proxy, if this machine has one (else the test skips)."""
+    configured = os.environ.get("PIPELINE_TEST_CA_CERT")
+    candidates = [configured] if configured else []
+    candidates += [
+        "/usr/local/share/ca-certificates/sandboxing-egress-ca.crt",
+        "/usr/local/share/ca-certificates/custom-ca.crt",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ca_cert_is_trusted_during_installs_and_not_shipped(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+) -> None:
+    cert = _proxy_ca()
+    if cert is None:
+        pytest.skip("no proxy CA certificate on this machine (set PIPELINE_TEST_CA_CERT)")
+    runner, tag = RUNNER[engine], unique_tag(engine, "cacert")
+    tags.append((runner, tag))
+    project = tmp_path / "withdeps"
+    project.mkdir()
+    (project / "service.py").write_text("import six\nsvc = None\n")
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\nname: withdeps\ninclude: ["*.py"]\n'
+        "python:\n  packages:\n    - six\n"
+    )
+    pipeline.build(project, backend=engine, tags=[tag], ca_cert=cert)
+    # the package was downloaded through the proxy, trusting the cert...
+    out = run_in_image(runner, tag, "/app/.venv/bin/python", "-c", "import six; print('ok')")
+    assert out.strip() == "ok"
+    # ...which is in no layer, no history entry and not at the secret's path
+    body = [line for line in cert.read_text().splitlines() if line and "-----" not in line]
+    needle = body[len(body) // 2].encode()
+    # (the test bed's base image may trust the same CA already: only new files count)
+    ours = _inner_paths(saved_image_contains(runner, tag, needle, tmp_path))
+    base = _inner_paths(saved_image_contains(runner, "python:3.11-slim", needle, tmp_path))
+    assert ours <= base, f"the CA cert landed in the image: {sorted(ours - base)}"
+    assert needle.decode() not in history(runner, tag)
+    check = "if test -e /run/secrets/ca_cert; then echo present; else echo absent; fi"
+    assert run_in_image(runner, tag, "sh", "-c", check).strip() == "absent"
+    assert list(_isolated.iterdir()) == []
+
+
+def _inner_paths(hits: list[str]) -> set[str]:
+    """File paths inside layers (``layer.tar!path`` -> ``path``)."""
+    return {hit.split("!", 1)[1] for hit in hits if "!" in hit}
