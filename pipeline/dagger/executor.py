@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     import dagger
 
 BACKEND = "dagger"
+#: The id ``--ca-cert`` mounts its bundle under (pipeline.plan.CA_CERT_SECRET_ID; not imported
+#: from there to keep this module free of the renderer).
+CA_CERT_SECRET_ID = "ca_cert"
 
 
 def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
@@ -47,10 +50,17 @@ def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
     for secret in secrets:
         raw = secret.read()
         if len(raw) > MAX_SECRET_BYTES:
+            ca_bundle = secret.id == CA_CERT_SECRET_ID
             raise ConfigError(
                 f"secret {secret.id!r} is {len(raw)} bytes; Dagger accepts at most "
                 f"{MAX_SECRET_BYTES}",
-                field="--secret",
+                field="--ca-cert" if ca_bundle else "--secret",
+                hint=(
+                    "--ca-cert bundles the system CA certificates with yours, which is too big "
+                    "for a Dagger secret; use another backend (e.g. --backend buildx) for it"
+                    if ca_bundle
+                    else None
+                ),
             )
         try:
             values[secret.id] = raw.decode("utf-8")

@@ -129,6 +129,9 @@ def test_secret_reading_limits(tmp_path: Path) -> None:
     big.write_bytes(b"x" * 128_001)
     with pytest.raises(ConfigError, match="at most 128000"):
         read_secrets([SecretSpec(id="big", src=big)])
+    with pytest.raises(ConfigError, match="at most 128000") as info:
+        read_secrets([SecretSpec(id="ca_cert", src=big)])
+    assert info.value.field == "--ca-cert" and "another backend" in str(info.value.hint)
     ok = tmp_path / "ok"
     ok.write_text("value\n")
     assert read_secrets([SecretSpec(id="ok", src=ok)]) == {"ok": "value\n"}
