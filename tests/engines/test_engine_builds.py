@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -302,3 +303,33 @@ def test_ca_cert_is_trusted_during_installs_and_not_shipped(
 def _inner_paths(hits: list[str]) -> set[str]:
     """File paths inside layers (``layer.tar!path`` -> ``path``)."""
     return {hit.split("!", 1)[1] for hit in hits if "!" in hit}
+
+
+@pytest.mark.slow
+@pytest.mark.registry
+@pytest.mark.parametrize("engine", ENGINES)
+def test_push_lands_in_the_registry(
+    engine: str, tags: list[tuple[str, str]], registry_url: str, _isolated: Path
+) -> None:
+    name = f"pipeline-test-push-{engine}"
+    version = secrets.token_hex(4)
+    tag = f"{registry_url}/{name}:{version}"
+    tags.append((RUNNER[engine], tag))
+    result = pipeline.build(HELLO, backend=engine, tags=[tag], push=True)
+    assert result.tags == (tag,)
+    request = urllib.request.Request(
+        f"http://{registry_url}/v2/{name}/manifests/{version}",
+        method="HEAD",
+        headers={
+            "Accept": ", ".join(
+                [
+                    "application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.oci.image.index.v1+json",
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.docker.distribution.manifest.list.v2+json",
+                ]
+            )
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
