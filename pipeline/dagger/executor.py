@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -31,7 +33,7 @@ from pipeline.dagger.spec import (
     describe,
     spec_from_request,
 )
-from pipeline.errors import BackendError, BuildError, ConfigError
+from pipeline.errors import BackendError, BuildError, ConfigError, PipelineWarning
 from pipeline.executor import OutputSink
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
 
@@ -49,6 +51,8 @@ def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
     values = {}
     for secret in secrets:
         raw = secret.read()
+        if len(raw) > MAX_SECRET_BYTES and secret.id == CA_CERT_SECRET_ID:
+            raw = _own_certificates(raw)
         if len(raw) > MAX_SECRET_BYTES:
             ca_bundle = secret.id == CA_CERT_SECRET_ID
             raise ConfigError(
@@ -71,6 +75,36 @@ def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:
                 field="--secret",
             ) from None
     return values
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _own_certificates(bundle: bytes) -> bytes:
+    """The ``--ca-cert`` bundle minus the system's CA certificates, if that fits a Dagger secret.
+
+    ``--ca-cert`` mounts the system bundle plus the user's certificate, over 128 kB on most
+    distributions. Behind a TLS-intercepting proxy every connection is re-signed by the
+    proxy's CA, so the user's certificate alone is what the build needs.
+    """
+    from pipeline.api import system_ca_bundle
+
+    system = system_ca_bundle()
+    if system is None:
+        return bundle
+    known = {block.strip() for block in _PEM_BLOCK.findall(system.read_bytes())}
+    own = [block for block in _PEM_BLOCK.findall(bundle) if block.strip() not in known]
+    trimmed = b"\n".join(own) + b"\n"
+    if not own or len(trimmed) > MAX_SECRET_BYTES:
+        return bundle
+    warnings.warn(
+        f"--ca-cert: the system CA bundle does not fit a Dagger secret ({MAX_SECRET_BYTES} "
+        "bytes); the build trusts only your certificate(s), which covers every connection a "
+        "TLS-intercepting proxy re-signs",
+        PipelineWarning,
+        stacklevel=3,
+    )
+    return trimmed
 
 
 def read_dockerfile(request: BuildRequest) -> str:

@@ -170,3 +170,17 @@ def test_missing_secrets_warn_or_fail() -> None:
         check_secret_mounts(text, ["aws"])
     with pytest.raises(ConfigError, match=r"'tok' \(required=true\) .* --secret id=tok,src=FILE"):
         check_secret_mounts("FROM x\nRUN --mount=type=secret,id=tok,required=true x\n", ["aws"])
+
+
+def test_oversized_ca_bundle_keeps_only_the_users_certificates(tmp_path: Path) -> None:
+    from pipeline.api import system_ca_bundle
+
+    system = system_ca_bundle()
+    if system is None or system.stat().st_size <= 128_000:
+        pytest.skip("needs a system CA bundle bigger than a Dagger secret")
+    own = "-----BEGIN CERTIFICATE-----\nMIIBproxyCA\n-----END CERTIFICATE-----"
+    bundle = tmp_path / "ca-bundle.crt"
+    bundle.write_text(system.read_text() + "\n" + own + "\n")
+    with pytest.warns(PipelineWarning, match="trusts only your certificate"):
+        values = read_secrets([SecretSpec(id="ca_cert", src=bundle)])
+    assert values == {"ca_cert": own + "\n"}
