@@ -67,25 +67,31 @@ async def export_bento(bento: dagger.Directory, dest: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def prepared_build(
-    bento: dagger.Directory, **options: Any
-) -> AsyncIterator[tuple[str, DaggerBuildSpec]]:
-    """The rendered Dockerfile and the build spec for ``bento``, with a context on disk.
+    bento: dagger.Directory, *, ca_cert: dagger.File | None = None, **options: Any
+) -> AsyncIterator[tuple[str, DaggerBuildSpec, dict[str, str]]]:
+    """The rendered Dockerfile, the build spec and the request's own secrets (the ``--ca-cert``
+    bundle) for ``bento``, with a context on disk.
 
     ``options`` are :func:`pipeline.api.parse_options` keywords (platforms, build_args, target,
     labels, ...). The context directory exists only inside the ``async with`` block.
     """
     from pipeline.api import build_request, prepare
+    from pipeline.dagger.executor import read_secrets
 
     with tempfile.TemporaryDirectory(prefix="bento-pipeline-") as tmp:
         bento_dir = await export_bento(bento, Path(tmp) / "bento")
+        if ca_cert is not None:
+            options["ca_cert"] = Path(await ca_cert.export(str(Path(tmp) / "ca-cert.pem")))
         prepared = prepare(bento_dir, backend="dagger", **options)
         with build_request(prepared) as request:
-            yield prepared.dockerfile, spec_from_request(request)
+            yield prepared.dockerfile, spec_from_request(request), read_secrets(request.secrets)
 
 
-async def dockerfile(bento: dagger.Directory, **options: Any) -> str:
+async def dockerfile(
+    bento: dagger.Directory, *, ca_cert: dagger.File | None = None, **options: Any
+) -> str:
     """The Dockerfile the build of ``bento`` uses."""
-    async with prepared_build(bento, **options) as (text, _spec):
+    async with prepared_build(bento, ca_cert=ca_cert, **options) as (text, _spec, _secrets):
         return text
 
 
@@ -95,11 +101,18 @@ async def build_variants(
     *,
     secrets: Sequence[dagger.Secret] = (),
     secret_ids: Sequence[str] = (),
+    ca_cert: dagger.File | None = None,
     **options: Any,
 ) -> list[dagger.Container]:
     """One container per platform, built from ``bento`` exactly like ``--backend dagger``."""
     plaintexts = await secret_plaintexts(secrets, secret_ids)
-    async with prepared_build(bento, **options) as (text, spec):
+    async with prepared_build(bento, ca_cert=ca_cert, **options) as (text, spec, own):
+        clash = sorted(set(own) & set(plaintexts))
+        if clash:
+            raise ConfigError(
+                f"secret id {clash[0]!r} is reserved for --ca-cert", field="secret-ids"
+            )
+        plaintexts = {**own, **plaintexts}
         spec = evolve(spec, secret_ids=tuple(plaintexts))
         check_secret_mounts(text, spec.secret_ids)
         # load the context now: the temporary directory is gone once this block ends

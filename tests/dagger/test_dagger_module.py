@@ -22,6 +22,7 @@ from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello"
+BENTO_WITH_PACKAGES = ROOT / "tests" / "fixtures" / "bento_v1_2"  # apt + pip steps
 SECRET_VALUE = "module-secret-value-7731"
 
 # dagger.json keys per Dagger's module config (core/modules/config.go, JSON schema
@@ -91,7 +92,14 @@ def engine(
 
         return answer
 
+    def export_file(obj: Obj, args: dict[str, Any]) -> str:
+        source = obj.find("Host", "file")
+        assert source is not None, "only host files can be exported here"
+        shutil.copyfile(source.arg("path"), args["path"])
+        return str(args["path"])
+
     contract.override("Directory", "export", export_directory)
+    contract.override("File", "export", export_file)
     for name in ("name", "uri", "plaintext"):
         contract.override("Secret", name, secret_field(name))
     yield contract
@@ -269,3 +277,31 @@ def test_module_invocation_like_the_runtime(
     assert sorted(b.args["platform"] for b in builds) == ["linux/amd64", "linux/arm64"]
     [secret_ref] = builds[0].args["secrets"]
     assert engine.origin(secret_ref).find("Query", "setSecret").arg("name") == "HF_TOKEN"  # type: ignore[union-attr]
+
+
+@pytest.mark.filterwarnings("ignore:--ca-cert. the system CA bundle")
+def test_ca_cert_is_mounted_as_a_secret_not_uploaded(
+    engine: ContractServer, module_main: Any, tmp_path: Path
+) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBproxyCA\n-----END CERTIFICATE-----"
+    cert = tmp_path / "proxy-ca.pem"
+    cert.write_text(pem + "\n")
+
+    async def call() -> str:
+        container = await module_main.BentoPipeline().build(
+            dag.host().directory(str(BENTO_WITH_PACKAGES)), ca_cert=dag.host().file(str(cert))
+        )
+        return await container.id()
+
+    run(call)
+    [dockerfile] = [c for c in engine.calls("withNewFile") if c.args["path"] == "Dockerfile"]
+    assert "/run/secrets/ca_cert" in dockerfile.args["contents"]
+    [build] = engine.calls("dockerBuild")
+    [secret_ref] = build.args["secrets"]
+    step = engine.origin(secret_ref).find("Query", "setSecret")
+    assert step is not None and step.arg("name") == "ca_cert"
+    assert pem in step.arg("plaintext")
+    # the certificate travels only as the secret, never in the uploaded context
+    [upload] = [d for d in engine.calls("directory") if "bento-context" in str(d.args.get("path"))]
+    [cert_export] = [e for e in engine.calls("export") if e.args["path"].endswith(".pem")]
+    assert not Path(cert_export.args["path"]).is_relative_to(upload.args["path"])

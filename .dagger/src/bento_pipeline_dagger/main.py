@@ -58,9 +58,13 @@ class BentoPipeline:
             Directory,
             Doc("a bento directory (with bento.yaml) or a BentoML project (with bentofile.yaml)"),
         ],
+        ca_cert: Annotated[
+            File | None,
+            Doc("PEM certificate of a TLS-intercepting proxy, trusted during the build only"),
+        ] = None,
     ) -> File:
         """The Dockerfile rendered for the bento."""
-        text = await functions.dockerfile(bento)
+        text = await functions.dockerfile(bento, ca_cert=ca_cert)
         return dag.file("Dockerfile", text)
 
     @function
@@ -84,6 +88,10 @@ class BentoPipeline:
         build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
         target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
         labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+        ca_cert: Annotated[
+            File | None,
+            Doc("PEM certificate of a TLS-intercepting proxy, trusted during the build only"),
+        ] = None,
     ) -> Container:
         """Build the bento's image; returns the first platform's container."""
         variants = await functions.build_variants(
@@ -91,6 +99,7 @@ class BentoPipeline:
             bento,
             secrets=secrets or (),
             secret_ids=secret_ids or (),
+            ca_cert=ca_cert,
             **_options(platforms, build_args, target, labels),
         )
         return variants[0]
@@ -116,6 +125,10 @@ class BentoPipeline:
         build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
         target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
         labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+        ca_cert: Annotated[
+            File | None,
+            Doc("PEM certificate of a TLS-intercepting proxy, trusted during the build only"),
+        ] = None,
         docker: Annotated[bool, Doc("Docker media types (for docker load) instead of OCI")] = False,
     ) -> File:
         """All platforms as one image tarball (OCI layout; docker-loadable)."""
@@ -124,6 +137,7 @@ class BentoPipeline:
             bento,
             secrets=secrets or (),
             secret_ids=secret_ids or (),
+            ca_cert=ca_cert,
             **_options(platforms, build_args, target, labels),
         )
         return graph.tarball(variants, docker=docker)
@@ -150,6 +164,10 @@ class BentoPipeline:
         build_args: Annotated[list[str] | None, Doc("build arguments as KEY=VALUE")] = None,
         target: Annotated[str, Doc("Dockerfile stage to build (default: the last)")] = "",
         labels: Annotated[list[str] | None, Doc("image labels as KEY=VALUE")] = None,
+        ca_cert: Annotated[
+            File | None,
+            Doc("PEM certificate of a TLS-intercepting proxy, trusted during the build only"),
+        ] = None,
     ) -> str:
         """Push all platforms as one image; returns the reference with its digest."""
         variants = await functions.build_variants(
@@ -157,6 +175,7 @@ class BentoPipeline:
             bento,
             secrets=secrets or (),
             secret_ids=secret_ids or (),
+            ca_cert=ca_cert,
             **_options(platforms, build_args, target, labels),
         )
         return await graph.publish(variants, address)
