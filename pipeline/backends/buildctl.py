@@ -110,13 +110,28 @@ def health() -> Health:
     return Health(True, "buildkitd reachable", version)
 
 
+def worker_platforms(verbose_output: str) -> tuple[str, ...]:
+    """Platforms from ``buildctl debug workers --verbose`` (``Platforms: a,b`` lines)."""
+    found: list[str] = []
+    for line in verbose_output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Platforms":
+            for item in value.split(","):
+                plat = item.strip()
+                if plat and plat not in found:
+                    found.append(plat)
+    return tuple(found)
+
+
 def capabilities() -> Capabilities:
+    help_text = probe([BINARY, "build", "--help"]).stdout
+    platforms = worker_platforms(probe([BINARY, "debug", "workers", "--verbose"]).stdout)
     return Capabilities(
-        secrets=True,
-        cache_mounts=True,
-        multi_platform=True,
-        push=True,
-        platforms=local_platforms(),
+        secrets="--secret" in help_text,
+        cache_mounts=True,  # the dockerfile frontend always has RUN --mount
+        multi_platform=len(platforms) > 1,
+        push="--output" in help_text,
+        platforms=platforms or local_platforms(),
     )
 
 

@@ -248,3 +248,16 @@ def test_buildctl_without_buildkitd_says_how_to_connect(
     assert not health.ok
     assert "buildkitd" in health.reason and "BUILDKIT_HOST" in health.reason
     assert "docker-container://buildkitd" in health.reason
+
+
+def test_buildctl_worker_platforms_are_parsed() -> None:
+    output = (
+        "ID:\tabc\nPlatforms:\tlinux/amd64,linux/amd64/v2,linux/arm64\n"
+        "GC Policy:\n\tAll:\tfalse\nID:\tdef\nPlatforms:\tlinux/arm64,linux/riscv64\n"
+    )
+    assert buildctl.worker_platforms(output) == (
+        "linux/amd64",
+        "linux/amd64/v2",
+        "linux/arm64",
+        "linux/riscv64",
+    )
