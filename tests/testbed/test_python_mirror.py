@@ -1,6 +1,6 @@
 """The test bed's python:3.11-slim: a manifest list (amd64 + arm64) in the local registry, built
-by ``python -m pipeline base-image --ca-cert <machine bundle>``; each platform runs natively or
-under qemu and reaches PyPI through the image's CA store."""
+by ``python -m pipeline base-image --ca-cert <machine bundle>``. Each platform runs on docker and
+podman, natively or under qemu, and reaches PyPI through the image's CA store."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ def test_manifest_list_has_amd64_and_arm64(
 
 @pytest.mark.slow
 @pytest.mark.registry
-@pytest.mark.docker
+@pytest.mark.parametrize(
+    "engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("docker", "podman")]
+)
 @pytest.mark.parametrize(
     ("platform", "machine"),
     [
@@ -63,7 +65,11 @@ def test_manifest_list_has_amd64_and_arm64(
     ],
 )
 def test_each_platform_runs_and_reaches_pypi(
-    platform: str, machine: str, platform_digests: dict[str, str], registry_url: str
+    engine: str,
+    platform: str,
+    machine: str,
+    platform_digests: dict[str, str],
+    registry_url: str,
 ) -> None:
     # By digest, so the local python:3.11-slim tag other tests build from is left alone.
     ref = f"{registry_url}/{REPOSITORY}@{platform_digests[platform]}"
@@ -72,7 +78,7 @@ def test_each_platform_runs_and_reaches_pypi(
         "pip download --quiet --no-deps --dest /tmp/wheels six && ls /tmp/wheels"
     )
     proc = subprocess.run(
-        ["docker", "run", "--rm", "--platform", platform, ref, "sh", "-c", script],
+        [engine, "run", "--rm", "--platform", platform, ref, "sh", "-c", script],
         capture_output=True,
         text=True,
         timeout=300,
