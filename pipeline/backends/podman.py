@@ -67,7 +67,8 @@ def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) 
     if request.output:
         argv += ["--output", request.output]
     argv.append("--layers")
-    if iidfile:
+    # buildah refuses --iidfile when a build makes several images (one per platform)
+    if iidfile and len(request.platforms) <= 1:
         argv += ["--iidfile", iidfile]
     argv += opt_flags(request.opts)
     return argv

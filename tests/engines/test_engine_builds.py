@@ -7,6 +7,7 @@ the engine is absent. Assertions are about the built image and the running conta
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -333,3 +334,38 @@ def test_push_lands_in_the_registry(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+
+
+@pytest.mark.slow
+@pytest.mark.arm64
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("podman", marks=pytest.mark.podman),
+        pytest.param("buildah", marks=pytest.mark.buildah),
+    ],
+)
+def test_multi_platform_manifest_list_is_pushed(
+    engine: str, registry_url: str, _isolated: Path
+) -> None:
+    name, version = f"pipeline-test-multi-{engine}", secrets.token_hex(4)
+    tag = f"{registry_url}/{name}:{version}"
+    try:
+        result = pipeline.build(
+            HELLO, backend=engine, tags=[tag], platforms="linux/amd64,linux/arm64", push=True
+        )
+        assert result.platforms == ("linux/amd64", "linux/arm64")
+        request = urllib.request.Request(
+            f"http://{registry_url}/v2/{name}/manifests/{version}",
+            headers={
+                "Accept": "application/vnd.oci.image.index.v1+json, "
+                "application/vnd.docker.distribution.manifest.list.v2+json"
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            index = json.loads(response.read())
+        archs = sorted(m["platform"]["architecture"] for m in index["manifests"])
+        assert archs == ["amd64", "arm64"]
+    finally:
+        sh(RUNNER[engine], "manifest", "rm", tag, check=False)
