@@ -23,11 +23,14 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
 from pipeline.errors import BackendError
+
+if TYPE_CHECKING:
+    import dagger
 
 # The SDK is imported only once a session is really wanted: importing it takes about a second,
 # and the no-session error should come before that.
@@ -170,24 +173,40 @@ def _cli_env(cli: str | None) -> Iterator[None]:
             os.environ[CLI_ENV] = previous
 
 
+_quiet_users = 0
+_quiet_saved_level = logging.NOTSET
+
+
 @contextlib.contextmanager
 def quiet_transport_logs() -> Iterator[None]:
-    """Keep gql's request/response debug logs off: request bodies carry secret plaintext."""
+    """Keep gql's request/response debug logs off: request bodies carry secret plaintext.
+
+    Counted, so overlapping sessions (concurrent builds in one process) restore the level only
+    when the last one ends.
+    """
+    global _quiet_users, _quiet_saved_level
     logger = logging.getLogger("gql")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
+    if _quiet_users == 0:
+        _quiet_saved_level = logger.level
+        logger.setLevel(max(logger.level, logging.WARNING))
+    _quiet_users += 1
     try:
         yield
     finally:
-        logger.setLevel(level)
+        _quiet_users -= 1
+        if _quiet_users == 0:
+            logger.setLevel(_quiet_saved_level)
 
 
 @contextlib.asynccontextmanager
-async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[None]:
-    """A connected ``dagger.dag`` for the duration of the block.
+async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[dagger.Client]:
+    """A connected client of its own for the duration of the block.
 
-    ``log_output`` receives the engine's progress when we start the session ourselves.
-    Connection problems become :class:`BackendError`; errors from inside the block propagate.
+    Each build gets an isolated connection (``dagger.Connection``), not the SDK's process-wide
+    ``dagger.dag``: concurrent builds in one process must not close each other's session, and
+    a failed connection must not stick to the next one. ``log_output`` receives the engine's
+    progress when we start the session ourselves. Connection problems become
+    :class:`BackendError`; errors from inside the block propagate.
     """
     cli = await ensure_available()
     import dagger
@@ -197,40 +216,21 @@ async def session(*, log_output: TextIO | None = sys.stderr) -> AsyncIterator[No
         retry=None,
         log_output=None if attached() else log_output,
     )
-    entered = False
-    try:
-        with quiet_transport_logs(), _cli_env(cli):
-            async with dagger.connection(config):
-                entered = True
-                yield
-    except (dagger.ProvisionError, dagger.ClientConnectionError) as exc:
-        if entered:
-            raise
-        await _reset_shared_connection()
-        where = (
-            f"the session at 127.0.0.1:{os.environ[PORT_ENV]} ({PORT_ENV})"
-            if attached()
-            else f"a session started with {cli or 'the downloaded dagger CLI'}"
-        )
-        raise BackendError(
-            f"cannot connect to {where}: {_first_line(str(exc))}", hint=_hint()
-        ) from None
-
-
-async def _reset_shared_connection() -> None:
-    """Forget a failed connection attempt.
-
-    ``dagger.connection()`` keeps the process-wide ``SharedConnection`` when connecting fails,
-    so every later session in this process (the next matrix cell, a retry) would reuse the
-    stale parameters and fail the same way.
-    """
-    from dagger.client._session import SharedConnection
-
-    shared = SharedConnection()
-    with contextlib.suppress(Exception):
-        await shared.close()
-    shared._session = None
-    shared._params = None
+    with quiet_transport_logs():
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                with _cli_env(cli):  # read by the SDK while it provisions, not later
+                    client = await stack.enter_async_context(dagger.Connection(config))
+            except (dagger.ProvisionError, dagger.ClientConnectionError) as exc:
+                where = (
+                    f"the session at 127.0.0.1:{os.environ[PORT_ENV]} ({PORT_ENV})"
+                    if attached()
+                    else f"a session started with {cli or 'the downloaded dagger CLI'}"
+                )
+                raise BackendError(
+                    f"cannot connect to {where}: {_first_line(str(exc))}", hint=_hint()
+                ) from None
+            yield client
 
 
 def _first_line(text: str) -> str:

@@ -187,11 +187,11 @@ class DaggerExecutor:
                 on_output(line)
 
         log_output = None if request.progress == "quiet" else self.log_output
-        async with session(log_output=log_output):
+        async with session(log_output=log_output) as client:
             import dagger
 
             try:
-                image_id, digest = await self._run(spec, dockerfile_text, plaintexts, say)
+                image_id, digest = await self._run(client, spec, dockerfile_text, plaintexts, say)
             except dagger.DaggerError as exc:
                 raise translate(exc, plaintexts.values()) from None
         return BuildResult(
@@ -206,17 +206,16 @@ class DaggerExecutor:
 
     async def _run(
         self,
+        client: dagger.Client,
         spec: DaggerBuildSpec,
         dockerfile_text: str,
         plaintexts: Mapping[str, str],
         say: OutputSink,
     ) -> tuple[str | None, str | None]:
-        from dagger import dag
-
         from pipeline.dagger import graph
 
-        context = graph.context_directory(dag, spec, dockerfile_text)
-        secrets = graph.named_secrets(dag, plaintexts)
+        context = graph.context_directory(client, spec, dockerfile_text)
+        secrets = graph.named_secrets(client, plaintexts)
         variants = graph.build_variants(context, spec, [secrets[i] for i in spec.secret_ids])
         say(f"building {', '.join(spec.platforms) or 'the engine platform'} with dockerBuild")
         out = spec.output

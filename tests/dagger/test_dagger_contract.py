@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +427,34 @@ def test_dockerfile_outside_the_context_is_written_into_it(
     assert written.args == {"path": "Dockerfile.pipeline", "contents": "FROM python:3.11-slim\n"}
     [docker_build] = contract.calls("dockerBuild")
     assert docker_build.args["dockerfile"] == "Dockerfile.pipeline"
+
+
+def test_concurrent_builds_in_one_process_do_not_share_a_session(
+    contract: ContractServer, context: Path, secret_env: SecretSpec
+) -> None:
+    # a matrix runs cells concurrently: the fast build ending must not close the slow one's
+    def slow_publish(obj: Obj, args: dict[str, Any]) -> str:
+        if args["address"].endswith(":slow"):
+            time.sleep(0.5)
+        return f"{args['address']}@{FAKE_DIGEST}"
+
+    contract.override("Container", "publish", slow_publish)
+    executor = DaggerExecutor(log_output=None)
+    results: dict[str, Any] = {}
+
+    async def one(tag: str) -> None:
+        request = request_for(context, secret_env, tags=(f"registry.test/app:{tag}",), push=True)
+        results[tag] = await executor.build(request)
+
+    async def both() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(one, "slow")
+            await anyio.sleep(0.1)
+            group.start_soon(one, "fast")
+
+    anyio.run(both)
+    assert {tag: r.digest for tag, r in results.items()} == {
+        "slow": FAKE_DIGEST,
+        "fast": FAKE_DIGEST,
+    }
+    assert len(contract.calls("publish")) == 2
