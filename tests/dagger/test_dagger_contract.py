@@ -346,7 +346,7 @@ def test_a_failed_connection_does_not_poison_the_next_build(
     secret_env: SecretSpec,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the SDK keeps its process-wide connection after a failed connect; the executor resets it
+    # the SDK's process-wide connection would keep the failed one; each build has its own
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
