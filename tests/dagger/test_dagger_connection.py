@@ -149,3 +149,12 @@ def test_dagger_on_path_starts_a_session_the_sdk_uses(
         assert server.rejected() == []
     assert "engine: session started" in engine_log.getvalue()
     assert "_EXPERIMENTAL_DAGGER_CLI_BIN" not in os.environ  # restored after the build
+
+
+def test_constants_match_the_sdk_and_the_backend_registry() -> None:
+    from dagger._engine._version import CLI_VERSION as SDK_CLI_VERSION
+
+    from pipeline.backends.registry import BUILTIN
+
+    assert connection.CLI_VERSION == SDK_CLI_VERSION  # the CLI the SDK would download
+    assert tuple(BUILTIN) == connection.OTHER_BACKENDS  # what the error message suggests
