@@ -49,6 +49,7 @@ BENTO_WHEELS_DIR = "env/python/wheels"
 BENTO_REQUIREMENTS_TXT = "env/python/requirements.txt"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
 
 
@@ -487,12 +488,31 @@ def _normalize_env(doc: _Document, raw: Any, path: FieldPath, base_dir: Path) ->
 
 
 def _check_env_names(doc: _Document, env: Mapping[str, str], path: FieldPath) -> None:
+    """Names must be shell identifiers; values must fit on one Dockerfile line."""
     for key in env:
         if not _ENV_NAME.match(key):
             raise doc.error(
                 (*path, key),
                 f"{key!r} is not a valid environment variable name "
                 "(letters, digits and '_', not starting with a digit)",
+            )
+    _check_single_line(doc, env, path)
+
+
+def _check_single_line(doc: _Document, values: Mapping[str, str], path: FieldPath) -> None:
+    """Reject control characters (a newline would start a new Dockerfile instruction).
+
+    Checked here, at the edge, so a bad value is reported against the user's file before
+    anything is written to the store, not later by the renderer against the stored copy.
+    """
+    for key, value in values.items():
+        bad = _CONTROL.search(value) if isinstance(value, str) else None
+        if bad:
+            what = "a newline" if bad.group() in "\n\r" else f"control character {bad.group()!r}"
+            raise doc.error(
+                (*path, key),
+                f"value {value!r} contains {what}; values must fit on one line "
+                "(a newline would start a new Dockerfile instruction)",
             )
 
 
@@ -743,6 +763,7 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
             ("conda", "environment_yml"), f"file {conda.environment_yml!r} does not exist"
         )
 
+    _check_single_line(doc, raw.labels or {}, ("labels",))
     return BentofileSpec(
         service=raw.service,
         path=file,
@@ -879,6 +900,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
             ("creation_time",), f"expected a timestamp, got {describe_value(creation_time)}"
         )
 
+    _check_single_line(doc, raw.labels or {}, ("labels",))
     return Bento(
         name=raw.name,
         version=raw.version,

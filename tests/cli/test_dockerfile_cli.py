@@ -109,6 +109,22 @@ def test_newline_in_env_cannot_add_an_instruction(home: Path, tmp_path: Path) ->
     assert done.returncode == 2, done.stdout
     assert "docker.env.EVIL" in done.stderr and "newline" in done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr
+    # Rejected at the edge: against the user's bentofile (with its line), before the store.
+    assert f"{project / 'bentofile.yaml'}:5: docker.env.EVIL" in done.stderr
+    assert not (home / "bentos").exists() or not any((home / "bentos").iterdir())
+
+
+def test_newline_in_label_is_rejected_against_the_bentofile(home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "evil"
+    project.mkdir()
+    (project / "service.py").write_text("svc = None\n", encoding="utf-8")
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\nlabels:\n  owner: "me\\nUSER root"\n', encoding="utf-8"
+    )
+    done = cli("dockerfile", str(project), home=home)
+    assert done.returncode == 2, done.stdout
+    assert "bentofile.yaml:3: labels.owner" in done.stderr and "newline" in done.stderr
+    assert not (home / "bentos").exists() or not any((home / "bentos").iterdir())
 
 
 def test_unknown_bento(home: Path) -> None:
