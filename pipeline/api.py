@@ -28,7 +28,7 @@ from attrs import field, frozen
 from pipeline.backends.base import normalize_platform
 from pipeline.backends.registry import Selection, select_backend
 from pipeline.config import Bento
-from pipeline.errors import ConfigError, allowed
+from pipeline.errors import BuildError, ConfigError, allowed
 from pipeline.executor import OutputSink
 from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSpec
 
@@ -481,7 +481,48 @@ async def abuild(
     if on_prepared is not None:
         on_prepared(prepared)
     with build_request(prepared) as request:
-        return await prepared.selection.executor.build(request, on_output=on_output)
+        try:
+            return await prepared.selection.executor.build(request, on_output=on_output)
+        except BuildError as error:
+            if error.origin is None and error.step:
+                error.origin = step_origin(error.step, prepared.bento)
+            raise
+
+
+# (pattern in the failing step, what in the bento produced it)
+_STEP_ORIGINS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(\[[^\]]*\] )?FROM\b"), "docker: base_image / distro / python_version"),
+    (re.compile(r"setup_script"), "docker: setup_script"),
+    (re.compile(r"\b(apt-get|apk add|microdnf|yum|dnf)\b"), "docker: system_packages"),
+    (
+        re.compile(r"\b(pip|uv pip|uv) install\b"),
+        "python: packages / requirements_txt (env/python/requirements.txt)",
+    ),
+)
+
+
+def step_origin(step: str, bento: Bento) -> str | None:
+    """The bentofile field or template that produced a failing Dockerfile step, when known."""
+    instruction = re.sub(r"^(\[[^\]]*\]|STEP \d+/\d+:)\s*", "", step).strip()
+    template = _template_file(bento)
+    if template is not None and instruction:
+        text = " ".join(template.read_text(errors="replace").split())
+        if " ".join(instruction.split()) in text:
+            return f"{template} (docker: dockerfile_template)"
+    for pattern, origin in _STEP_ORIGINS:
+        if pattern.search(step):
+            return origin
+    return None
+
+
+def _template_file(bento: Bento) -> Path | None:
+    name = bento.docker.dockerfile_template
+    if not name:
+        return None
+    for candidate in (bento.path / name, bento.path / "env" / "docker" / Path(name).name):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def build(

@@ -202,3 +202,27 @@ def test_unknown_backend_via_api() -> None:
 def test_build_validates_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--opt"):
         pipeline.build(HELLO, backend="docker", opts=["=oops"])
+
+
+def test_step_origin_names_the_bentofile_field_or_template(tmp_path: Path) -> None:
+    from pipeline.config import Bento, DockerOptions
+
+    template = tmp_path / "Dockerfile.template"
+    template.write_text("{% block X %}\nRUN echo   custom-step\n{% endblock %}\n")
+    bento = Bento(
+        name="b",
+        version="1",
+        path=tmp_path,
+        docker=DockerOptions(dockerfile_template="Dockerfile.template"),
+    )
+    assert api.step_origin("[base 3/7] RUN echo custom-step", bento) == (
+        f"{template} (docker: dockerfile_template)"
+    )
+    assert api.step_origin("[base 2/7] RUN apt-get install -y foo", bento) == (
+        "docker: system_packages"
+    )
+    assert "requirements_txt" in str(
+        api.step_origin("STEP 5/9: RUN /app/.venv/bin/pip install -r x", bento)
+    )
+    assert api.step_origin("[base 1/7] FROM python:3.11-slim", bento) is not None
+    assert api.step_origin("[base 4/7] COPY . .", bento) is None

@@ -151,6 +151,7 @@ def test_failing_build_leaves_no_tag_and_no_context(
     error = info.value
     assert error.backend == engine and error.exit_code == 1
     assert error.step is not None and "exit 3" in error.step
+    assert error.origin is not None and "dockerfile_template" in error.origin
     assert error.output_tail
     assert not image_exists(runner, tag)
     assert list(_isolated.iterdir()) == []
