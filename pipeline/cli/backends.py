@@ -64,17 +64,23 @@ def _describe_dagger() -> dict[str, Any]:
     except Exception as exc:
         entry.update(available=False, health=str(exc))
         return entry
-    health = getattr(executor, "health", None)
-    if callable(health):
-        try:
-            result = health()
-            ok = bool(getattr(result, "ok", result))
-            reason = str(getattr(result, "reason", "ok" if ok else "unhealthy"))
-            entry.update(available=ok, health=reason, version=getattr(result, "version", None))
-        except Exception as exc:
-            entry.update(available=False, health=f"health check failed: {exc}")
-    else:
-        entry.update(available=True, health="executor importable (engine not probed)")
+    del executor
+    try:
+        from pipeline.dagger import connection
+
+        if connection.attached():
+            entry.update(available=True, health="attached to a running dagger session")
+        elif (cli := connection.find_cli()) is not None:
+            entry.update(available=True, health=f"dagger CLI at {cli} (starts a session)")
+        else:
+            entry.update(
+                available=False,
+                health="no dagger CLI and no running session: install the dagger CLI "
+                "(https://docs.dagger.io/install), run under `dagger run`, or let the SDK "
+                "download it where dl.dagger.io is reachable (docs/dagger.md)",
+            )
+    except Exception as exc:  # the dagger helper's module may change; never crash the listing
+        entry.update(available=False, health=f"cannot probe dagger: {exc}")
     return entry
 
 
