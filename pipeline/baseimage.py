@@ -850,12 +850,20 @@ def build_layer(
     layer = LayerBlob(blob, digest, diff_id, size, python_version)
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cached = cache_dir / f"{key}.tar.gz"
-        tmp = cached.with_suffix(".tmp")
-        shutil.copyfile(blob, tmp)
-        tmp.replace(cached)
+        # Blob first, then its metadata, each renamed into place: a reader sees a complete
+        # entry or none, also with several builds filling the cache at once.
         meta = {"digest": digest, "diff_id": diff_id, "size": size, "python": python_version}
-        (cache_dir / f"{key}.json").write_text(json.dumps(meta))
+        for name, write in (
+            (f"{key}.tar.gz", lambda path: shutil.copyfile(blob, path)),
+            (f"{key}.json", lambda path: path.write_text(json.dumps(meta))),
+        ):
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{name}.")
+            os.close(fd)
+            try:
+                write(Path(tmp))
+                Path(tmp).replace(cache_dir / name)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
     return layer
 
 

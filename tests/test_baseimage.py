@@ -577,3 +577,37 @@ def test_push_multi_platform_manifest_list(registry_url: str, tmp_path: Path) ->
         top = json.loads(handle.read())["manifests"][0]
     assert top["digest"] == result.digest
     assert top["annotations"][baseimage.REF_NAME] == spec.tag
+
+
+def test_build_layer_fills_and_reuses_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def fake_bootstrap(
+        spec: baseimage.BaseImageSpec, platform: baseimage.Platform, dest: Path, **kw: object
+    ) -> None:
+        calls.append(platform.name)
+        _tree(dest)
+        (dest / "var/lib/dpkg").mkdir(parents=True)
+        (dest / "var/lib/dpkg/status").write_text(
+            "Package: python3.11\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n"
+        )
+
+    monkeypatch.setattr(baseimage, "bootstrap_rootfs", fake_bootstrap)
+    spec = resolve_spec(platforms="amd64", oci_archive="x.tar", source_date_epoch="7")
+    amd64 = PLATFORMS["linux/amd64"]
+    cache = tmp_path / "cache"
+    work = tmp_path / "work"
+    work.mkdir()
+    first = baseimage.build_layer(spec, amd64, work, cache_dir=cache, progress=quiet, verbose=False)
+    assert first.python_version == "3.11.2"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [f"{baseimage.cache_key(spec, amd64)}.json", f"{baseimage.cache_key(spec, amd64)}.tar.gz"]
+    )
+    assert not (work / "rootfs-amd64").exists()  # the rootfs is removed after tarring
+    second = baseimage.build_layer(
+        spec, amd64, work, cache_dir=cache, progress=quiet, verbose=False
+    )
+    assert calls == ["linux/amd64"]
+    assert (second.digest, second.diff_id, second.size) == (first.digest, first.diff_id, first.size)
