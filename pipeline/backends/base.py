@@ -83,6 +83,7 @@ class BackendSpec:
     dockerfile_mounts: bool = True  # understands RUN --mount (secrets, caches)
     secret_env: bool = True
     iidfile: bool = True
+    metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest
     push_command: bool = False
     run_command: str = "docker"  # what users run the image with
     remove_image: Callable[[str], list[str]] | None = None
@@ -128,6 +129,7 @@ def docker_style_args(
     load: bool = False,
     multi_platform: bool = True,
     iidfile: str | None = None,
+    metadata_file: str | None = None,
 ) -> list[str]:
     """The flags docker, buildx, podman, buildah and nerdctl share (context path not included).
 
@@ -176,6 +178,8 @@ def docker_style_args(
         argv.append("--load")
     if iidfile:
         argv += ["--iidfile", iidfile]
+    if metadata_file:
+        argv += ["--metadata-file", metadata_file]
     argv += opt_flags(request.opts)
     return argv
 

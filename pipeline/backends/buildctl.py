@@ -46,7 +46,7 @@ def _output(request: BuildRequest) -> list[str]:
     return ["--output", spec]
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def construct_build_args(request: BuildRequest, *, metadata_file: str | None = None) -> list[str]:
     context = str(request.context)
     dockerfile_dir = str(request.dockerfile_path.parent)
     argv = [
@@ -79,8 +79,8 @@ def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -
         argv.append("--no-cache")
     argv.append(f"--progress={engine_progress(request.progress)}")
     argv += _output(request)
-    if iidfile:
-        argv += ["--metadata-file", iidfile]
+    if metadata_file:
+        argv += ["--metadata-file", metadata_file]
     argv += opt_flags(request.opts)
     return argv
 
@@ -144,5 +144,6 @@ SPEC = BackendSpec(
     capabilities=capabilities,
     description="BuildKit's buildctl against a buildkitd",
     iidfile=False,
+    metadata_file=True,
     run_command="docker",
 )

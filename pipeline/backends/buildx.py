@@ -21,12 +21,16 @@ def wants_load(request: BuildRequest) -> bool:
     return not request.push and not request.output and len(request.platforms) <= 1
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def construct_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, metadata_file: str | None = None
+) -> list[str]:
     return [
         BINARY,
         "buildx",
         "build",
-        *docker_style_args(request, load=wants_load(request), iidfile=iidfile),
+        *docker_style_args(
+            request, load=wants_load(request), iidfile=iidfile, metadata_file=metadata_file
+        ),
         str(request.context),
     ]
 
@@ -73,5 +77,6 @@ SPEC = BackendSpec(
     health=health,
     capabilities=capabilities,
     description="docker buildx build on the current builder",
+    metadata_file=True,
     remove_image=docker.remove_image,
 )

@@ -30,12 +30,16 @@ START_HINT = (
 )
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def construct_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, metadata_file: str | None = None
+) -> list[str]:
     """``docker build`` with BuildKit flags; the context path goes last."""
     return [
         BINARY,
         "build",
-        *docker_style_args(request, load=request.load, iidfile=iidfile),
+        *docker_style_args(
+            request, load=request.load, iidfile=iidfile, metadata_file=metadata_file
+        ),
         str(request.context),
     ]
 
@@ -147,6 +151,7 @@ SPEC = BackendSpec(
     capabilities=capabilities,
     env=ENV,
     description="docker build with BuildKit",
+    metadata_file=True,
     remove_image=remove_image,
 )
 

@@ -8,6 +8,7 @@ id, extra push commands, and on any failure no tag left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -73,10 +74,19 @@ class ExternalExecutor:
         self.name = spec.name
 
     # -- pure -------------------------------------------------------------------------------
-    def argv(self, request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+    def argv(
+        self,
+        request: BuildRequest,
+        *,
+        iidfile: str | None = None,
+        metadata_file: str | None = None,
+    ) -> list[str]:
+        files: dict[str, str] = {}
         if self.spec.iidfile and iidfile is not None:
-            return list(self.spec.construct_build_args(request, iidfile=iidfile))
-        return list(self.spec.construct_build_args(request))
+            files["iidfile"] = iidfile
+        if self.spec.metadata_file and metadata_file is not None:
+            files["metadata_file"] = metadata_file
+        return list(self.spec.construct_build_args(request, **files))
 
     def dry_run(self, request: BuildRequest) -> str:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
@@ -86,10 +96,12 @@ class ExternalExecutor:
             lines += [shlex.join(argv) for argv in self.push_commands(request)]
         return "\n".join(lines)
 
-    def push_commands(self, request: BuildRequest) -> list[list[str]]:
+    def push_commands(
+        self, request: BuildRequest, *, digestfile: str | None = None
+    ) -> list[list[str]]:
         from pipeline.backends.podman import push_args
 
-        return push_args(self.spec.binary, request)
+        return push_args(self.spec.binary, request, digestfile=digestfile)
 
     def run_hint(self, tag: str) -> str:
         return f"{self.spec.run_command} run --rm -p 127.0.0.1:3000:3000 {tag}"
@@ -154,8 +166,8 @@ class ExternalExecutor:
 
         with _private_dir() as private:
             request = self._materialize_env_secrets(request, private)
-            iidfile = private / "iid"
-            argv = self.argv(request, iidfile=str(iidfile))
+            iidfile, metadata, digestfile = private / "iid", private / "meta.json", private / "dig"
+            argv = self.argv(request, iidfile=str(iidfile), metadata_file=str(metadata))
             inherit = request.progress == "tty" and sys.stderr.isatty()
             # The engine's own temp files go to our private dir too, so they are removed even
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
@@ -171,23 +183,32 @@ class ExternalExecutor:
             if outcome.returncode != 0:
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
+            digest = None
             if request.push and self.spec.push_command:
-                await self._push(request, sink, redact)
+                await self._push(request, sink, redact, digestfile)
+                digest = _read_digest(digestfile)
+            elif request.push and self.spec.metadata_file:
+                digest = _metadata_digest(metadata)
         platforms = request.platforms or caps.platforms[:1]
         return BuildResult(
             backend=self.name,
             tags=request.tags,
             platforms=platforms,
             image_id=image_id,
+            digest=digest,
             duration=time.monotonic() - started,
             log_tail=outcome.tail,
             argv=argv,
         )
 
     async def _push(
-        self, request: BuildRequest, sink: Callable[[str], None], redact: Redactor
+        self,
+        request: BuildRequest,
+        sink: Callable[[str], None],
+        redact: Redactor,
+        digestfile: Path,
     ) -> None:
-        for argv in self.push_commands(request):
+        for argv in self.push_commands(request, digestfile=str(digestfile)):
             outcome = await run_streaming(
                 argv, env=dict(self.spec.env), on_line=sink, redact=redact
             )
@@ -240,6 +261,24 @@ def _read_image_id(path: Path) -> str | None:
     if not text:
         return None
     return text if ":" in text else f"sha256:{text}"
+
+
+def _read_digest(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text if text.startswith("sha256:") else None
+
+
+def _metadata_digest(path: Path) -> str | None:
+    """``containerimage.digest`` from a BuildKit ``--metadata-file``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    digest = data.get("containerimage.digest") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def _build_error(backend: str, outcome: RunOutcome, tracker: StepTracker) -> BuildError:

@@ -78,15 +78,23 @@ def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -
     return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
 
 
-def push_args(binary: str, request: BuildRequest) -> list[list[str]]:
-    """The push commands run after a successful build with ``--push``."""
+def push_args(
+    binary: str, request: BuildRequest, *, digestfile: str | None = None
+) -> list[list[str]]:
+    """The push commands run after a successful build with ``--push``.
+
+    ``digestfile``: where the first push writes the pushed manifest's digest.
+    """
+    digest = ["--digestfile", digestfile] if digestfile else []
     if len(request.platforms) > 1:
         first, *rest = request.tags
         return [
-            [binary, "manifest", "push", "--all", first, f"docker://{first}"],
+            [binary, "manifest", "push", "--all", *digest, first, f"docker://{first}"],
             *([binary, "push", tag] for tag in rest),
         ]
-    return [[binary, "push", tag] for tag in request.tags]
+    return [
+        [binary, "push", *(digest if i == 0 else []), tag] for i, tag in enumerate(request.tags)
+    ]
 
 
 def health() -> Health:

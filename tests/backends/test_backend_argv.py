@@ -262,3 +262,20 @@ def test_buildctl_worker_platforms_are_parsed() -> None:
         "linux/arm64",
         "linux/riscv64",
     )
+
+
+def test_digest_files() -> None:
+    request = BuildRequest(context=CTX, tags=("r/a:1", "r/a:2"), push=True)
+    argv = docker.construct_build_args(request, metadata_file="/m.json")
+    assert pairs(argv, "--metadata-file") == ["/m.json"]
+    assert pairs(buildx.construct_build_args(request, metadata_file="/m"), "--metadata-file") == [
+        "/m"
+    ]
+    assert podman.push_args("buildah", request, digestfile="/d") == [
+        ["buildah", "push", "--digestfile", "/d", "r/a:1"],
+        ["buildah", "push", "r/a:2"],
+    ]
+    assert buildctl.construct_build_args(request, metadata_file="/m")[-2:] == [
+        "--metadata-file",
+        "/m",
+    ]

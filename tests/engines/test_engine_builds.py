@@ -335,6 +335,7 @@ def test_push_lands_in_the_registry(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+        assert result.digest == response.headers["Docker-Content-Digest"]
 
 
 @pytest.mark.slow
@@ -366,6 +367,7 @@ def test_multi_platform_manifest_list_is_pushed(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             index = json.loads(response.read())
+            assert result.digest == response.headers["Docker-Content-Digest"]
         archs = sorted(m["platform"]["architecture"] for m in index["manifests"])
         assert archs == ["amd64", "arm64"]
     finally:
