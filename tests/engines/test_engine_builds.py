@@ -372,3 +372,32 @@ def test_multi_platform_manifest_list_is_pushed(
         assert archs == ["amd64", "arm64"]
     finally:
         sh(RUNNER[engine], "manifest", "rm", tag, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_cli_json_result_and_summary_line(tmp_path: Path) -> None:
+    tag = unique_tag("docker", "cli")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
+             "-t", tag, "--output", "json"],
+            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert data["tags"] == [tag] and data["backend"] == "docker"
+        assert data["image_id"].startswith("sha256:")
+        assert data["run"] == f"docker run --rm -p 127.0.0.1:3000:3000 {tag}"
+        again = subprocess.run(
+            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
+             "-t", tag, "--progress", "quiet"],
+            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        (line,) = again.stdout.splitlines()
+        assert line.startswith(f"built {tag} with docker in ")
+        assert line.endswith(f"run it: docker run --rm -p 127.0.0.1:3000:3000 {tag}")
+    finally:
+        remove_image("docker", tag)
