@@ -210,3 +210,20 @@ def test_entrypoint_honours_port(run_entrypoint) -> None:  # type: ignore[no-unt
 def test_entrypoint_runs_other_commands(run_entrypoint) -> None:  # type: ignore[no-untyped-def]
     assert run_entrypoint("echo", "hello world") == "hello world"
     assert run_entrypoint("echo", "x", port="1") == "x"
+
+
+@pytest.mark.parametrize("args", [(), ("bentoml", "serve", "/b", "--production")])
+def test_entrypoint_explains_a_missing_bentoml(tmp_path: Path, args: tuple[str, ...]) -> None:
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(entrypoint_script(), encoding="utf-8")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = subprocess.run(
+        ["/bin/sh", str(script), *args],
+        env={"PATH": str(empty), "BENTO_PATH": "/b"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 127
+    assert "'bentoml' is not installed in this image" in done.stderr
+    assert "python.packages" in done.stderr and "docker run IMAGE" in done.stderr
