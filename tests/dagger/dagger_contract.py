@@ -42,7 +42,8 @@ from graphql import (
     InlineFragmentNode,
 )
 
-SCHEMA_PATH = Path("/work/shared/dagger/schema.graphqls")
+# The shared folder sits beside the checkout (../shared) on developer machines and in CI.
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "dagger" / "schema.graphqls"
 
 FAKE_DIGEST = "sha256:" + "ab" * 32
 
