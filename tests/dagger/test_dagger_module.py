@@ -141,6 +141,14 @@ def test_module_registers_its_functions(
     args = [c.args["name"] for c in engine.calls("withArg")]
     for name in ("bento", "platforms", "secrets", "secret_ids", "build_args", "target", "address"):
         assert name in args
+    # every function documents its shared arguments alike (one Annotated alias each)
+    docs: dict[str, set[str]] = {}
+    for call in engine.calls("withArg"):
+        docs.setdefault(call.args["name"], set()).add(call.args.get("description") or "")
+    assert len([c for c in engine.calls("withArg") if c.args["name"] == "bento"]) == 4
+    for name in ("bento", "platforms", "secrets", "secret_ids", "build_args", "ca_cert"):
+        assert len(docs[name]) == 1 and "" not in docs[name], (name, docs[name])
+    assert "bento.yaml" in docs["bento"].pop()
 
 
 def test_dockerfile_function_renders_like_the_cli(engine: ContractServer, module_main: Any) -> None:
