@@ -117,6 +117,28 @@ def opt_flags(opts: Sequence[tuple[str, str | None]]) -> list[str]:
     return argv
 
 
+def build_input_flags(request: BuildRequest, *, secret_env: bool = True) -> list[str]:
+    """``--secret``, ``--build-arg``, ``--target``, ``--cache-from``, ``--cache-to``,
+    ``--label`` and ``--no-cache``: spelled alike by docker, buildx, nerdctl, podman and buildah.
+    """
+    argv: list[str] = []
+    for secret in request.secrets:
+        argv += ["--secret", secret_flag(secret, env_ok=secret_env)]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    for source in request.cache_from:
+        argv += ["--cache-from", source]
+    for dest in request.cache_to:
+        argv += ["--cache-to", dest]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    if request.no_cache:
+        argv.append("--no-cache")
+    return argv
+
+
 def docker_style_args(
     request: BuildRequest,
     *,
@@ -151,22 +173,9 @@ def docker_style_args(
             field="--secret",
             hint="use the buildx, podman or buildah backend, or unset DOCKER_BUILDKIT=0",
         )
-    for secret in request.secrets:
-        argv += ["--secret", secret_flag(secret, env_ok=secret_env)]
-    for key, value in request.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    if request.target:
-        argv += ["--target", request.target]
-    for source in request.cache_from:
-        argv += ["--cache-from", source]
     if request.cache_to:
         _require(cache_to, "--cache-to")
-        for dest in request.cache_to:
-            argv += ["--cache-to", dest]
-    for key, value in request.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    if request.no_cache:
-        argv.append("--no-cache")
+    argv += build_input_flags(request, secret_env=secret_env)
     if progress:
         argv.append(f"--progress={engine_progress(request.progress)}")
     if request.output:

@@ -14,9 +14,9 @@ from pipeline.backends.base import (
     BackendSpec,
     Capabilities,
     Health,
+    build_input_flags,
     local_platforms,
     opt_flags,
-    secret_flag,
     which,
 )
 from pipeline.backends.process import probe
@@ -42,26 +42,14 @@ def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) 
             argv += ["--tag", tag]
     if request.platforms:
         argv += ["--platform", ",".join(request.platforms)]
-    for secret in request.secrets:
-        argv += ["--secret", secret_flag(secret, env_ok=False)]
-    for key, value in request.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    if request.target:
-        argv += ["--target", request.target]
     # podman/buildah take one repository each (--cache-from/--cache-to are not repeatable)
     if len(request.cache_from) > 1 or len(request.cache_to) > 1:
         raise BackendError(
             "podman/buildah take a single --cache-from and a single --cache-to repository",
             field="--cache-from",
         )
-    for source in request.cache_from:
-        argv += ["--cache-from", source]
-    for dest in request.cache_to:
-        argv += ["--cache-to", dest]
-    for key, value in request.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    if request.no_cache:
-        argv.append("--no-cache")
+    # env secrets reach podman/buildah as files: the executor writes them out first
+    argv += build_input_flags(request, secret_env=False)
     if request.progress == "quiet":
         argv.append("--quiet")
     if request.output:

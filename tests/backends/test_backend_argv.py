@@ -126,8 +126,17 @@ def test_podman_argv() -> None:
     assert argv[:2] == ["podman", "build"]
     assert pairs(argv, "--tag") == ["hello:1", "reg.local:5000/hello:latest"]
     assert pairs(argv, "--cache-from") == ["reg/app:cache"]
+    assert pairs(argv, "--cache-to") == ["type=inline"]
+    assert pairs(argv, "--build-arg") == ["A=1", "B=x y"]
+    assert pairs(argv, "--target") == ["base"]
+    assert pairs(argv, "--label") == ["team=ml"]
     assert "--layers" in argv and "--no-cache" in argv
     assert pairs(argv, "--iidfile") == ["/i"]
+    assert argv[argv.index("--network") : argv.index("--network") + 3] == [
+        "--network",
+        "host",
+        "--pull",
+    ]
     assert not any(a.startswith("--progress") for a in argv)  # podman has no --progress
     assert argv[-1] == "/tmp/ctx"
 
