@@ -164,11 +164,14 @@ class ExternalExecutor:
             if on_output is not None:
                 on_output(line)
 
+        inherit = request.progress == "tty" and sys.stderr.isatty()
+        if request.progress == "tty" and not inherit:
+            # not a terminal: an engine asked for its tty display fails ("not a console")
+            request = evolve(request, progress="plain")
         with _private_dir() as private:
             request = self._materialize_env_secrets(request, private)
             iidfile, metadata, digestfile = private / "iid", private / "meta.json", private / "dig"
             argv = self.argv(request, iidfile=str(iidfile), metadata_file=str(metadata))
-            inherit = request.progress == "tty" and sys.stderr.isatty()
             # The engine's own temp files go to our private dir too, so they are removed even
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
             engine_tmp = private / "tmp"

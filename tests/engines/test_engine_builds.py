@@ -401,3 +401,31 @@ def test_cli_json_result_and_summary_line(tmp_path: Path) -> None:
         assert line.endswith(f"run it: docker run --rm -p 127.0.0.1:3000:3000 {tag}")
     finally:
         remove_image("docker", tag)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["auto", "plain", "tty", "quiet"])
+def test_cli_progress_modes(mode: str, tmp_path: Path) -> None:
+    """Each --progress mode builds and shows on stderr what docs/build.md says (not a tty here:
+    tty falls back to plain instead of the engine failing with 'not a console')."""
+    tag = unique_tag("docker", f"progress-{mode}")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
+             "-t", tag, "--progress", mode],
+            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"built {tag} with docker in ")
+        engine_lines = [line for line in done.stderr.splitlines() if line.startswith("#")]
+        if mode == "quiet":
+            assert done.stderr == ""
+        elif mode == "auto":
+            assert engine_lines == []
+            assert any(line.startswith("  [") for line in done.stderr.splitlines())
+        else:
+            assert any(" DONE " in line or line.endswith(" CACHED") for line in engine_lines)
+    finally:
+        remove_image("docker", tag)
