@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,11 @@ from pipeline.loader import (
     load_bento_yaml,
     load_bentofile,
 )
+from render.environment import make_environment, template_errors
+
+# Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
+# raising a PipelineError aborts the build with nothing stored.
+BentoCheck = Callable[[Bento], object]
 
 BENTO_YAML = "bento.yaml"
 BENTOFILE = "bentofile.yaml"
@@ -101,8 +106,13 @@ def default_bento_name(service: str) -> str:
 # --- resolving -------------------------------------------------------------------------------
 
 
-def resolve_bento(ref: str | os.PathLike[str], *, store: Path | None = None) -> Bento:
-    """A bento from a bento dir, a project dir (built into the store first) or a store tag."""
+def resolve_bento(
+    ref: str | os.PathLike[str], *, store: Path | None = None, check: BentoCheck | None = None
+) -> Bento:
+    """A bento from a bento dir, a project dir (built into the store first) or a store tag.
+
+    ``check`` only runs for a project: see :func:`build_bento`.
+    """
     text = os.fspath(ref)
     path = Path(text).expanduser()
     if path.is_file() and path.name in (BENTO_YAML, BENTOFILE):
@@ -111,7 +121,7 @@ def resolve_bento(ref: str | os.PathLike[str], *, store: Path | None = None) -> 
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
         if (path / BENTOFILE).is_file():
-            return build_bento(path, store=store)
+            return build_bento(path, store=store, check=check)
         raise BentoNotFoundError(
             f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE})"
         )
@@ -475,11 +485,15 @@ def build_bento(
     *,
     store: Path | None = None,
     version: str | None = None,
+    check: BentoCheck | None = None,
 ) -> Bento:
     """Build the project's ``bentofile.yaml`` into the store and return the new bento.
 
     All-or-nothing: validation happens first, files go to a temporary directory inside the
-    store, which is renamed to ``bentos/<name>/<version>`` only when complete.
+    store, which is renamed to ``bentos/<name>/<version>`` only when complete. ``check`` runs on
+    the complete bento while it is still in that temporary directory; when it raises, nothing is
+    stored, and errors and warnings naming the bento's copy of the user's template name the
+    user's file instead.
     """
     project = Path(project_dir).expanduser()
     bentofile = project / BENTOFILE
@@ -502,6 +516,10 @@ def build_bento(
     select_files(spec)
     if spec.description and spec.description.startswith("file:"):
         _readme(spec, name, version)
+    if spec.docker.dockerfile_template:
+        template = spec.project_dir / spec.docker.dockerfile_template
+        with template_errors(template):
+            make_environment().parse(template.read_text(encoding="utf-8"), filename=str(template))
 
     bentos = _bentos_dir(store)
     name_dir = bentos / name
@@ -517,6 +535,8 @@ def build_bento(
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     try:
         _write_bento(spec, tmp, name, version)
+        if check is not None:
+            _run_check(check, spec, tmp)
         tmp.chmod(0o755)
         os.rename(tmp, final)
     except BaseException as exc:
@@ -533,6 +553,34 @@ def build_bento(
         raise
     _write_latest(name_dir, version)
     return load_bento_yaml(final / BENTO_YAML)
+
+
+def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
+    """``check`` on the bento in ``tmp``, reporting the user's template instead of its copy."""
+    user_template = spec.project_dir / (spec.docker.dockerfile_template or "")
+    copy = str(tmp / BENTO_DOCKERFILE_TEMPLATE)
+
+    def users(text: str) -> str:
+        return text.replace(copy, str(user_template)) if spec.docker.dockerfile_template else text
+
+    error: PipelineError | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            check(load_bento_yaml(tmp / BENTO_YAML))
+        except PipelineError as exc:
+            exc.message = users(exc.message)
+            exc.args = (exc.message, *exc.args[1:])
+            exc.file = users(exc.file) if exc.file else None
+            error = exc
+    for warning in caught:
+        message = warning.message
+        text = users(str(message))
+        if text != str(message) and isinstance(message, Warning):
+            message = type(message)(text)
+        warnings.warn(message, stacklevel=4)
+    if error is not None:
+        raise error
 
 
 def _make_dirs(path: Path) -> list[Path]:

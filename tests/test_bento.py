@@ -536,3 +536,56 @@ def test_built_bento_becomes_an_image_with_exactly_the_selected_files(
         assert "MODE=test" in config
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_a_failing_check_stores_nothing_and_names_the_users_files(
+    store: Path, tmp_path: Path
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: "service:svc"
+        name: checked
+        docker:
+          dockerfile_template: Dockerfile.j2
+        """,
+        {"service.py": "svc = None\n", "Dockerfile.j2": "{% extends bento_base_template %}\n"},
+    )
+    seen: list[Path] = []
+
+    def check(bento: object) -> None:
+        seen.append(bento.path)  # type: ignore[attr-defined]
+        raise ConfigError(
+            f"bad {bento.path}/env/docker/Dockerfile.template",  # type: ignore[attr-defined]
+            file=bento.path / "env/docker/Dockerfile.template",  # type: ignore[attr-defined]
+            line=1,
+        )
+
+    with pytest.raises(ConfigError) as caught:
+        build_bento(root, check=check)
+    assert caught.value.file == str(root / "Dockerfile.j2")
+    assert caught.value.message == f"bad {root / 'Dockerfile.j2'}"
+    assert seen and not seen[0].exists()
+    assert not (store / "bentos" / "checked").exists()
+    # A passing check: the bento lands in the store.
+    built = build_bento(root, check=lambda bento: None)
+    assert built.path.parent == store / "bentos" / "checked"
+
+
+def test_template_syntax_error_is_found_before_the_store(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: "service:svc"
+        docker:
+          dockerfile_template: Dockerfile.j2
+        """,
+        {
+            "service.py": "svc = None\n",
+            "Dockerfile.j2": "{% extends bento_base_template %}\n{{ x\n",
+        },
+    )
+    with pytest.raises(PipelineError) as caught:
+        build_bento(root)
+    assert caught.value.file == str(root / "Dockerfile.j2") and caught.value.line == 2
+    assert not store.exists() or not any(store.rglob("bento.yaml"))

@@ -62,7 +62,6 @@ def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
     from pipeline.bento import resolve_bento
     from pipeline.plan import RenderOptions, render_dockerfile
 
-    bento = resolve_bento(args.bento)
     options = RenderOptions(
         template=args.template,
         buildkit=args.buildkit,
@@ -70,7 +69,16 @@ def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
         strict=args.strict,
     )
     graph = default_graph(buildstage=args.buildstage)
-    return bento, render_dockerfile(bento, options, graph)
+    rendered: list[str] = []
+
+    def render(bento: Bento) -> None:
+        rendered.append(render_dockerfile(bento, options, graph))
+
+    # A project is rendered before its new bento enters the store: a failure stores nothing.
+    bento = resolve_bento(args.bento, check=render)
+    if not rendered:
+        render(bento)
+    return bento, rendered[-1]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -92,7 +92,9 @@ def test_bad_extension(home: Path, tmp_path: Path) -> None:
 def test_no_buildkit_refuses_secret_mount(home: Path) -> None:
     done = cli("dockerfile", "examples/secret-mount", "--no-buildkit", home=home)
     assert done.returncode == 2
-    assert "env/docker/Dockerfile.template:5: " in done.stderr and "BuildKit" in done.stderr
+    # The user's file, not the bento's copy of it.
+    assert done.stderr.startswith("error: examples/secret-mount/Dockerfile.template:5: ")
+    assert "BuildKit" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -137,3 +139,63 @@ def test_debug_shows_the_traceback(home: Path, tmp_path: Path) -> None:
     path = template(tmp_path, "{% block X %}\n")
     done = cli("dockerfile", "examples/hello", "--template", str(path), "--debug", home=home)
     assert done.returncode == 2 and "Traceback" in done.stderr
+
+
+def _templated_project(root: Path, body: str) -> Path:
+    root.mkdir()
+    (root / "service.py").write_text("svc = None\n", encoding="utf-8")
+    (root / "bentofile.yaml").write_text(
+        'service: "service:svc"\ninclude: ["*.py"]\n'
+        "docker:\n  dockerfile_template: Dockerfile.template\n",
+        encoding="utf-8",
+    )
+    template(root, body)
+    return root
+
+
+def _stored(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "bentos").rglob("*"))
+
+
+def test_project_template_syntax_error_names_the_users_file_and_stores_nothing(
+    home: Path, tmp_path: Path
+) -> None:
+    project = _templated_project(
+        tmp_path / "proj", "{% block SETUP_BENTO_USER %}\n{{ super() \n{% endblock %}\n"
+    )
+    done = cli("dockerfile", str(project), home=home)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith(f"error: {project / 'Dockerfile.template'}:4: template syntax")
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert _stored(home) == []
+
+
+def test_project_failing_strict_lint_names_the_users_file_and_stores_nothing(
+    home: Path, tmp_path: Path
+) -> None:
+    project = _templated_project(
+        tmp_path / "proj", "{% block SETUP_BENTO_COMPONENT %}\nRUN x\n{% endblock %}\n"
+    )
+    user_file = project / "Dockerfile.template"
+    strict = cli("dockerfile", str(project), "--strict", home=home)
+    assert strict.returncode == 2, strict.stdout
+    assert strict.stderr.startswith(f"error: {user_file}:2: block 'SETUP_BENTO_COMPONENT'")
+    assert strict.stdout == "" and "Traceback" not in strict.stderr
+    assert _stored(home) == []
+    # Without --strict the finding is one warning about the user's file, and the bento is stored.
+    done = cli("dockerfile", str(project), home=home)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning: ") == 1
+    assert f"warning: {user_file}:2: block 'SETUP_BENTO_COMPONENT'" in done.stderr
+    assert len([n for n in _stored(home) if n == "bento.yaml"]) == 1
+
+
+def test_export_of_a_failing_project_stores_nothing(home: Path, tmp_path: Path) -> None:
+    project = _templated_project(
+        tmp_path / "proj", "{% block SETUP_BENTO_COMPONENT %}\nRUN x\n{% endblock %}\n"
+    )
+    out = tmp_path / "ctx"
+    done = cli("export", str(project), "-o", str(out), "--strict", home=home)
+    assert done.returncode == 2, done.stdout
+    assert not out.exists()
+    assert _stored(home) == []

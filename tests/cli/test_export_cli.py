@@ -63,7 +63,8 @@ def test_failed_render_writes_nothing(home: Path, tmp_path: Path) -> None:
     done = cli("export", "examples/hello", "-o", str(out), "--template", str(bad), home=home)
     assert done.returncode == 2
     assert f"{bad}:" in done.stderr and "Traceback" not in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.j2", "store"]
+    # Not even the store: the project's bento is rendered before it is stored.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.j2"]
 
 
 def test_output_is_required(home: Path) -> None:
