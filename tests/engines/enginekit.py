@@ -8,6 +8,7 @@ import io
 import json
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -24,9 +25,9 @@ SERVICE_CMD = ("python", "/home/bentoml/bento/src/service.py")
 RUNNER = {"docker": "docker", "buildx": "docker", "podman": "podman", "buildah": "podman"}
 
 
-def failing_project(root: Path, step: str = "RUN echo about-to-fail && exit 3") -> Path:
-    """A project whose Dockerfile template adds a step that fails."""
-    project = root / "failing"
+def project_with_step(root: Path, step: str, *, name: str) -> Path:
+    """A project (``root/name``) whose Dockerfile template adds ``step`` after the bento's."""
+    project = root / name
     project.mkdir()
     (project / "service.py").write_text("svc = None\n")
     (project / "Dockerfile.template").write_text(
@@ -34,10 +35,25 @@ def failing_project(root: Path, step: str = "RUN echo about-to-fail && exit 3") 
         f"{step}\n{{% endblock %}}\n"
     )
     (project / "bentofile.yaml").write_text(
-        'service: "service:svc"\nname: failing\ninclude: ["*.py"]\n'
+        f'service: "service:svc"\nname: {name}\ninclude: ["*.py"]\n'
         "docker:\n  dockerfile_template: ./Dockerfile.template\n"
     )
     return project
+
+
+def failing_project(root: Path) -> Path:
+    """A project whose Dockerfile template adds a step that fails."""
+    return project_with_step(root, "RUN echo about-to-fail && exit 3", name="failing")
+
+
+def pipeline_cli(
+    *argv: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGV`` from the repository root; stdout and stderr kept apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *argv],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=timeout,
+    )  # fmt: skip
 
 
 def unique_tag(engine: str, what: str) -> str:

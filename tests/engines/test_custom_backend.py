@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from enginekit import (
     ROOT,
     SECRET_MOUNT,
     image_exists,
+    pipeline_cli,
     remove_image,
     run_in_image,
     serve_and_get,
@@ -97,20 +96,16 @@ def _plugin_env(tmp_path: Path) -> dict[str, str]:
 
 def test_entry_point_plugin_is_found_by_the_cli(tmp_path: Path) -> None:
     env = _plugin_env(tmp_path)
-    listed = subprocess.run(
-        [sys.executable, "-m", "pipeline", "backends", "--json", "wrapped-docker"],
-        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
-    )  # fmt: skip
+    listed = pipeline_cli("backends", "--json", "wrapped-docker", env=env)
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)
     assert entry["name"] == "wrapped-docker" and entry["plugin"] and entry["available"]
 
     tag = unique_tag("wrapped", "cli")
     try:
-        built = subprocess.run(
-            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "wrapped-docker",
-             "-t", tag, "--progress", "plain"],
-            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
+        built = pipeline_cli(
+            "build", str(HELLO), "--backend", "wrapped-docker", "-t", tag, "--progress", "plain",
+            env=env,
         )  # fmt: skip
         assert built.returncode == 0, built.stderr
         assert "custom-backend: docker build" in built.stderr

@@ -30,6 +30,8 @@ from enginekit import (
     history,
     image_exists,
     labels,
+    pipeline_cli,
+    project_with_step,
     remove_image,
     run_in_image,
     saved_image_contains,
@@ -208,17 +210,7 @@ def _cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
 )
 def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> None:
     marker = f"{1000 + secrets.randbelow(8000)}.5"
-    project = tmp_path / "slow"
-    project.mkdir()
-    (project / "service.py").write_text("svc = None\n")
-    (project / "Dockerfile.template").write_text(
-        "{% extends bento_base_template %}\n{% block SETUP_BENTO_COMPONENTS %}\n{{ super() }}\n"
-        f"RUN sleep {marker}\n{{% endblock %}}\n"
-    )
-    (project / "bentofile.yaml").write_text(
-        'service: "service:svc"\nname: slow\ninclude: ["*.py"]\n'
-        "docker:\n  dockerfile_template: ./Dockerfile.template\n"
-    )
+    project = project_with_step(tmp_path, f"RUN sleep {marker}", name="slow")
     private_tmp = tmp_path / "clitmp"
     private_tmp.mkdir()
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store"), "TMPDIR": str(private_tmp)}
@@ -380,21 +372,17 @@ def test_cli_json_result_and_summary_line(tmp_path: Path) -> None:
     tag = unique_tag("docker", "cli")
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
-             "-t", tag, "--output", "json"],
-            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
-        )  # fmt: skip
+        done = pipeline_cli(
+            "build", str(HELLO), "--backend", "docker", "-t", tag, "--output", "json", env=env
+        )
         assert done.returncode == 0, done.stderr
         data = json.loads(done.stdout)
         assert data["tags"] == [tag] and data["backend"] == "docker"
         assert data["image_id"].startswith("sha256:")
         assert data["run"] == f"docker run --rm -p 127.0.0.1:3000:3000 {tag}"
-        again = subprocess.run(
-            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
-             "-t", tag, "--progress", "quiet"],
-            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
-        )  # fmt: skip
+        again = pipeline_cli(
+            "build", str(HELLO), "--backend", "docker", "-t", tag, "--progress", "quiet", env=env
+        )
         assert again.returncode == 0, again.stderr
         (line,) = again.stdout.splitlines()
         assert line.startswith(f"built {tag} with docker in ")
@@ -412,11 +400,9 @@ def test_cli_progress_modes(mode: str, tmp_path: Path) -> None:
     tag = unique_tag("docker", f"progress-{mode}")
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pipeline", "build", str(HELLO), "--backend", "docker",
-             "-t", tag, "--progress", mode],
-            capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=600,
-        )  # fmt: skip
+        done = pipeline_cli(
+            "build", str(HELLO), "--backend", "docker", "-t", tag, "--progress", mode, env=env
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"built {tag} with docker in ")
         engine_lines = [line for line in done.stderr.splitlines() if line.startswith("#")]
@@ -429,3 +415,26 @@ def test_cli_progress_modes(mode: str, tmp_path: Path) -> None:
             assert any(" DONE " in line or line.endswith(" CACHED") for line in engine_lines)
     finally:
         remove_image("docker", tag)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_cli_build_failure_names_step_origin_and_output(tmp_path: Path) -> None:
+    """Exit 1; on stderr the failing step, the template that made it and the engine's last
+    lines; nothing on stdout (even with --output json) and no tag left."""
+    tag = unique_tag("docker", "clifail")
+    project = failing_project(tmp_path)
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
+    done = pipeline_cli(
+        "build", str(project), "--backend", "docker", "-t", tag, "--output", "json",
+        "--no-cache", env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert "error: docker: build failed (exit 1)" in done.stderr
+    assert "  failing step: " in done.stderr and "exit 3" in done.stderr
+    assert "  produced by: " in done.stderr and "Dockerfile.template" in done.stderr
+    tail = done.stderr.split("  last engine output:\n", 1)[1]
+    assert "about-to-fail" in tail
+    assert "Traceback" not in done.stderr
+    assert not image_exists("docker", tag)
