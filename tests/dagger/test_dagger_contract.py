@@ -64,22 +64,22 @@ def build(request: BuildRequest, lines: list[str] | None = None) -> Any:
     return anyio.run(lambda: executor.build(request, on_output=sink))
 
 
-def secret_names(server: ContractServer, ids: list[str]) -> list[str]:
-    names = []
+def made_by(server: ContractServer, ids: list[str], parent: str, field: str, arg: str) -> list[Any]:
+    """For objects passed by id: the ``arg`` of the ``parent.field`` call that made each one."""
+    values = []
     for ident in ids:
-        step = server.origin(ident).find("Query", "setSecret")
-        assert step is not None, f"{ident} was not made by setSecret"
-        names.append(step.arg("name"))
-    return names
+        step = server.origin(ident).find(parent, field)
+        assert step is not None, f"{ident} was not made by {parent}.{field}"
+        values.append(step.arg(arg))
+    return values
+
+
+def secret_names(server: ContractServer, ids: list[str]) -> list[str]:
+    return made_by(server, ids, "Query", "setSecret", "name")
 
 
 def variant_platforms(server: ContractServer, ids: list[str]) -> list[str]:
-    platforms = []
-    for ident in ids:
-        step = server.origin(ident).find("Directory", "dockerBuild")
-        assert step is not None, f"{ident} is not a dockerBuild container"
-        platforms.append(step.arg("platform"))
-    return platforms
+    return made_by(server, ids, "Directory", "dockerBuild", "platform")
 
 
 def test_two_platform_publish_sends_two_docker_builds(
