@@ -15,7 +15,7 @@ GREETING = {"message": "hello from bento-pipeline", "service": "hello"}
 
 
 class HelloHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         if self.path.split("?", 1)[0] in ("/", "/healthz", "/readyz", "/livez"):
             body = json.dumps({**GREETING, "python": sys.version.split()[0]}).encode()
             self.send_response(200)
@@ -28,7 +28,7 @@ class HelloHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write("hello: " + format % args + "\n")
 
 
