@@ -231,73 +231,63 @@ def parse_options(
         raw_opts = [(parse_opt(k)[0], None if v is None else str(v)) for k, v in opts.items()]
     else:
         raw_opts = [parse_opt(o) for o in _strings(opts)]
-    tag_list, plat_list = list(_strings(tags)), list(_strings(platforms))
-    secret_list = list(secrets or ())
-    arg_list: list[str] = []
-    label_list: list[str] = []
-    cache_from_list, cache_to_list = list(_strings(cache_from)), list(_strings(cache_to))
+    # repeatable options collect their --opt values; single-valued ones take the last
+    lists: dict[str, list[Any]] = {
+        "tags": list(_strings(tags)),
+        "platforms": list(_strings(platforms)),
+        "secrets": list(secrets or ()),
+        "build_args": [],
+        "labels": [],
+        "cache_from": list(_strings(cache_from)),
+        "cache_to": list(_strings(cache_to)),
+    }
+    values: dict[str, str | None] = {"target": target, "progress": progress, "output": output}
+    flags = {"no_cache": no_cache, "push": push, "load": load}
     passthrough: list[tuple[str, str | None]] = []
     for key, value in raw_opts:
         alias = _OPT_ALIASES.get(key)
         if alias is None:
             passthrough.append((key, value))
-            continue
-        if alias in ("no_cache", "push", "load"):
-            flag = value is None or value.strip().lower() in _TRUE
-            no_cache = no_cache or (alias == "no_cache" and flag)
-            push = push or (alias == "push" and flag)
-            load = load or (alias == "load" and flag)
-            continue
-        if value is None:
+        elif alias in flags:
+            flags[alias] = flags[alias] or value is None or value.strip().lower() in _TRUE
+        elif value is None:
             raise ConfigError(f"--opt {key} needs a value ({key}=VALUE)", field="--opt")
-        if alias == "tags":
-            tag_list.append(value)
-        elif alias == "platforms":
-            plat_list.append(value)
-        elif alias == "secrets":
-            secret_list.append(value)
-        elif alias == "build_args":
-            arg_list.append(value)
-        elif alias == "labels":
-            label_list.append(value)
-        elif alias == "cache_from":
-            cache_from_list.append(value)
-        elif alias == "cache_to":
-            cache_to_list.append(value)
-        elif alias == "target":
-            target = value
-        elif alias == "progress":
-            progress = value
-        elif alias == "output":
-            output = value
-    if progress not in PROGRESS_MODES:
+        elif alias in lists:
+            lists[alias].append(value)
+        else:
+            values[alias] = value
+    target, output, mode = values["target"], values["output"], values["progress"]
+    no_cache, push, load = flags["no_cache"], flags["push"], flags["load"]
+    if mode not in PROGRESS_MODES:
         raise ConfigError(
-            f"unknown progress mode {progress!r}; allowed: {allowed(PROGRESS_MODES)}",
+            f"unknown progress mode {mode!r}; allowed: {allowed(PROGRESS_MODES)}",
             field="--progress",
         )
     args = parse_key_values(build_args, option="--build-arg", key_pattern=_BUILD_ARG_KEY)
-    args.update(parse_key_values(arg_list, option="--build-arg", key_pattern=_BUILD_ARG_KEY))
+    args.update(
+        parse_key_values(lists["build_args"], option="--build-arg", key_pattern=_BUILD_ARG_KEY)
+    )
     label_map = parse_key_values(labels, option="--label", key_pattern=_LABEL_KEY)
-    label_map.update(parse_key_values(label_list, option="--label", key_pattern=_LABEL_KEY))
+    label_map.update(parse_key_values(lists["labels"], option="--label", key_pattern=_LABEL_KEY))
     if push and output:
         raise ConfigError("--push and --output exclude each other", field="--push")
     if push and load:
         raise ConfigError("--push and --load exclude each other", field="--push")
     cert = check_ca_cert(ca_cert) if ca_cert is not None else None
-    parsed_secrets = parse_secrets(secret_list)
+    parsed_secrets = parse_secrets(lists["secrets"])
     if cert is not None and any(s.id == _ca_secret_id() for s in parsed_secrets):
         raise ConfigError(
             f"secret id {_ca_secret_id()!r} is reserved for --ca-cert", field="--secret"
         )
     return BuildOptions(
-        tags=parse_tags(tag_list),
-        platforms=parse_platforms(plat_list),
+        tags=parse_tags(lists["tags"]),
+        platforms=parse_platforms(lists["platforms"]),
         secrets=parsed_secrets,
         build_args=args,
         target=target or None,
-        cache_from=tuple(cache_from_list),
-        cache_to=tuple(cache_to_list),
-        progress=progress,
+        cache_from=tuple(lists["cache_from"]),
+        cache_to=tuple(lists["cache_to"]),
+        progress=str(mode),
         push=push,
         load=load,
         output=output or None,

@@ -63,6 +63,27 @@ def test_opts_for_first_class_options_are_folded_in() -> None:
     assert options.no_cache is True
     assert options.target == "base"
     assert options.opts == (("network", "host"),)
+    more = api.parse_options(
+        tags=["a:1"],
+        target="cli-target",
+        opts=[
+            "tag=b:2",
+            "cache-from=r/app:cache",
+            "cache_to=type=inline",
+            "progress=plain",
+            "output=type=local,dest=out",
+            "target=from-opt",
+        ],
+    )
+    assert more.tags == ("a:1", "b:2")
+    assert more.cache_from == ("r/app:cache",) and more.cache_to == ("type=inline",)
+    assert more.progress == "plain" and more.output == "type=local,dest=out"
+    assert more.target == "from-opt"
+    assert more.opts == ()
+    flags = api.parse_options(opts=["push=true", "load=0", "no_cache=no"])
+    assert (flags.push, flags.load, flags.no_cache) == (True, False, False)
+    with pytest.raises(ConfigError, match="--opt tag needs a value"):
+        api.parse_options(opts=["tag"])
 
 
 @pytest.mark.parametrize("arg", ["NOEQUALS", "1BAD=x", "has space=x", "=v"])
