@@ -72,15 +72,23 @@ def shell_word(value: object, field: str = "value") -> str:
     return shlex.quote(_no_control(value, field))
 
 
+def _matching(value: object, field: str, pattern: re.Pattern[str], message: str) -> str:
+    """``value`` if it is one line and matches ``pattern``, else ``message`` (``{text}`` is the
+    value) as the error for ``field``."""
+    text = _no_control(value, field)
+    if not pattern.match(text):
+        raise _error(field, message.format(text=text))
+    return text
+
+
 def package(value: object, field: str = "value") -> str:
     """A package spec as one shell word; refuses anything that would read as an option."""
-    text = _no_control(value, field)
-    if not _PACKAGE.match(text):
-        raise _error(
-            field,
-            f"{text!r} is not a package name (it must not be empty, start with '-' or contain "
-            "spaces)",
-        )
+    text = _matching(
+        value,
+        field,
+        _PACKAGE,
+        "{text!r} is not a package name (it must not be empty, start with '-' or contain spaces)",
+    )
     return shlex.quote(text)
 
 
@@ -91,58 +99,54 @@ def json_string(value: object, field: str = "value") -> str:
 
 def plain_path(value: object, field: str = "value") -> str:
     """A path that needs no quoting in any Dockerfile position; anything else is refused."""
-    text = _no_control(value, field)
-    if not _PLAIN_PATH.match(text):
-        raise _error(
-            field,
-            f"path {text!r} may only contain letters, digits and . _ / + @ : = - (no spaces, "
-            "quotes, '$' or backslashes)",
-        )
-    return text
+    return _matching(
+        value,
+        field,
+        _PLAIN_PATH,
+        "path {text!r} may only contain letters, digits and . _ / + @ : = - (no spaces, quotes, "
+        "'$' or backslashes)",
+    )
 
 
 def image_ref(value: object, field: str = "value") -> str:
-    text = _no_control(value, field)
-    if not _IMAGE_REF.match(text):
-        raise _error(field, f"{text!r} is not an image reference (e.g. python:3.11-slim)")
-    return text
+    return _matching(
+        value, field, _IMAGE_REF, "{text!r} is not an image reference (e.g. python:3.11-slim)"
+    )
 
 
 def env_name(value: object, field: str = "value") -> str:
-    text = _no_control(value, field)
-    if not _ENV_NAME.match(text):
-        raise _error(
-            field,
-            f"{text!r} is not an environment variable name (letters, digits and '_', not "
-            "starting with a digit)",
-        )
-    return text
+    return _matching(
+        value,
+        field,
+        _ENV_NAME,
+        "{text!r} is not an environment variable name (letters, digits and '_', not starting "
+        "with a digit)",
+    )
 
 
 def label_key(value: object, field: str = "value") -> str:
-    text = _no_control(value, field)
-    if not _LABEL_KEY.match(text):
-        raise _error(
-            field, f"{text!r} is not a label key (letters, digits and . _ / -, e.g. 'owner')"
-        )
-    return text
+    return _matching(
+        value,
+        field,
+        _LABEL_KEY,
+        "{text!r} is not a label key (letters, digits and . _ / -, e.g. 'owner')",
+    )
 
 
 def user_name(value: object, field: str = "bento__user") -> str:
-    text = _no_control(value, field)
-    if not _USER_NAME.match(text):
-        raise _error(
-            field,
-            f"{text!r} is not a user name (lowercase letters, digits, '_' and '-', at most 32)",
-        )
-    return text
+    return _matching(
+        value,
+        field,
+        _USER_NAME,
+        "{text!r} is not a user name (lowercase letters, digits, '_' and '-', at most 32)",
+    )
 
 
 def uid_gid(value: object, field: str = "bento__uid_gid") -> str:
-    text = _no_control(str(value) if isinstance(value, int) else value, field)
-    if not _UID_GID.match(text):
-        raise _error(field, f"{text!r} is not UID:GID (two numbers, e.g. 1034:1034)")
-    return text
+    value = str(value) if isinstance(value, int) else value
+    return _matching(
+        value, field, _UID_GID, "{text!r} is not UID:GID (two numbers, e.g. 1034:1034)"
+    )
 
 
 def shell_command(value: object, field: str = "value") -> str:
