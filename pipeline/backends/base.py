@@ -52,6 +52,7 @@ class Capabilities:
 
 
 ArgvBuilder = Callable[..., list[str]]
+PushCommands = Callable[[BuildRequest, str | None], list[list[str]]]
 
 
 def _env_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -68,8 +69,9 @@ class BackendSpec:
 
     ``construct_build_args(request, *, iidfile=None) -> argv`` builds the complete command
     (binary first). ``secret_env``: the engine accepts ``--secret id=X,env=VAR`` (otherwise env
-    secrets are written to a private temp file for the build). ``push_command``: the engine
-    cannot push from ``build`` and needs ``<binary> push <tag>`` afterwards.
+    secrets are written to a private temp file for the build). ``push_commands(request,
+    digestfile)``: the engine cannot push from ``build``; these commands push afterwards (the
+    first writes the pushed digest to ``digestfile`` where the engine can).
     """
 
     name: str
@@ -84,7 +86,7 @@ class BackendSpec:
     secret_env: bool = True
     iidfile: bool = True
     metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest
-    push_command: bool = False
+    push_commands: PushCommands | None = None
     run_command: str = "docker"  # what users run the image with
     remove_image: Callable[[str], list[str]] | None = None
     plugin: bool = False

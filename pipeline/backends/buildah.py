@@ -7,7 +7,11 @@ them. Pushing is a separate ``buildah push``.
 from __future__ import annotations
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, which
-from pipeline.backends.podman import buildah_family_capabilities, containers_style_args
+from pipeline.backends.podman import (
+    buildah_family_capabilities,
+    containers_style_args,
+    push_args,
+)
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
@@ -17,6 +21,10 @@ ENV = {"BUILDAH_FORMAT": "oci", "DOCKER_BUILDKIT": "0"}
 
 def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
     return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
+
+
+def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+    return push_args(BINARY, request, digestfile=digestfile)
 
 
 def health() -> Health:
@@ -51,7 +59,7 @@ SPEC = BackendSpec(
     env=ENV,
     description="buildah build (daemonless, OCI format)",
     secret_env=False,
-    push_command=True,
+    push_commands=push_commands,
     run_command="podman",
     remove_image=remove_image,
 )

@@ -92,16 +92,17 @@ class ExternalExecutor:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
         command = shlex.join(self.argv(request))
         lines = [f"{env} {command}" if env else command]
-        if request.push and self.spec.push_command:
+        if request.push:
             lines += [shlex.join(argv) for argv in self.push_commands(request)]
         return "\n".join(lines)
 
     def push_commands(
         self, request: BuildRequest, *, digestfile: str | None = None
     ) -> list[list[str]]:
-        from pipeline.backends.podman import push_args
-
-        return push_args(self.spec.binary, request, digestfile=digestfile)
+        """What runs after the build to push (nothing when the build itself pushes)."""
+        if self.spec.push_commands is None:
+            return []
+        return self.spec.push_commands(request, digestfile)
 
     def run_hint(self, tag: str) -> str:
         return f"{self.spec.run_command} run --rm -p 127.0.0.1:3000:3000 {tag}"
@@ -187,7 +188,7 @@ class ExternalExecutor:
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             digest = None
-            if request.push and self.spec.push_command:
+            if request.push and self.spec.push_commands is not None:
                 await self._push(request, sink, redact, digestfile)
                 digest = _read_digest(digestfile)
             elif request.push and self.spec.metadata_file:

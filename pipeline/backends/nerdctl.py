@@ -33,6 +33,12 @@ def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -
     ]
 
 
+def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+    """``nerdctl push [--all-platforms] TAG`` per tag (no digest file: nerdctl has none)."""
+    every = ["--all-platforms"] if len(request.platforms) > 1 else []
+    return [[BINARY, "push", *every, tag] for tag in request.tags]
+
+
 def health() -> Health:
     if which(BINARY) is None:
         return Health(
@@ -75,7 +81,7 @@ SPEC = BackendSpec(
     health=health,
     capabilities=capabilities,
     description="nerdctl build (containerd + buildkitd)",
-    push_command=True,
+    push_commands=push_commands,
     run_command="nerdctl",
     remove_image=remove_image,
 )

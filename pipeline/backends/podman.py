@@ -69,7 +69,7 @@ def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -
 def push_args(
     binary: str, request: BuildRequest, *, digestfile: str | None = None
 ) -> list[list[str]]:
-    """The push commands run after a successful build with ``--push``.
+    """The podman/buildah push commands run after a successful build with ``--push``.
 
     ``digestfile``: where the first push writes the pushed manifest's digest.
     """
@@ -83,6 +83,10 @@ def push_args(
     return [
         [binary, "push", *(digest if i == 0 else []), tag] for i, tag in enumerate(request.tags)
     ]
+
+
+def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+    return push_args(BINARY, request, digestfile=digestfile)
 
 
 def health() -> Health:
@@ -131,7 +135,7 @@ SPEC = BackendSpec(
     capabilities=capabilities,
     description="podman build (daemonless, buildah inside)",
     secret_env=False,
-    push_command=True,
+    push_commands=push_commands,
     run_command="podman",
     remove_image=remove_image,
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.backends import buildah, buildctl, buildx, docker, nerdctl, podman
+from pipeline.backends.executor import ExternalExecutor
 from pipeline.errors import BackendError
 from pipeline.request import BuildRequest, SecretSpec
 
@@ -181,7 +182,7 @@ def test_buildah_argv_and_env() -> None:
     assert argv[:2] == ["buildah", "build"]
     assert pairs(argv, "--target") == ["t"]
     assert buildah.SPEC.env == {"BUILDAH_FORMAT": "oci", "DOCKER_BUILDKIT": "0"}
-    assert buildah.SPEC.push_command and buildah.SPEC.run_command == "podman"
+    assert buildah.SPEC.push_commands is not None and buildah.SPEC.run_command == "podman"
 
 
 # nerdctl build: flags from docs/command-reference.md
@@ -205,7 +206,19 @@ def test_nerdctl_uses_only_documented_flags() -> None:
 def test_nerdctl_pushes_with_a_separate_command() -> None:
     argv = nerdctl.construct_build_args(BuildRequest(context=CTX, tags=("a",), push=True))
     assert "--push" not in argv  # nerdctl build has no --push
-    assert nerdctl.SPEC.push_command
+    executor = ExternalExecutor(nerdctl.SPEC)
+    one = BuildRequest(context=CTX, tags=("r/a:1", "r/a:latest"), push=True)
+    # `nerdctl push` has no --digestfile and nerdctl no `manifest push` (command reference)
+    assert executor.push_commands(one, digestfile="/d") == [
+        ["nerdctl", "push", "r/a:1"],
+        ["nerdctl", "push", "r/a:latest"],
+    ]
+    both = BuildRequest(
+        context=CTX, tags=("r/a:1",), push=True, platforms=("linux/amd64", "linux/arm64")
+    )
+    assert executor.push_commands(both, digestfile="/d") == [
+        ["nerdctl", "push", "--all-platforms", "r/a:1"]
+    ]
 
 
 def test_buildctl_argv_follows_the_buildkit_readme() -> None:
