@@ -19,6 +19,7 @@ import pytest
 from pipeline.bento import resolve_bento
 from pipeline.config import Bento
 from pipeline.plan import RenderOptions, render_dockerfile, temporary_context
+from tests.seed_examples import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir() if (p / "bentofile.yaml").is_file())
@@ -35,17 +36,7 @@ def load(example: str) -> Bento:
 
 
 def test_the_examples_are_there() -> None:
-    for name in (
-        "hello",
-        "secret-mount",
-        "echo-block",
-        "aws-env-vars",
-        "aws-secret-mount",
-        "multi-stage-mypackage",
-        "custom-entrypoint",
-        "custom-user",
-        "setup-script",
-    ):
+    for name in ("hello", "secret-mount", "setup-script", *SEED_EXAMPLES):
         assert name in EXAMPLES
 
 

@@ -21,6 +21,7 @@ import yaml
 from pipeline.config import Bento, DockerOptions, PythonOptions
 from pipeline.graph import default_graph
 from pipeline.plan import RenderOptions, render_dockerfile
+from tests.seed_examples import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -35,14 +36,6 @@ DISTROS = {
     "amazonlinux": "3.8",
     "miniconda": "3.11",
 }
-SEED_EXAMPLES = (
-    "echo-block",
-    "aws-env-vars",
-    "aws-secret-mount",
-    "multi-stage-mypackage",
-    "custom-entrypoint",
-    "custom-user",
-)
 PACKAGES = {
     "system_packages": ("curl", "libgomp1"),
     "env": {"APP_MODE": "production", "GREETING": 'say "hi" to $USER'},
