@@ -41,11 +41,10 @@ examples:
 
 
 class _Deprecated(argparse.Action):
-    """An old spelling: still works, with a warning naming the new one."""
+    """An old spelling: still works (appending, or a flag with nargs=0), with a warning."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         self.replacement = kwargs.pop("replacement")
-        self.append = kwargs.pop("append", True)
         kwargs.setdefault("help", argparse.SUPPRESS)
         super().__init__(option_strings, dest, **kwargs)
 
@@ -60,13 +59,11 @@ class _Deprecated(argparse.Action):
         notes = list(getattr(namespace, "_deprecated", None) or [])
         notes.append(f"{option_string} is deprecated; use {self.replacement}")
         namespace._deprecated = notes
-        if self.nargs == 0:
+        if self.nargs == 0:  # a flag
             setattr(namespace, self.dest, True)
-        elif self.append:
+        else:  # every old spelling with a value was a repeatable option
             current = list(getattr(namespace, self.dest, None) or [])
             setattr(namespace, self.dest, [*current, values])
-        else:
-            setattr(namespace, self.dest, values)
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

@@ -119,12 +119,15 @@ def test_deprecated_spellings_still_work_with_a_warning(
 ) -> None:
     code, out, err = run(
         capsys, "build", HELLO, "--backend", "docker", "--dry-run",
-        "--platforms", "linux/amd64", "--image-tag", "hello:old",
+        "--platforms", "linux/amd64", "--image-tag", "hello:old", "--docker-image-tag",
+        "hello:older", "--no-buildkit-cache",
     )  # fmt: skip
     assert code == 0, err
     assert "warning: --platforms is deprecated; use --platform" in err
     assert "warning: --image-tag is deprecated; use --tag" in err
-    assert "--platform linux/amd64" in out and "--tag hello:old" in out
+    assert "warning: --no-buildkit-cache is deprecated; use --no-cache" in err
+    assert "--platform linux/amd64" in out
+    assert "--tag hello:old --tag hello:older" in out and "--no-cache" in out
 
 
 def test_classic_builder_drops_cache_mounts_with_a_warning(
