@@ -173,11 +173,9 @@ def template_errors(default_file: str | Path | None = None) -> Iterator[None]:
             "{% extends bento_base_template %} (no quotes)",
         ) from None
     except jinja2.UndefinedError as exc:
-        where = _template_frame(sys.exc_info()[2])
-        raise TemplateError(
+        raise _at_template_frame(
             f"{exc.message}",
-            file=_display_name(where[0]) if where else default_file,
-            line=where[1] if where else None,
+            default_file,
             hint="variables available to templates are listed in docs/templates.md",
         ) from None
     except PipelineError as exc:
@@ -190,12 +188,21 @@ def template_errors(default_file: str | Path | None = None) -> Iterator[None]:
                 exc.line = where[1]
         raise
     except jinja2.TemplateError as exc:
-        where = _template_frame(sys.exc_info()[2])
-        raise TemplateError(
-            f"template error: {exc}",
-            file=_display_name(where[0]) if where else default_file,
-            line=where[1] if where else None,
-        ) from None
+        raise _at_template_frame(f"template error: {exc}", default_file) from None
+
+
+def _at_template_frame(
+    message: str, default_file: str | Path | None, *, hint: str | None = None
+) -> TemplateError:
+    """A :class:`TemplateError` at the template line the exception being handled was raised from
+    (or ``default_file`` when no template frame is on its traceback)."""
+    where = _template_frame(sys.exc_info()[2])
+    return TemplateError(
+        message,
+        file=_display_name(where[0]) if where else default_file,
+        line=where[1] if where else None,
+        hint=hint,
+    )
 
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
