@@ -127,15 +127,20 @@ def test_env_secret_reaches_the_build(
     tags.append((runner, tag))
     value = f"env-secret-{secrets.token_hex(8)}"
     monkeypatch.setenv("PIPELINE_TEST_AWS", value)
-    pipeline.build(
+    lines: list[str] = []
+    result = pipeline.build(
         SECRET_MOUNT,
         backend=engine,
         tags=[tag],
         secrets=["id=aws,env=PIPELINE_TEST_AWS"],
+        progress="plain",
         no_cache=True,
+        on_output=lines.append,
     )
     digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
     assert digest == hashlib.sha256(value.encode()).hexdigest()
+    assert value not in history(runner, tag)
+    assert not any(value in line for line in [*lines, *result.log_tail, *result.argv])
     # podman/buildah get env secrets as a private temp file: it must be gone too
     assert list(_isolated.iterdir()) == []
 
