@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, get_origin
@@ -575,10 +575,12 @@ def validate_docker(
             )
         python_version = f"{match.group(1)}.{match.group(2)}"
         if python_version not in spec.python_versions:
-            raise doc.error(
+            raise _unsupported(
+                doc,
                 (*section, "python_version"),
-                f"Python {python_version} is not supported on {distro_name}",
-                hint=f"supported on {distro_name}: {allowed(spec.python_versions)}",
+                f"Python {python_version}",
+                spec.name,
+                spec.python_versions,
             )
 
     cuda_version = docker.cuda_version
@@ -591,13 +593,26 @@ def validate_docker(
             )
         full = spec.resolve_cuda(cuda_version)
         if full is None:
-            raise doc.error(
+            raise _unsupported(
+                doc,
                 (*section, "cuda_version"),
-                f"CUDA {cuda_version} is not supported on {distro_name}",
-                hint=f"supported on {distro_name}: {allowed(spec.cuda_versions)}",
+                f"CUDA {cuda_version}",
+                spec.name,
+                spec.cuda_versions,
             )
         cuda_version = full
     return attrs.evolve(docker, python_version=python_version, cuda_version=cuda_version)
+
+
+def _unsupported(
+    doc: _Document, path: FieldPath, what: str, distro: str, supported: Iterable[str]
+) -> ConfigError:
+    """``what`` (e.g. ``Python 3.5``) is not among the ``distro``'s ``supported`` versions."""
+    return doc.error(
+        path,
+        f"{what} is not supported on {distro}",
+        hint=f"supported on {distro}: {allowed(supported)}",
+    )
 
 
 def _check_template_path(doc: _Document, value: str, path: FieldPath, resolved: Path) -> None:
