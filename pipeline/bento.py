@@ -152,24 +152,22 @@ def parse_tag(tag: str) -> tuple[str, str | None]:
     return name.lower(), None
 
 
-def _versions(name_dir: Path) -> list[str]:
-    if not name_dir.is_dir():
+def _store_entries(parent: Path, keep: Callable[[Path], object]) -> list[str]:
+    """Sorted names of ``parent``'s visible subdirectories for which ``keep`` is true
+    (hidden ones are builds in progress)."""
+    if not parent.is_dir():
         return []
     return sorted(
-        d.name
-        for d in name_dir.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and (d / BENTO_YAML).is_file()
+        d.name for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".") and keep(d)
     )
+
+
+def _versions(name_dir: Path) -> list[str]:
+    return _store_entries(name_dir, lambda d: (d / BENTO_YAML).is_file())
 
 
 def _names(bentos: Path) -> list[str]:
-    if not bentos.is_dir():
-        return []
-    return sorted(
-        d.name
-        for d in bentos.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and _versions(d)
-    )
+    return _store_entries(bentos, _versions)
 
 
 def get_bento(tag: str, *, store: Path | None = None) -> Bento:
