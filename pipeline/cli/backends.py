@@ -7,7 +7,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pipeline.backends.registry import AUTO_ORDER, DAGGER, ENV_VARS, available_backends, get_backend
+from pipeline.backends.registry import (
+    AUTO_ORDER,
+    DAGGER,
+    ENV_VARS,
+    available_backends,
+    get_backend,
+    get_executor,
+)
 from pipeline.cli import Command
 
 DESCRIPTION = f"""\
@@ -58,13 +65,10 @@ def _describe_dagger() -> dict[str, Any]:
         "version": None,
     }
     try:
-        from pipeline.backends.registry import get_executor
-
-        executor = get_executor(DAGGER)
+        get_executor(DAGGER)  # is the executor importable in this install?
     except Exception as exc:
         entry.update(available=False, health=str(exc))
         return entry
-    del executor
     try:
         from pipeline.dagger import connection
 
@@ -82,6 +86,9 @@ def _describe_dagger() -> dict[str, Any]:
     except Exception as exc:  # the dagger helper's module may change; never crash the listing
         entry.update(available=False, health=f"cannot probe dagger: {exc}")
     return entry
+
+
+_CAPABILITIES = ("secrets", "cache_mounts", "multi_platform", "push")
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -107,10 +114,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{mark}{entry['name']}{version}: {entry['health']}")
         caps = entry.get("capabilities")
         if caps:
-            flags = [k for k in ("secrets", "cache_mounts", "multi_platform", "push") if caps[k]]
-            missing = [
-                k for k in ("secrets", "cache_mounts", "multi_platform", "push") if not caps[k]
-            ]
+            flags = [k for k in _CAPABILITIES if caps[k]]
+            missing = [k for k in _CAPABILITIES if not caps[k]]
             line = f"     can: {', '.join(flags) or 'nothing probed'}"
             if missing:
                 line += f"; cannot: {', '.join(missing)}"
