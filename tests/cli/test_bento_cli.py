@@ -262,6 +262,22 @@ def test_bad_bentofile_exits_2_with_file_and_field(
     assert store_files(store) == []
 
 
+def test_template_syntax_error_exits_2_naming_the_template_line(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(
+        tmp_path / "p",
+        "service: s\ndocker:\n  dockerfile_template: Dockerfile.j2\n",
+        {"Dockerfile.j2": "{% extends bento_base_template %}\n{% block SETUP_BENTO_USER %}\n"},
+    )
+    code = main(["bento", "build", str(project)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {project / 'Dockerfile.j2'}:2: template syntax error: ")
+    assert "Traceback" not in err
+    assert store_files(store) == []
+
+
 def test_bad_bento_yaml_in_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bento.yaml").write_text("name: a\nversion: b\ndocker:\n  distro: debain\n")
     assert main(["bento", "get", str(tmp_path)]) == 2
