@@ -172,7 +172,6 @@ class ProgressDisplay:
     """Engine output on stderr: everything (plain), step headers only (auto) or nothing."""
 
     _STEP = re.compile(r"^(#\d+ \[[^\]]*\] .*|(?:STEP|Step) \d+/\d+ ?: .*)$")
-    _DONE = re.compile(r"^#\d+ (DONE|CACHED|ERROR)")
 
     def __init__(self, mode: str, stream: TextIO = sys.stderr) -> None:
         self.mode = mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.cli.build import ProgressDisplay
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = str(ROOT / "examples" / "hello")
@@ -190,3 +192,33 @@ def test_module_entry_point_runs() -> None:
     assert done.returncode == 0
     for flag in ("--secret", "--ca-cert", "--opt", "--dry-run", "--progress", "--cache-to"):
         assert flag in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (
+            "auto",
+            ["  [base 1/2] FROM python:3.11-slim", "  [base 2/2] RUN make", "  STEP 3/3: USER x"],
+        ),
+        ("plain", None),
+        ("tty", None),
+        ("quiet", []),
+    ],
+)
+def test_progress_display_modes(mode: str, expected: list[str] | None) -> None:
+    """auto: each step once (BuildKit '#N [stage i/n]' and buildah 'STEP i/n:' headers);
+    plain/tty: every line; quiet: nothing."""
+    lines = [
+        "#5 [base 1/2] FROM python:3.11-slim",
+        "#5 DONE 0.1s",
+        "#6 [base 2/2] RUN make",
+        "#6 0.2 compiling...",
+        "#6 [base 2/2] RUN make",
+        "STEP 3/3: USER x",
+    ]
+    stream = io.StringIO()
+    display = ProgressDisplay(mode, stream)
+    for line in lines:
+        display(line)
+    assert stream.getvalue().splitlines() == (lines if expected is None else expected)
