@@ -25,6 +25,7 @@ import attrs
 import pathspec
 import yaml
 
+from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento, BentofileSpec, running_python_version
 from pipeline.errors import (
     BentoNotFoundError,
@@ -527,7 +528,7 @@ def build_bento(
             f"bento {name}:{version} already exists in the store ({final})", field="--version"
         )
     try:
-        created = _make_dirs(name_dir)
+        created = make_dirs(name_dir)
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
     except OSError as exc:
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
@@ -539,11 +540,7 @@ def build_bento(
         os.rename(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        for directory in reversed(created):  # innermost first; only if still empty
-            try:
-                directory.rmdir()
-            except OSError:
-                break
+        remove_created(created)
         if isinstance(exc, OSError):
             raise PipelineError(
                 f"building {name}:{version} failed, nothing was written: {exc}"
@@ -579,17 +576,6 @@ def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
         warnings.warn(message, stacklevel=4)
     if error is not None:
         raise error
-
-
-def _make_dirs(path: Path) -> list[Path]:
-    """``mkdir -p`` that returns the directories it created, outermost first."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
-    return list(reversed(missing))
 
 
 def _write_latest(name_dir: Path, version: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from attrs import evolve, field, frozen
 
+from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed
 from pipeline.graph import StageGraph, default_graph
@@ -405,7 +406,7 @@ def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -
                 file=target,
                 hint="pass a new or empty directory",
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    created = make_dirs(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         _fill_context(bento, staging, dockerfile)
@@ -415,6 +416,7 @@ def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_created(created)
         raise
     return target
 

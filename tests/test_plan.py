@@ -90,6 +90,14 @@ def test_write_context_is_all_or_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bento", "secret.txt"]
 
 
+def test_write_context_failure_removes_the_parents_it_created(tmp_path: Path) -> None:
+    bento = make_bento(tmp_path / "bento")
+    (bento.path / "src" / "zz-link").symlink_to(tmp_path)
+    with pytest.raises(ConfigError, match="symlink points outside the bento"):
+        write_context(bento, tmp_path / "new" / "deeper" / "ctx", "FROM scratch\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bento"]
+
+
 def test_symlink_inside_the_bento_is_copied_as_a_file(tmp_path: Path) -> None:
     bento = make_bento(tmp_path / "bento")
     (bento.path / "src" / "alias.py").symlink_to(bento.path / "src" / "service.py")
