@@ -209,14 +209,19 @@ def _latest_version(name_dir: Path, versions: list[str]) -> str:
             bento = load_bento_yaml(name_dir / version / BENTO_YAML)
         except PipelineError:
             return (float("-inf"), version)
-        when = bento.creation_time
-        if when is None:
-            return (float("-inf"), version)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return (when.timestamp(), version)
+        return (_created(bento, float("-inf")), version)
 
     return max(versions, key=created)
+
+
+def _created(bento: Bento, unknown: float) -> float:
+    """The bento's creation time as a timestamp (naive times are UTC), or ``unknown``."""
+    when = bento.creation_time
+    if when is None:
+        return unknown
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
 
 
 def list_bentos(store: Path | None = None) -> list[Bento]:
@@ -231,15 +236,7 @@ def list_bentos(store: Path | None = None) -> list[Bento]:
             except PipelineError as exc:
                 warnings.warn(f"skipping unreadable bento: {exc}", PipelineWarning, stacklevel=2)
 
-    def newest_first(b: Bento) -> tuple[str, float]:
-        when = b.creation_time
-        if when is None:
-            return (b.name, 0.0)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return (b.name, -when.timestamp())
-
-    return sorted(found, key=newest_first)
+    return sorted(found, key=lambda b: (b.name, -_created(b, 0.0)))
 
 
 # --- building --------------------------------------------------------------------------------
