@@ -87,7 +87,7 @@ class BackendSpec:
     iidfile: bool = True
     metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest
     push_commands: PushCommands | None = None
-    run_command: str = "docker"  # what users run the image with
+    run_command: str | None = "docker"  # what users run the image with (None: no local image)
     remove_image: Callable[[str], list[str]] | None = None
     plugin: bool = False
 

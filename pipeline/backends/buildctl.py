@@ -145,5 +145,5 @@ SPEC = BackendSpec(
     description="BuildKit's buildctl against a buildkitd",
     iidfile=False,
     metadata_file=True,
-    run_command="docker",
+    run_command=None,  # the image stays in buildkitd (or the registry with --push)
 )

@@ -104,7 +104,10 @@ class ExternalExecutor:
             return []
         return self.spec.push_commands(request, digestfile)
 
-    def run_hint(self, tag: str) -> str:
+    def run_hint(self, tag: str) -> str | None:
+        """The command that runs the built image, when it lands in a local image store."""
+        if self.spec.run_command is None:
+            return None
         return f"{self.spec.run_command} run --rm -p 127.0.0.1:3000:3000 {tag}"
 
     # -- effectful --------------------------------------------------------------------------

@@ -247,8 +247,8 @@ def _run(args: argparse.Namespace) -> int:
     def on_prepared(prepared: api.PreparedBuild) -> None:
         executor = prepared.selection.executor
         hint = getattr(executor, "run_hint", None)
-        if callable(hint):
-            run_hint.append(hint(prepared.tags[0]))
+        if callable(hint) and (command := hint(prepared.tags[0])):
+            run_hint.append(command)
         if not as_json and args.progress != "quiet":
             print(
                 f"building {prepared.bento.tag} as {', '.join(prepared.tags)} with "

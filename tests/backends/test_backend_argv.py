@@ -301,3 +301,14 @@ def test_digest_files() -> None:
         "--metadata-file",
         "/m",
     ]
+
+
+def test_run_hint_only_where_the_image_lands_in_a_local_store() -> None:
+    assert ExternalExecutor(docker.SPEC).run_hint("a:1") == (
+        "docker run --rm -p 127.0.0.1:3000:3000 a:1"
+    )
+    assert ExternalExecutor(buildah.SPEC).run_hint("a:1") == (
+        "podman run --rm -p 127.0.0.1:3000:3000 a:1"
+    )
+    # buildctl leaves the image in buildkitd: there is nothing local to run
+    assert ExternalExecutor(buildctl.SPEC).run_hint("a:1") is None
