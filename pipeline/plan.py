@@ -392,10 +392,9 @@ def _fill_context(bento: Bento, dest: Path, dockerfile: str) -> None:
     (dest / "Dockerfile").write_text(dockerfile, encoding="utf-8")
 
 
-def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -> Path:
-    """Write a self-contained build context to ``dest`` (which must not exist or be empty):
-    the bento's files, ``Dockerfile`` and ``env/docker/entrypoint.sh``. All or nothing: it is
-    assembled in a sibling temporary directory and renamed into place."""
+def check_output_dir(dest: str | os.PathLike[str]) -> Path:
+    """``dest`` as an absolute path, if :func:`write_context` may write there (it does not exist
+    or is an empty directory)."""
     target = Path(dest).absolute()
     if target.exists():
         if not target.is_dir():
@@ -406,6 +405,14 @@ def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -
                 file=target,
                 hint="pass a new or empty directory",
             )
+    return target
+
+
+def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -> Path:
+    """Write a self-contained build context to ``dest`` (which must not exist or be empty):
+    the bento's files, ``Dockerfile`` and ``env/docker/entrypoint.sh``. All or nothing: it is
+    assembled in a sibling temporary directory and renamed into place."""
+    target = check_output_dir(dest)
     created = make_dirs(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -435,6 +442,7 @@ __all__ = [
     "CA_CERT_SECRET_ID",
     "RenderOptions",
     "build_context",
+    "check_output_dir",
     "entrypoint_script",
     "render_dockerfile",
     "requirement_lines",

@@ -34,8 +34,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.plan import CA_CERT_SECRET_ID, write_context
+    from pipeline.plan import CA_CERT_SECRET_ID, check_output_dir, write_context
 
+    check_output_dir(args.output)  # before a project is built into the store
     bento, dockerfile = render_from_args(args)
     path = write_context(bento, args.output, dockerfile)
     print(path)

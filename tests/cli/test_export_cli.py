@@ -36,6 +36,8 @@ def test_export_refuses_a_non_empty_directory(home: Path, tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "not empty" in done.stderr and "Traceback" not in done.stderr
     assert files(out) == ["mine.txt"]
+    # Refused before the project is built: nothing in the store either.
+    assert not home.exists()
 
 
 def test_failed_render_writes_nothing(home: Path, tmp_path: Path) -> None:
