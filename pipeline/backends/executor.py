@@ -89,6 +89,8 @@ class ExternalExecutor:
         return list(self.spec.construct_build_args(request, **files))
 
     def dry_run(self, request: BuildRequest) -> str:
+        # env secrets on file-only engines: the private file the build would write them to
+        request = self._env_secrets_as_files(request, Path(tempfile.gettempdir(), _PRIVATE_DRY))
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
         command = shlex.join(self.argv(request))
         lines = [f"{env} {command}" if env else command]
@@ -234,26 +236,34 @@ class ExternalExecutor:
         for tag in tags:
             await run_streaming(self.spec.remove_image(tag), env=dict(self.spec.env))
 
-    def _materialize_env_secrets(self, request: BuildRequest, private: Path) -> BuildRequest:
-        """Engines without ``env=`` secrets get a 0600 file in a private temp dir instead."""
+    def _env_secrets_as_files(self, request: BuildRequest, private: Path) -> BuildRequest:
+        """For engines without ``env=`` secrets: each one as ``private/secret-<id>`` (pure)."""
         if self.spec.secret_env or not any(s.env for s in request.secrets):
             return request
-        secrets: list[SecretSpec] = []
-        for secret in request.secrets:
-            if secret.env is not None:
-                path = private / f"secret-{secret.id}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        secrets: Any = tuple(  # attrs' tuple converter confuses mypy
+            SecretSpec(id=s.id, src=private / f"secret-{s.id}") if s.env is not None else s
+            for s in request.secrets
+        )
+        return evolve(request, secrets=secrets)
+
+    def _materialize_env_secrets(self, request: BuildRequest, private: Path) -> BuildRequest:
+        """Engines without ``env=`` secrets get a 0600 file in a private temp dir instead."""
+        as_files = self._env_secrets_as_files(request, private)
+        for secret, original in zip(as_files.secrets, request.secrets, strict=True):
+            if original.env is not None and secret.src is not None:
+                fd = os.open(secret.src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(secret.read())
-                secret = SecretSpec(id=secret.id, src=path)
-            secrets.append(secret)
-        materialized: Any = tuple(secrets)  # attrs' tuple converter confuses mypy
-        return evolve(request, secrets=materialized)
+                    handle.write(original.read())
+        return as_files
+
+
+_PRIVATE_PREFIX = "pipeline-build-"
+_PRIVATE_DRY = f"{_PRIVATE_PREFIX}XXXXXXXX"  # the dry run's stand-in for the mkdtemp name
 
 
 @contextmanager
 def _private_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pipeline-build-"))
+    path = Path(tempfile.mkdtemp(prefix=_PRIVATE_PREFIX))
     try:
         yield path
     finally:

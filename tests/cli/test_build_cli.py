@@ -222,3 +222,21 @@ def test_progress_display_modes(mode: str, expected: list[str] | None) -> None:
     for line in lines:
         display(line)
     assert stream.getvalue().splitlines() == (lines if expected is None else expected)
+
+
+@pytest.mark.parametrize("backend", ["podman", "buildah"])
+def test_dry_run_with_an_env_secret_on_a_file_only_engine(
+    backend: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """podman/buildah take secrets as files only: the dry run shows the private file the build
+    writes the variable to (not the value, and not an error)."""
+    monkeypatch.setenv("PIPELINE_DRY_SECRET", "dry-run-secret-value")
+    secret_mount = str(ROOT / "examples" / "secret-mount")
+    code, out, err = run(
+        capsys, "build", secret_mount, "--backend", backend, "--dry-run",
+        "--secret", "id=aws,env=PIPELINE_DRY_SECRET",
+    )  # fmt: skip
+    assert code == 0, err
+    command = out.splitlines()[1]
+    assert "--secret id=aws,src=" in command and "secret-aws" in command
+    assert "dry-run-secret-value" not in out + err
