@@ -544,7 +544,15 @@ def build_bento(
             ) from exc
         raise
     _write_latest(name_dir, version)
-    return load_bento_yaml(final / BENTO_YAML)
+    return _load_built(final)
+
+
+def _load_built(directory: Path) -> Bento:
+    """A bento this build just wrote. Its warnings (options ignored because of base_image) were
+    already given against the bentofile, so they are not repeated against the copy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PipelineWarning)
+        return load_bento_yaml(directory / BENTO_YAML)
 
 
 def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
@@ -559,7 +567,7 @@ def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            check(load_bento_yaml(tmp / BENTO_YAML))
+            check(_load_built(tmp))
         except PipelineError as exc:
             exc.message = users(exc.message)
             exc.args = (exc.message, *exc.args[1:])

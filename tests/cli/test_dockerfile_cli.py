@@ -172,3 +172,16 @@ def test_export_of_a_failing_project_stores_nothing(home: Path, tmp_path: Path) 
     assert done.returncode == 2, done.stdout
     assert not out.exists()
     assert _stored(home) == []
+
+
+def test_ignored_options_warn_once_against_the_bentofile(home: Path, tmp_path: Path) -> None:
+    proj = project(
+        tmp_path / "proj",
+        "docker:\n  base_image: python:3.11-slim\n  distro: alpine\n  system_packages: [curl]\n",
+    )
+    done = cli("dockerfile", str(proj), home=home)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"warning: {proj / 'bentofile.yaml'}: docker: base_image 'python:3.11-slim' is set, so "
+        "distro, system_packages are ignored"
+    ]
