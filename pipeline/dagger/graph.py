@@ -66,30 +66,23 @@ async def publish(variants: Sequence[dagger.Container], address: str) -> str:
     return await first.publish(address, platform_variants=rest or None)
 
 
+def _media_types(docker: bool) -> dagger.ImageMediaTypes:
+    return (
+        dagger.ImageMediaTypes.DockerMediaTypes if docker else dagger.ImageMediaTypes.OCIMediaTypes
+    )
+
+
 def tarball(variants: Sequence[dagger.Container], *, docker: bool = False) -> dagger.File:
     """All variants as one OCI (or Docker media types) image tarball, kept in the engine."""
     first, *rest = variants
-    return first.as_tarball(
-        platform_variants=rest or None,
-        media_types=(
-            dagger.ImageMediaTypes.DockerMediaTypes
-            if docker
-            else dagger.ImageMediaTypes.OCIMediaTypes
-        ),
-    )
+    return first.as_tarball(platform_variants=rest or None, media_types=_media_types(docker))
 
 
 async def export(variants: Sequence[dagger.Container], path: Path, *, docker: bool = False) -> str:
     """Write all variants as one image tarball to ``path`` on the client host."""
     first, *rest = variants
     return await first.export(
-        str(path),
-        platform_variants=rest or None,
-        media_types=(
-            dagger.ImageMediaTypes.DockerMediaTypes
-            if docker
-            else dagger.ImageMediaTypes.OCIMediaTypes
-        ),
+        str(path), platform_variants=rest or None, media_types=_media_types(docker)
     )
 
 
