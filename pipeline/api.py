@@ -379,16 +379,24 @@ def prepare(
 ) -> PreparedBuild:
     """Validate options, resolve the bento and the backend, render the Dockerfile (no build)."""
     parsed = parse_options(**options)
-    resolved = bento if isinstance(bento, Bento) else _resolve(bento)
-    selection = select_backend(backend)
-    dockerfile = _render(resolved, selection, parsed, template)
+    rendered: list[tuple[Selection, str]] = []
+
+    def render(candidate: Bento) -> None:
+        selection = select_backend(backend)
+        rendered.append((selection, _render(candidate, selection, parsed, template)))
+
+    # A project is rendered before its new bento enters the store: a failure stores nothing.
+    resolved = bento if isinstance(bento, Bento) else _resolve(bento, check=render)
+    if not rendered:
+        render(resolved)
+    selection, dockerfile = rendered[-1]
     return PreparedBuild(resolved, selection, dockerfile, parsed)
 
 
-def _resolve(ref: str | Path) -> Bento:
+def _resolve(ref: str | Path, *, check: Callable[[Bento], object]) -> Bento:
     from pipeline.bento import resolve_bento
 
-    return resolve_bento(str(ref))
+    return resolve_bento(str(ref), check=check)
 
 
 def _render(

@@ -247,3 +247,24 @@ def test_step_origin_names_the_bentofile_field_or_template(tmp_path: Path) -> No
     )
     assert api.step_origin("[base 1/7] FROM python:3.11-slim", bento) is not None
     assert api.step_origin("[base 4/7] COPY . .", bento) is None
+
+
+def test_a_project_that_fails_to_render_stores_nothing(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "service.py").write_text("svc = None\n")
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\ndocker:\n  dockerfile_template: Dockerfile.j2\n'
+    )
+    (project / "Dockerfile.j2").write_text(
+        "{% extends bento_base_template %}\n{% block SETUP_BENTO_USER %}\n"
+        "RUN echo {{ no_such_variable }}\n{% endblock %}\n"
+    )
+    with pytest.raises(PipelineError) as caught:
+        api.dry_run(project, backend="docker")
+    # the user's template (not the store's copy of it), and nothing stored
+    assert (caught.value.file, caught.value.line) == (str(project / "Dockerfile.j2"), 3)
+    assert not (tmp_path / "store").exists()
+    plan = api.dry_run(HELLO, backend="docker")  # a good project is stored once
+    assert len(list((tmp_path / "store" / "bentos").rglob("bento.yaml"))) == 1
+    assert plan.dockerfile.startswith("FROM ")
