@@ -12,10 +12,11 @@ from pipeline.graph import default_graph
 DESCRIPTION = """\
 Render the bento's stage graph (buildstage? -> base -> user -> envars -> components ->
 entrypoint) through its dockerfile_template (or --template) and print the Dockerfile on stdout.
-Nothing is built and nothing is written.
+No image is built.
 
 BENTO is a bento directory (with bento.yaml), a project directory (with bentofile.yaml; built
-into the store first) or a store tag (name[:version|latest]).
+into the store as a new bento, which is kept only when its Dockerfile renders) or a store tag
+(name[:version|latest]).
 
 examples:
   python -m pipeline dockerfile examples/hello
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     name="dockerfile",
-    help="print the Dockerfile a bento renders to (nothing is built)",
+    help="print the Dockerfile a bento renders to (no image is built)",
     description=DESCRIPTION,
     configure=add_render_arguments,
     run=_run,
