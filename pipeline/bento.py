@@ -557,11 +557,15 @@ def _load_built(directory: Path) -> Bento:
 
 def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
     """``check`` on the bento in ``tmp``, reporting the user's template instead of its copy."""
-    user_template = spec.project_dir / (spec.docker.dockerfile_template or "")
-    copy = str(tmp / BENTO_DOCKERFILE_TEMPLATE)
+    user_template = str(spec.project_dir / (spec.docker.dockerfile_template or ""))
+    copy = tmp / BENTO_DOCKERFILE_TEMPLATE
+    # The renderer may name the copy by its resolved path (the store can be behind a symlink).
+    copies = {str(copy.resolve()), str(copy)} if spec.docker.dockerfile_template else set()
 
     def users(text: str) -> str:
-        return text.replace(copy, str(user_template)) if spec.docker.dockerfile_template else text
+        for name in copies:
+            text = text.replace(name, user_template)
+        return text
 
     error: PipelineError | None = None
     with warnings.catch_warnings(record=True) as caught:

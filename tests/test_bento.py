@@ -589,3 +589,29 @@ def test_template_syntax_error_is_found_before_the_store(store: Path, tmp_path: 
         build_bento(root)
     assert caught.value.file == str(root / "Dockerfile.j2") and caught.value.line == 2
     assert not store.exists() or not any(store.rglob("bento.yaml"))
+
+
+def test_check_errors_name_the_users_template_through_a_symlinked_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real-home"
+    real.mkdir()
+    (tmp_path / "home-link").symlink_to(real)
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "home-link"))
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: "service:svc"
+        docker:
+          dockerfile_template: Dockerfile.j2
+        """,
+        {
+            "service.py": "svc = None\n",
+            "Dockerfile.j2": "{% extends bento_base_template %}\n"
+            "{% block SETUP_BENTO_USER %}\n{{ undefined_thing }}\n{% endblock %}\n",
+        },
+    )
+    with pytest.raises(PipelineError) as caught:
+        resolve_bento(root, check=render_dockerfile)
+    assert (caught.value.file, caught.value.line) == (str(root / "Dockerfile.j2"), 3)
+    assert list(real.rglob("bento.yaml")) == []
