@@ -22,7 +22,8 @@ from attrs import evolve, field, frozen
 DEFAULT_DISTRO = "debian"
 
 
-def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+def _dict_copy(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    # A copy, so a caller's dict changing later does not change the model (typed read-only).
     return dict(value or {})
 
 
@@ -46,7 +47,7 @@ class DockerOptions:
     setup_script: str | None = None
     base_image: str | None = None
     dockerfile_template: str | None = None
-    env: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    env: Mapping[str, str] = field(factory=dict, converter=_dict_copy)
     # Spec-2 (`image:`) extras: shell commands run as root before / after the python install.
     commands: tuple[str, ...] = ()
     post_commands: tuple[str, ...] = ()
@@ -107,7 +108,7 @@ class Bento:
     version: str
     path: Path  # the bento directory (contains bento.yaml, src/, env/)
     service: str = ""
-    labels: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    labels: Mapping[str, str] = field(factory=dict, converter=_dict_copy)
     docker: DockerOptions = DockerOptions()
     python: PythonOptions = PythonOptions()
     models: tuple[str, ...] = ()
@@ -137,13 +138,13 @@ class BentofileSpec:
     path: Path  # the bentofile.yaml itself; relative paths below resolve against its directory
     name: str | None = None
     description: str | None = None
-    labels: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    labels: Mapping[str, str] = field(factory=dict, converter=_dict_copy)
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
     docker: DockerOptions = DockerOptions()
     python: PythonOptions = PythonOptions()
     conda: CondaOptions = CondaOptions()
-    envs: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
+    envs: Mapping[str, str] = field(factory=dict, converter=_dict_copy)
     models: tuple[str, ...] = ()
 
     @property
