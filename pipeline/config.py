@@ -51,7 +51,8 @@ class DockerOptions:
     # Spec-2 (`image:`) extras: shell commands run as root before / after the python install.
     commands: tuple[str, ...] = ()
     post_commands: tuple[str, ...] = ()
-    # Spec-2 `image.build_include`: extra paths made available to the build.
+    # Spec-2 `image.build_include`, kept as loaded; rendering does not use it (the build
+    # context is the whole bento directory anyway).
     build_include: tuple[str, ...] = ()
 
     def with_defaults(self) -> DockerOptions:
