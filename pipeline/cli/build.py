@@ -113,7 +113,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         choices=PROGRESS_MODES,
         default="auto",
         help="auto: one line per step; plain: all engine output; tty: the engine's own "
-        "terminal display; quiet: only the result",
+        "terminal display (plain when stderr is not a terminal); quiet: only the result",
     )
     parser.add_argument("--push", action="store_true", help="push the tags after building")
     parser.add_argument("--load", action="store_true", help="load the image into the local store")
