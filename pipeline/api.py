@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -31,6 +31,9 @@ from pipeline.config import Bento
 from pipeline.errors import BuildError, ConfigError, allowed
 from pipeline.executor import OutputSink
 from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSpec
+
+if TYPE_CHECKING:
+    from pipeline.graph import StageGraph
 
 #: where the system CA bundle usually is (Debian/Ubuntu/Alpine, then Fedora/RHEL, then SUSE)
 SYSTEM_CA_BUNDLES: tuple[str, ...] = (
@@ -375,15 +378,19 @@ def prepare(
     *,
     backend: str | None = None,
     template: str | Path | None = None,
+    graph: StageGraph | None = None,
     **options: Any,
 ) -> PreparedBuild:
-    """Validate options, resolve the bento and the backend, render the Dockerfile (no build)."""
+    """Validate options, resolve the bento and the backend, render the Dockerfile (no build).
+
+    ``graph`` is the stage graph to render (default: :func:`pipeline.graph.default_graph`).
+    """
     parsed = parse_options(**options)
     rendered: list[tuple[Selection, str]] = []
 
     def render(candidate: Bento) -> None:
         selection = select_backend(backend)
-        rendered.append((selection, _render(candidate, selection, parsed, template)))
+        rendered.append((selection, _render(candidate, selection, parsed, template, graph)))
 
     # A project is rendered before its new bento enters the store: a failure stores nothing.
     resolved = bento if isinstance(bento, Bento) else _resolve(bento, check=render)
@@ -400,7 +407,11 @@ def _resolve(ref: str | Path, *, check: Callable[[Bento], object]) -> Bento:
 
 
 def _render(
-    bento: Bento, selection: Selection, options: BuildOptions, template: str | Path | None
+    bento: Bento,
+    selection: Selection,
+    options: BuildOptions,
+    template: str | Path | None,
+    graph: StageGraph | None,
 ) -> str:
     from pipeline.plan import RenderOptions, render_dockerfile
 
@@ -409,7 +420,7 @@ def _render(
         buildkit=selection.buildkit,
         ca_cert=options.ca_cert is not None,
     )
-    return str(render_dockerfile(bento, render_options))
+    return str(render_dockerfile(bento, render_options, graph))
 
 
 @contextmanager
@@ -460,6 +471,7 @@ async def abuild(
     on_output: OutputSink | None = None,
     on_prepared: Callable[[PreparedBuild], None] | None = None,
     template: str | Path | None = None,
+    graph: StageGraph | None = None,
     **options: Any,
 ) -> BuildResult:
     """Build ``bento`` (a bento dir, a project dir with ``bentofile.yaml`` or a store tag).
@@ -467,14 +479,18 @@ async def abuild(
     Keyword options: ``tags``, ``platforms``, ``secrets`` (``"id=X,src=FILE"``,
     ``"id=X,env=VAR"`` or :class:`SecretSpec`), ``build_args``, ``target``, ``cache_from``,
     ``cache_to``, ``progress``, ``push``, ``load``, ``output``, ``labels``, ``no_cache``,
-    ``ca_cert`` and ``opts`` (backend pass-through). ``backend`` defaults to
+    ``ca_cert`` and ``opts`` (backend pass-through). ``graph`` is the stage graph to render
+    (default :func:`pipeline.graph.default_graph`; add, replace or reorder stages on it).
+    ``backend`` defaults to
     ``PIPELINE_BACKEND``/``BENTOML_CONTAINERIZE_BACKEND`` or the first healthy engine.
     ``on_output`` receives engine output lines (secrets redacted). Raises a
     :class:`~pipeline.errors.PipelineError` on bad input and
     :class:`~pipeline.errors.BuildError` when the engine fails.
     """
     prepared = await anyio.to_thread.run_sync(
-        functools.partial(prepare, bento, backend=backend, template=template, **options)
+        functools.partial(
+            prepare, bento, backend=backend, template=template, graph=graph, **options
+        )
     )
     if on_prepared is not None:
         on_prepared(prepared)
@@ -529,12 +545,19 @@ def build(
     backend: str | None = None,
     on_output: OutputSink | None = None,
     template: str | Path | None = None,
+    graph: StageGraph | None = None,
     **options: Any,
 ) -> BuildResult:
     """Synchronous :func:`abuild` (same arguments, same result, same errors)."""
     return anyio.run(
         functools.partial(
-            abuild, bento, backend=backend, on_output=on_output, template=template, **options
+            abuild,
+            bento,
+            backend=backend,
+            on_output=on_output,
+            template=template,
+            graph=graph,
+            **options,
         )
     )
 
@@ -552,10 +575,11 @@ def dry_run(
     *,
     backend: str | None = None,
     template: str | Path | None = None,
+    graph: StageGraph | None = None,
     **options: Any,
 ) -> DryRun:
     """What :func:`build` would run (exact argv, or Dagger operations) and the Dockerfile."""
-    prepared = prepare(bento, backend=backend, template=template, **options)
+    prepared = prepare(bento, backend=backend, template=template, graph=graph, **options)
     with build_request(prepared) as request:
         command = prepared.selection.executor.dry_run(request)
     return DryRun(prepared.selection.name, command, prepared.dockerfile, prepared.tags)

@@ -268,3 +268,18 @@ def test_a_project_that_fails_to_render_stores_nothing(tmp_path: Path) -> None:
     plan = api.dry_run(HELLO, backend="docker")  # a good project is stored once
     assert len(list((tmp_path / "store" / "bentos").rglob("bento.yaml"))) == 1
     assert plan.dockerfile.startswith("FROM ")
+
+
+def test_a_graph_with_a_user_stage_is_rendered_and_built_on() -> None:
+    from pipeline.graph import Stage, default_graph
+
+    graph = default_graph().add(
+        Stage("marker", instructions=["RUN echo built-by-graph > /etc/graph-marker"]),
+        after="components",
+    )
+    plan = api.dry_run(HELLO, backend="docker", graph=graph)
+    lines = plan.dockerfile.splitlines()
+    assert "RUN echo built-by-graph > /etc/graph-marker" in lines
+    marker = lines.index("RUN echo built-by-graph > /etc/graph-marker")
+    assert lines.index("COPY --chown=1034:1034 . ./") < marker < lines.index("EXPOSE 3000")
+    assert api.dry_run(HELLO, backend="docker").dockerfile.count("graph-marker") == 0

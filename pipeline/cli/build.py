@@ -14,6 +14,7 @@ from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
 from pipeline.cli import Command
 from pipeline.errors import PipelineWarning
+from pipeline.graph import default_graph
 from pipeline.request import PROGRESS_MODES, BuildResult
 
 RESULT_FORMATS = ("json", "text")
@@ -143,6 +144,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--template", metavar="FILE", help="Dockerfile template overriding blocks")
     parser.add_argument(
+        "--buildstage",
+        action="store_true",
+        help="compile wheels in a separate build stage; the image gets no compilers "
+        "(docs/graph.md)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print the exact command and the rendered Dockerfile; build nothing",
@@ -220,8 +227,11 @@ def _run(args: argparse.Namespace) -> int:
         warnings.warn(note, PipelineWarning, stacklevel=2)
     as_json = args.json or args.output == "json"
     options = _options(args)
+    graph = default_graph(buildstage=args.buildstage)
     if args.dry_run:
-        plan = api.dry_run(args.bento, backend=args.backend, template=args.template, **options)
+        plan = api.dry_run(
+            args.bento, backend=args.backend, template=args.template, graph=graph, **options
+        )
         if as_json:
             print(
                 json.dumps(
@@ -260,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         args.bento,
         backend=args.backend,
         template=args.template,
+        graph=graph,
         on_output=display,
         on_prepared=on_prepared,
         **options,

@@ -240,3 +240,16 @@ def test_dry_run_with_an_env_secret_on_a_file_only_engine(
     command = out.splitlines()[1]
     assert "--secret id=aws,src=" in command and "secret-aws" in command
     assert "dry-run-secret-value" not in out + err
+
+
+def test_buildstage_renders_the_compiler_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert " AS buildstage" not in json.loads(out)["dockerfile"]
+    code, out, err = run(
+        capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json", "--buildstage"
+    )
+    assert code == 0, err
+    dockerfile = json.loads(out)["dockerfile"]
+    assert " AS buildstage" in dockerfile
+    assert dockerfile.index(" AS buildstage") < dockerfile.index(" AS base-container")

@@ -443,3 +443,19 @@ def test_cli_build_failure_names_step_origin_and_output(tmp_path: Path) -> None:
     assert "about-to-fail" in tail
     assert "Traceback" not in done.stderr
     assert not image_exists("docker", tag)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_user_stage_added_to_the_graph_lands_in_the_image(tags: list[tuple[str, str]]) -> None:
+    from pipeline.graph import Stage, default_graph
+
+    graph = default_graph().add(
+        Stage("marker", instructions=["RUN echo built-by-graph > /home/bentoml/graph-marker"]),
+        before="entrypoint",
+    )
+    tag = unique_tag("docker", "graph")
+    tags.append(("docker", tag))
+    pipeline.build(HELLO, backend="docker", tags=[tag], graph=graph)
+    marker = run_in_image("docker", tag, "cat", "/home/bentoml/graph-marker")
+    assert marker.strip() == "built-by-graph"
