@@ -1,0 +1,645 @@
+"""Matrix builds: one bento, many images - cells = platform x python x distro x cuda.
+
+``matrix(...)`` is a thin sync wrapper over the async :func:`amatrix`. The flow::
+
+    resolve the bento ONCE -> expand the cells (pure) -> prepare every cell (validates, renders)
+    -> build the runnable cells through pipeline.api.abuild (anyio task group, capacity limiter)
+    -> MatrixResult (one row per cell: ok / failed / skipped / cancelled)
+
+Every cell is its own build with a single platform and its own tag (from ``tag_template``),
+even when the engine could build several platforms at once: each row then has its own status,
+image and duration, and a failing architecture does not take the others down. (For one
+multi-arch manifest under one tag, use ``pipeline.build(..., platforms=[...])``.)
+
+A cell the distro table cannot do (a Python version, CUDA version or architecture the distro
+does not offer) is *skipped* with the reason, and listed in the result; a value that no cell
+can build at all (``--python 2.7``, an unknown distro) is bad input: a
+:class:`~pipeline.errors.ConfigError` before anything is built or stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import string
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.to_thread
+from attrs import evolve, frozen
+
+from pipeline import api
+from pipeline.backends.base import native_platform
+from pipeline.config import Bento, DockerOptions
+from pipeline.errors import ConfigError, PipelineError, allowed, did_you_mean
+from pipeline.request import BuildResult
+from render.distros import ALL_ARCHITECTURES, DISTROS
+
+if TYPE_CHECKING:
+    from pipeline.graph import StageGraph
+
+#: the default tag of a cell, e.g. ``hello:1.0-py3.11-debian-amd64`` or
+#: ``hello:1.0-py3.11-debian-cuda12.8.1-arm64``
+DEFAULT_TAG_TEMPLATE = "{name}:{version}-py{python}-{distro}{cuda}-{arch}"
+#: the default for a bento with a custom ``base_image`` (no distro / python axes)
+DEFAULT_BASE_IMAGE_TAG_TEMPLATE = "{name}:{version}-{arch}"
+#: what a tag template may use
+TEMPLATE_FIELDS: tuple[str, ...] = (
+    "name",  # the bento name, lowercased
+    "version",  # the bento version
+    "python",  # 3.11
+    "python_nodot",  # 311
+    "distro",  # debian
+    "cuda",  # "-cuda12.8.1", or "" without CUDA
+    "cuda_version",  # "12.8.1", or "" without CUDA
+    "arch",  # amd64, arm64, arm-v7
+    "os",  # linux
+    "platform",  # linux-amd64
+)
+DEFAULT_CONCURRENCY = 2
+#: ``cuda_versions`` value meaning "no CUDA" (so ``none,12.8`` gives CPU and GPU images)
+NO_CUDA = "none"
+
+Status = Literal["ok", "failed", "skipped", "cancelled"]
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "cancelled")
+# Options that are the matrix's own axes or come from the tag template.
+_AXIS_OPTIONS = {"tags": "tag_template", "platforms": "platforms"}
+
+
+@frozen
+class Cell:
+    """One combination. ``python``/``distro`` are None for a bento with its own base image."""
+
+    platform: str
+    python: str | None
+    distro: str | None
+    cuda: str | None = None  # the full CUDA version
+
+    @property
+    def arch(self) -> str:
+        """``linux/amd64`` -> ``amd64``; ``linux/arm/v7`` -> ``arm-v7``."""
+        return self.platform.split("/", 1)[1].replace("/", "-")
+
+    @property
+    def key(self) -> str:
+        """A short readable id: ``py3.11-debian-cuda12.8.1-amd64``."""
+        parts = [f"py{self.python}" if self.python else None, self.distro]
+        parts.append(f"cuda{self.cuda}" if self.cuda else None)
+        parts.append(self.arch)
+        return "-".join(p for p in parts if p)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "platform": self.platform,
+            "python": self.python,
+            "distro": self.distro,
+            "cuda": self.cuda,
+        }
+
+
+@frozen
+class PlannedCell:
+    """A cell with what it builds (the bento with its docker options overridden, the tag), or
+    why it is skipped."""
+
+    cell: Cell
+    bento: Bento
+    tag: str | None = None
+    skip_reason: str | None = None
+
+    @property
+    def runnable(self) -> bool:
+        return self.skip_reason is None
+
+
+@frozen
+class MatrixPlan:
+    """The expanded matrix, in product order (python, distro, cuda, platform)."""
+
+    bento: Bento
+    cells: tuple[PlannedCell, ...]
+
+    @property
+    def runnable(self) -> tuple[PlannedCell, ...]:
+        return tuple(c for c in self.cells if c.runnable)
+
+
+@frozen
+class CellResult:
+    """One row of a :class:`MatrixResult`."""
+
+    cell: Cell
+    status: Status
+    tag: str | None = None
+    result: BuildResult | None = None
+    error: str | None = None  # the error text (failed) or the reason (skipped / cancelled)
+    duration: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cell": self.cell.key,
+            **self.cell.to_json(),
+            "status": self.status,
+            "tag": self.tag,
+            "duration": round(self.duration, 3),
+            "error": self.error,
+            "result": self.result.to_json() if self.result is not None else None,
+        }
+
+
+@frozen
+class MatrixResult:
+    """One row per cell, in the order the cells were expanded."""
+
+    bento: str  # name:version
+    backend: str
+    rows: tuple[CellResult, ...]
+    duration: float = 0.0
+
+    def by_status(self, status: Status) -> tuple[CellResult, ...]:
+        return tuple(row for row in self.rows if row.status == status)
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell that was not skipped built."""
+        return all(row.status in ("ok", "skipped") for row in self.rows)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bento": self.bento,
+            "backend": self.backend,
+            "ok": self.ok,
+            "duration": round(self.duration, 3),
+            "counts": {s: sum(1 for r in self.rows if r.status == s) for s in STATUSES},
+            "cells": [row.to_json() for row in self.rows],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Expansion (pure)
+
+
+def _values(value: str | Sequence[str] | None, option: str) -> tuple[str, ...]:
+    """``"a,b"`` or ``["a", "b,c"]`` -> ``("a", "b", "c")``, duplicates dropped."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    result: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                raise ConfigError(f"empty value in {item!r}", field=option)
+            if part not in result:
+                result.append(part)
+    return tuple(result)
+
+
+def check_tag_template(template: str) -> str:
+    """Refuse placeholders the template cannot fill (naming the allowed ones)."""
+    try:
+        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name]
+    except ValueError as exc:
+        raise ConfigError(
+            f"malformed tag template {template!r}: {exc}", field="--tag-template"
+        ) from None
+    for name in fields:
+        if name not in TEMPLATE_FIELDS:
+            raise ConfigError(
+                f"unknown placeholder {{{name}}} in tag template {template!r}"
+                f"{did_you_mean(name, TEMPLATE_FIELDS)}",
+                field="--tag-template",
+                hint=f"allowed: {allowed('{' + f + '}' for f in TEMPLATE_FIELDS)}",
+            )
+    return template
+
+
+def cell_tag(template: str, bento: Bento, cell: Cell) -> str:
+    values = {
+        "name": bento.name.lower(),
+        "version": bento.version,
+        "python": cell.python or "",
+        "python_nodot": (cell.python or "").replace(".", ""),
+        "distro": cell.distro or "",
+        "cuda": f"-cuda{cell.cuda}" if cell.cuda else "",
+        "cuda_version": cell.cuda or "",
+        "arch": cell.arch,
+        "os": cell.platform.split("/", 1)[0],
+        "platform": cell.platform.replace("/", "-"),
+    }
+    return template.format(**values)
+
+
+def _validate_docker(bento: Bento, docker: DockerOptions) -> DockerOptions:
+    """The loader's own check of ``docker:`` options against the distro table (same errors)."""
+    from pipeline.loader import _Document, validate_docker
+
+    return validate_docker(_Document(file=bento.bento_yaml, data=None, lines={}), docker)
+
+
+def _reason(error: PipelineError) -> str:
+    return f"{error.message} ({error.hint})" if error.hint else error.message
+
+
+def _arch_reason(distro: str, cuda: str | None, arch: str) -> str | None:
+    spec = DISTROS[distro]
+    supported = spec.cuda_architectures if cuda else spec.architectures
+    if arch in supported:
+        return None
+    what = f"{distro} CUDA images" if cuda else distro
+    return f"{arch} is not supported by {what} (supported: {allowed(supported)})"
+
+
+def expand_matrix(
+    bento: Bento,
+    *,
+    platforms: str | Sequence[str] | None = None,
+    python_versions: str | Sequence[str] | None = None,
+    distros: str | Sequence[str] | None = None,
+    cuda_versions: str | Sequence[str] | None = None,
+    tag_template: str | None = None,
+) -> MatrixPlan:
+    """The cells of the matrix, each with its bento (docker options overridden) and tag.
+
+    An axis left out takes the bento's own value (platform: this machine's). Pure.
+    """
+    own = bento.docker.with_defaults()
+    platform_values = api.parse_platforms(_values(platforms, "--platform")) or (native_platform(),)
+    python_values = _values(python_versions, "--python")
+    distro_values = _values(distros, "--distro")
+    cuda_values = _values(cuda_versions, "--cuda")
+
+    if own.base_image is not None:
+        given = [
+            option
+            for option, values in (
+                ("--python", python_values),
+                ("--distro", distro_values),
+                ("--cuda", cuda_values),
+            )
+            if values
+        ]
+        if given:
+            raise ConfigError(
+                f"bento {bento.tag} sets base_image {own.base_image!r}, so {', '.join(given)} "
+                "cannot change its image (only --platform can vary)",
+                field=given[0],
+            )
+        template = check_tag_template(tag_template or DEFAULT_BASE_IMAGE_TAG_TEMPLATE)
+        cells = [PlannedCell(Cell(p, None, None), bento) for p in platform_values]
+        return _tagged(bento, template, cells)
+
+    for name in distro_values:
+        if name not in DISTROS:
+            raise ConfigError(
+                f"unknown distro {name!r}{did_you_mean(name, DISTROS)}",
+                field="--distro",
+                hint=f"allowed: {allowed(DISTROS)}",
+            )
+    for platform in platform_values:
+        arch = platform.split("/", 1)[1].replace("/", "-")
+        if arch not in ALL_ARCHITECTURES:
+            raise ConfigError(
+                f"no distro has images for {platform}",
+                field="--platform",
+                hint=f"architectures: {allowed(ALL_ARCHITECTURES)}",
+            )
+    distro_values = distro_values or (own.distro or "debian",)
+    python_values = python_values or ((own.python_version,) if own.python_version else ())
+    cuda_axis: tuple[str | None, ...] = tuple(
+        None if value.lower() == NO_CUDA else value for value in cuda_values
+    ) or (own.cuda_version,)
+
+    template = check_tag_template(tag_template or DEFAULT_TAG_TEMPLATE)
+    planned: list[PlannedCell] = []
+    seen: set[Cell] = set()
+    # per axis value (as given): why its cells are skipped; a value no cell can build is an error
+    reasons: dict[tuple[str, str], list[str]] = {}
+    buildable: set[tuple[str, str]] = set()
+    for python, distro, cuda in itertools.product(python_values, distro_values, cuda_axis):
+        docker = evolve(bento.docker, distro=distro, python_version=python, cuda_version=cuda)
+        reason: str | None = None
+        try:
+            docker = _validate_docker(bento, docker)
+        except ConfigError as error:
+            if "not supported" in error.message or "no CUDA images" in error.message:
+                reason = _reason(error)
+            else:  # malformed, not unsupported: bad input whatever the distro
+                option = "--python" if error.field and "python" in error.field else "--cuda"
+                raise ConfigError(error.message, field=option, hint=error.hint) from None
+        for platform in platform_values:
+            cuda_full = docker.cuda_version
+            if reason is not None and cuda is not None:  # not normalized by the loader
+                cuda_full = DISTROS[distro].resolve_cuda(cuda) or cuda
+            cell = Cell(platform, docker.python_version or python, distro, cuda_full)
+            if cell in seen:  # "3.11" and "3.11.4", or "12.8" and "12.8.1"
+                continue
+            seen.add(cell)
+            why = reason or _arch_reason(distro, cell.cuda, cell.arch)
+            for axis in (
+                ("--python", python),
+                ("--distro", distro),
+                ("--cuda", cuda or NO_CUDA),
+                ("--platform", platform),
+            ):
+                if why is None:
+                    buildable.add(axis)
+                elif why not in reasons.setdefault(axis, []):
+                    reasons[axis].append(why)
+            planned.append(PlannedCell(cell, evolve(bento, docker=docker), skip_reason=why))
+
+    # blame the most specific axis first: a CUDA version no distro has makes every cell fail
+    order = ("--cuda", "--python", "--platform", "--distro")
+    for (option, value), why_not in sorted(reasons.items(), key=lambda i: order.index(i[0][0])):
+        if (option, value) not in buildable:
+            raise ConfigError(
+                f"no cell of the matrix can build {option} {value}: {'; '.join(why_not)}",
+                field=option,
+            )
+    return _tagged(bento, template, planned)
+
+
+def _tagged(bento: Bento, template: str, cells: Sequence[PlannedCell]) -> MatrixPlan:
+    tagged: list[PlannedCell] = []
+    owner: dict[str, Cell] = {}
+    for planned in cells:
+        if not planned.runnable:
+            tagged.append(planned)
+            continue
+        tag = cell_tag(template, bento, planned.cell)
+        api.parse_tags([tag])  # raises a ConfigError naming --tag
+        if tag in owner:
+            raise ConfigError(
+                f"tag template {template!r} gives cells {owner[tag].key} and "
+                f"{planned.cell.key} the same tag {tag!r}",
+                field="--tag-template",
+                hint="add the placeholders that differ, e.g. {arch}, {python} or {distro}",
+            )
+        owner[tag] = planned.cell
+        tagged.append(evolve(planned, tag=tag))
+    return MatrixPlan(bento, tuple(tagged))
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving, preparing, building (effectful)
+
+CellOutput = Callable[[Cell, str], None]
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    for name, instead in _AXIS_OPTIONS.items():
+        if options.get(name):
+            raise ConfigError(
+                f"a matrix build takes no {name}= option: each cell's tag comes from "
+                f"tag_template and its platform from platforms",
+                field=f"--{name.rstrip('s')}",
+                hint=f"use {instead}=",
+            )
+    api.parse_options(**options)  # every other option, validated once, up front
+
+
+def plan_matrix(
+    bento: str | Path | Bento,
+    *,
+    platforms: str | Sequence[str] | None = None,
+    python_versions: str | Sequence[str] | None = None,
+    distros: str | Sequence[str] | None = None,
+    cuda_versions: str | Sequence[str] | None = None,
+    tag_template: str | None = None,
+    backend: str | None = None,
+    template: str | Path | None = None,
+    graph: StageGraph | None = None,
+    **options: Any,
+) -> tuple[MatrixPlan, str]:
+    """Resolve the bento once, expand the cells and prepare (validate, render) every runnable
+    one; returns the plan and the backend every cell builds with. A project directory is built
+    into the store only after every cell rendered, so a bad matrix stores nothing."""
+    from pipeline.backends.registry import select_backend
+
+    _check_options(options)
+    backend_name = select_backend(backend).name
+    checked: list[bool] = []
+
+    def expand(candidate: Bento) -> MatrixPlan:
+        return expand_matrix(
+            candidate,
+            platforms=platforms,
+            python_versions=python_versions,
+            distros=distros,
+            cuda_versions=cuda_versions,
+            tag_template=tag_template,
+        )
+
+    def check(candidate: Bento) -> None:
+        for planned in expand(candidate).runnable:
+            api.prepare(
+                planned.bento,
+                backend=backend_name,
+                template=template,
+                graph=graph,
+                tags=[planned.tag],
+                platforms=[planned.cell.platform],
+                **options,
+            )
+        checked.append(True)
+
+    if isinstance(bento, Bento):
+        resolved = bento
+    else:
+        from pipeline.bento import resolve_bento
+
+        # `check` runs only for a project, on the new bento before it enters the store
+        resolved = resolve_bento(str(bento), check=check)
+    if not checked:
+        check(resolved)
+    return expand(resolved), backend_name
+
+
+async def amatrix(
+    bento: str | Path | Bento,
+    *,
+    platforms: str | Sequence[str] | None = None,
+    python_versions: str | Sequence[str] | None = None,
+    distros: str | Sequence[str] | None = None,
+    cuda_versions: str | Sequence[str] | None = None,
+    backend: str | None = None,
+    tag_template: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    fail_fast: bool = False,
+    on_output: CellOutput | None = None,
+    on_start: Callable[[PlannedCell], None] | None = None,
+    on_cell: Callable[[CellResult], None] | None = None,
+    template: str | Path | None = None,
+    graph: StageGraph | None = None,
+    **options: Any,
+) -> MatrixResult:
+    """Build ``bento`` once per cell of ``platforms x python_versions x distros x
+    cuda_versions``.
+
+    Each axis takes a list or a comma-separated string; one left out is the bento's own value
+    (platform: this machine's). ``cuda_versions`` may include ``"none"`` (no CUDA). Every cell
+    is one single-platform build tagged from ``tag_template`` (default
+    :data:`DEFAULT_TAG_TEMPLATE`; placeholders :data:`TEMPLATE_FIELDS`). At most
+    ``concurrency`` cells build at once. A failed cell does not stop the others unless
+    ``fail_fast``: then the first failure cancels the running cells and the rest are
+    ``cancelled``. Other keyword options are :func:`pipeline.api.abuild`'s (``secrets``,
+    ``build_args``, ``ca_cert``, ``push``, ``labels``, ...), except ``tags`` and ``platforms``.
+
+    ``on_output(cell, line)`` gets engine output, ``on_start(planned)`` and ``on_cell(row)``
+    report progress. Raises a :class:`~pipeline.errors.PipelineError` on bad input before
+    anything is built; engine failures are rows with status ``failed``. Cancelling (Ctrl-C)
+    cancels every running build (each cleans up its context and engine process).
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"concurrency must be a whole number >= 1, got {concurrency!r}", field="--concurrency"
+        )
+    started = time.monotonic()
+    plan, backend_name = await anyio.to_thread.run_sync(
+        functools.partial(
+            plan_matrix,
+            bento,
+            platforms=platforms,
+            python_versions=python_versions,
+            distros=distros,
+            cuda_versions=cuda_versions,
+            tag_template=tag_template,
+            backend=backend,
+            template=template,
+            graph=graph,
+            **options,
+        )
+    )
+    rows: dict[int, CellResult] = {}
+    for index, planned in enumerate(plan.cells):
+        if not planned.runnable:
+            rows[index] = CellResult(planned.cell, "skipped", error=planned.skip_reason)
+            if on_cell is not None:
+                on_cell(rows[index])
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def run_cell(index: int, planned: PlannedCell, scope: anyio.CancelScope) -> None:
+        async with limiter:
+            if on_start is not None:
+                on_start(planned)
+            begun = time.monotonic()
+            sink = None if on_output is None else functools.partial(on_output, planned.cell)
+            try:
+                result = await api.abuild(
+                    planned.bento,
+                    backend=backend_name,
+                    template=template,
+                    graph=graph,
+                    on_output=sink,
+                    tags=[planned.tag],
+                    platforms=[planned.cell.platform],
+                    **options,
+                )
+            except PipelineError as error:
+                row = CellResult(
+                    planned.cell,
+                    "failed",
+                    tag=planned.tag,
+                    error=str(error),
+                    duration=time.monotonic() - begun,
+                )
+            else:
+                row = CellResult(
+                    planned.cell,
+                    "ok",
+                    tag=planned.tag,
+                    result=result,
+                    duration=time.monotonic() - begun,
+                )
+            rows[index] = row
+            if on_cell is not None:
+                on_cell(row)
+            if fail_fast and row.status == "failed":
+                scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for index, planned in enumerate(plan.cells):
+            if planned.runnable:
+                group.start_soon(run_cell, index, planned, group.cancel_scope)
+
+    for index, planned in enumerate(plan.cells):
+        if index not in rows:  # only after fail_fast: other cancellations propagate
+            rows[index] = CellResult(
+                planned.cell, "cancelled", tag=planned.tag, error="cancelled by --fail-fast"
+            )
+            if on_cell is not None:
+                on_cell(rows[index])
+    return MatrixResult(
+        bento=plan.bento.tag,
+        backend=backend_name,
+        rows=tuple(rows[i] for i in range(len(plan.cells))),
+        duration=time.monotonic() - started,
+    )
+
+
+def matrix(
+    bento: str | Path | Bento,
+    *,
+    platforms: str | Sequence[str] | None = None,
+    python_versions: str | Sequence[str] | None = None,
+    distros: str | Sequence[str] | None = None,
+    cuda_versions: str | Sequence[str] | None = None,
+    backend: str | None = None,
+    tag_template: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    fail_fast: bool = False,
+    **options: Any,
+) -> MatrixResult:
+    """Synchronous :func:`amatrix` (same arguments, same result, same errors)."""
+    return anyio.run(
+        functools.partial(
+            amatrix,
+            bento,
+            platforms=platforms,
+            python_versions=python_versions,
+            distros=distros,
+            cuda_versions=cuda_versions,
+            backend=backend,
+            tag_template=tag_template,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            **options,
+        )
+    )
+
+
+@frozen
+class CellDryRun:
+    planned: PlannedCell
+    dry_run: api.DryRun | None  # None for a skipped cell
+
+
+def dry_run_matrix(
+    bento: str | Path | Bento, *, backend: str | None = None, **arguments: Any
+) -> tuple[str, list[CellDryRun]]:
+    """What :func:`matrix` would run for each cell (exact argv and Dockerfile); builds
+    nothing. Takes :func:`plan_matrix`'s arguments; returns the backend and one entry per
+    cell."""
+    plan, backend_name = plan_matrix(bento, backend=backend, **arguments)
+    options = {
+        k: v
+        for k, v in arguments.items()
+        if k not in ("platforms", "python_versions", "distros", "cuda_versions", "tag_template")
+    }
+    runs: list[CellDryRun] = []
+    for planned in plan.cells:
+        if not planned.runnable:
+            runs.append(CellDryRun(planned, None))
+            continue
+        run = api.dry_run(
+            planned.bento,
+            backend=backend_name,
+            tags=[planned.tag],
+            platforms=[planned.cell.platform],
+            **options,
+        )
+        runs.append(CellDryRun(planned, run))
+    return backend_name, runs
