@@ -14,6 +14,7 @@ that command only; the file never lands in a layer, ``ENV`` or the context.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -32,10 +33,13 @@ from pipeline.graph import StageGraph, default_graph
 from render.distros import DISTROS, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
+    LineSource,
     base_template_sources,
     check_template_path,
     make_environment,
     render_template,
+    render_traced,
+    template_line,
 )
 from render.lint import lint_template
 from render.recipes import CUDA_APT_PYTHON, recipe_for
@@ -282,6 +286,13 @@ def render_dockerfile(
 ) -> str:
     """The Dockerfile for ``bento``: the graph's blocks in topological order, overridden by the
     user's ``dockerfile_template`` (from ``options.template`` or the bento's config)."""
+    text, _sources = _render(bento, options, graph, trace=False)
+    return text
+
+
+def _render(
+    bento: Bento, options: RenderOptions | None, graph: StageGraph | None, *, trace: bool
+) -> tuple[str, list[LineSource]]:
     options = options or RenderOptions()
     graph = graph if graph is not None else default_graph()
     if options.ca_cert and not options.buildkit:
@@ -305,8 +316,12 @@ def render_dockerfile(
         )
         context["bento_base_template"] = name
         name = str(template)
+    traced: list[LineSource] = []
     try:
-        text = render_template(env, name, context, file=template)
+        if trace:
+            text, traced = render_traced(env, name, context, file=template)
+        else:
+            text = render_template(env, name, context, file=template)
     except TemplateError as exc:
         if exc.file is None and template is not None:
             exc.file = str(template)
@@ -315,15 +330,187 @@ def render_dockerfile(
         if exc.file is None:
             exc.file = str(bento.bento_yaml)
         raise
-    if run_flags.dropped:
+    if run_flags.dropped and not trace:
         warnings.warn(
             "BuildKit is off: dropped "
             + "; ".join(run_flags.dropped)
             + " (packages are downloaded again on every build)",
             PipelineWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return text
+    return text, traced
+
+
+# -- where each Dockerfile instruction comes from (pure) -------------------------------------------
+
+USER_TEMPLATE_FIELD = "docker.dockerfile_template"
+# instructions that BuildKit shows as numbered steps ([stage n/m]); the others are metadata
+_BUILDKIT_STEPS = frozenset({"FROM", "RUN", "COPY", "ADD", "WORKDIR"})
+
+
+@frozen
+class Origin:
+    """What produced a Dockerfile instruction: the Jinja ``block`` (``None`` outside every block),
+    the graph ``stage`` that block belongs to, the ``source`` (``"template FILE:LINE"`` for a
+    user template, ``"built-in stage NAME"`` otherwise) and the bentofile ``field`` behind it."""
+
+    block: str | None
+    stage: str | None
+    source: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"block {self.block} in {self.source}" if self.block else self.source
+        return f"{where} ({self.field})" if self.field else where
+
+
+@frozen
+class Instruction:
+    """One Dockerfile instruction. ``text`` keeps its continuation lines (joined with newlines),
+    ``line`` is its first line (1-based). ``build_stage`` is the ``AS`` name of the ``FROM`` it
+    belongs to (``stage-N`` when unnamed, ``None`` for an ``ARG`` before the first ``FROM``).
+    ``number`` counts every instruction in the file, ``index`` every one in its build stage
+    (``FROM`` is 1) and ``step`` those BuildKit numbers (FROM/RUN/COPY/ADD/WORKDIR; else 0)."""
+
+    text: str
+    line: int
+    build_stage: str | None
+    number: int
+    index: int
+    step: int
+    origin: Origin | None = None
+
+    @property
+    def keyword(self) -> str:
+        return self.text.split(None, 1)[0].upper()
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """The instructions of ``text`` (comments and blank lines skipped, ``\\`` continuations
+    joined). Heredocs are not understood: their lines count as instructions."""
+    found: list[Instruction] = []
+    pending: list[str] = []
+    first = 0
+    stage: str | None = None
+    stages = 0
+    index = step = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        if not pending:
+            first = number
+        pending.append(line)
+        if stripped.endswith("\\"):
+            continue
+        body = "\n".join(pending)
+        pending = []
+        keyword = body.split(None, 1)[0].upper()
+        if keyword == "FROM":
+            words = body.split()
+            named = [w for i, w in enumerate(words[:-1]) if i and w.upper() == "AS"]
+            stage = words[-1] if named else f"stage-{stages}"
+            stages += 1
+            index = step = 0
+        if stage is not None:
+            index += 1
+            step += keyword in _BUILDKIT_STEPS
+        found.append(
+            Instruction(
+                text=body,
+                line=first,
+                build_stage=stage,
+                number=len(found) + 1,
+                index=index if stage is not None else 0,
+                step=step if stage is not None and keyword in _BUILDKIT_STEPS else 0,
+            )
+        )
+    return found
+
+
+_PYTHON_FIELD = "python.packages / python.requirements_txt"
+_INSTALLERS = re.compile(r"\b(apt-get|apk|microdnf|yum|dnf) ")
+
+
+def _field(bento: Bento, stage: str, text: str) -> str | None:
+    """The bentofile field behind an instruction that a built-in ``stage`` rendered."""
+    flat = " ".join(text.replace("\\\n", " ").split())
+    keyword = flat.split(None, 1)[0].upper()
+    docker = bento.docker
+    if keyword == "FROM":
+        return "docker.base_image / docker.distro / docker.python_version / docker.cuda_version"
+    if keyword == "ENV" and stage == "envars":
+        return "docker.env" if any(f" {key}=" in f" {flat}" for key in docker.env) else None
+    if keyword == "LABEL":
+        return "labels"
+    if keyword != "RUN":
+        return _PYTHON_FIELD if "./env/python" in flat else None
+    for name, commands in (("commands", docker.commands), ("post_commands", docker.post_commands)):
+        for i, command in enumerate(commands):
+            if " ".join(command.split()) in flat:
+                return f"docker.{name}[{i}]"
+    if "setup_script" in flat:
+        return "docker.setup_script"
+    if "conda install" in flat:
+        return "conda.dependencies / conda.channels"
+    if re.search(r"\bpip (install|wheel)\b", flat):
+        return _PYTHON_FIELD
+    if _INSTALLERS.search(flat):
+        words = set(flat.split())
+        if any(package in words for package in docker.system_packages):
+            return "docker.system_packages"
+        return "docker.distro / docker.python_version (the distro's Python setup)"
+    return None
+
+
+def instruction_origins(
+    bento: Bento, options: RenderOptions | None = None, graph: StageGraph | None = None
+) -> list[Instruction]:
+    """The instructions of :func:`render_dockerfile` (same arguments, same text), each with its
+    :class:`Origin`: the block that rendered it, from the user's template (with the template
+    line) or from a built-in stage (with the bentofile field behind it).
+
+    Lines come out of a render where each block's output is framed by markers that are stripped
+    afterwards; if a template reshapes a block's output as a string so that the framed text
+    differs from :func:`render_dockerfile`'s, the instructions come without origins."""
+    graph = graph if graph is not None else default_graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain, _none = _render(bento, options, graph, trace=False)
+        traced, sources = _render(bento, options, graph, trace=True)
+    instructions = parse_dockerfile(plain)
+    if traced != plain:
+        return instructions
+    stage_of_block = {stage.block: stage.name for stage in graph.order()}
+    user_sources: dict[str, str] = {}
+    taken: dict[tuple[str, str | None], set[int]] = {}
+    result: list[Instruction] = []
+    for instruction in instructions:
+        source = sources[instruction.line - 1]
+        stage = stage_of_block.get(source.block) if source.block else None
+        if source.template is not None and source.template != BASE_TEMPLATE_NAME:
+            path = source.template
+            if path not in user_sources:
+                user_sources[path] = Path(path).read_text(encoding="utf-8")
+            line = template_line(
+                user_sources[path],
+                source.block,
+                instruction.text,
+                taken.setdefault((path, source.block), set()),
+            )
+            where = f"template {path}:{line}" if line else f"template {path}"
+            origin = Origin(source.block, stage, where, USER_TEMPLATE_FIELD)
+        elif stage is not None:
+            kind = "built-in stage" if graph.get(stage).template else "graph stage"
+            origin = Origin(
+                source.block, stage, f"{kind} {stage}", _field(bento, stage, instruction.text)
+            )
+        else:
+            origin = Origin(source.block, None, "the base template")
+        result.append(evolve(instruction, origin=origin))
+    return result
 
 
 def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
@@ -440,10 +627,14 @@ def temporary_context(bento: Bento, dockerfile: str) -> Iterator[Path]:
 
 __all__ = [
     "CA_CERT_SECRET_ID",
+    "Instruction",
+    "Origin",
     "RenderOptions",
     "build_context",
     "check_output_dir",
     "entrypoint_script",
+    "instruction_origins",
+    "parse_dockerfile",
     "render_dockerfile",
     "requirement_lines",
     "temporary_context",

@@ -221,3 +221,187 @@ def render_template(
     with template_errors(file):
         template = env.get_template(name)
         return tidy(template.render(**context))
+
+
+# -- tracing: which block of which template produced each rendered line --------------------------
+
+_MARK = re.compile("\x1e(\\d+|/)\x1f")
+_END_MARK = "\x1e/\x1f"
+
+
+class LineSource:
+    """Where one line of a rendered Dockerfile came from: the innermost Jinja ``block`` being
+    rendered (``None`` outside every block) and the ``template`` that defined that block
+    (:data:`BASE_TEMPLATE_NAME` or a user template's path)."""
+
+    __slots__ = ("block", "template")
+
+    def __init__(self, block: str | None, template: str | None) -> None:
+        self.block = block
+        self.template = template
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LineSource) and (self.block, self.template) == (
+            other.block,
+            other.template,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.block, self.template))
+
+    def __repr__(self) -> str:
+        return f"LineSource({self.block!r}, {self.template!r})"
+
+
+class _TracedBlock:
+    """A block function whose output is framed by markers naming the block. Equal to the
+    function it wraps: ``super()`` finds the current block in the context by equality."""
+
+    def __init__(self, func: Callable[[Any], Iterator[str]], start: str) -> None:
+        self.func = func
+        self.start = start
+
+    def __call__(self, context: Any) -> Iterator[str]:
+        yield self.start
+        yield from self.func(context)
+        yield _END_MARK
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _TracedBlock):
+            return other.func is self.func
+        return other is self.func
+
+    def __hash__(self) -> int:
+        return hash(self.func)
+
+
+def _trace_blocks(template: jinja2.Template, records: list[LineSource]) -> None:
+    """Wrap ``template``'s block functions so their output is framed by markers naming the block
+    (index into ``records``). Only for a private environment: the template object is changed."""
+    for name, func in list(template.blocks.items()):
+        if isinstance(func, _TracedBlock):
+            continue
+        records.append(LineSource(name, template.name))
+        template.blocks[name] = _TracedBlock(func, f"\x1e{len(records) - 1}\x1f")
+
+
+def _untangle(raw: str, records: list[LineSource]) -> tuple[list[str], list[LineSource]]:
+    """Strip the markers from ``raw``: its lines, and for each the source at its first
+    non-blank character (blank lines get the source they sit in)."""
+    stack: list[LineSource] = [LineSource(None, None)]
+    lines: list[str] = [""]
+    sources: list[LineSource | None] = [None]
+    position = 0
+    pieces: list[tuple[str, str | None]] = []
+    for match in _MARK.finditer(raw):
+        pieces.append((raw[position : match.start()], None))
+        pieces.append(("", match.group(1)))
+        position = match.end()
+    pieces.append((raw[position:], None))
+    for text, mark in pieces:
+        if mark == "/":
+            stack.pop()
+            continue
+        if mark is not None:
+            stack.append(records[int(mark)])
+            continue
+        for i, part in enumerate(text.split("\n")):
+            if i:
+                lines.append("")
+                sources.append(None)
+            lines[-1] += part
+            if sources[-1] is None and part.strip():
+                sources[-1] = stack[-1]
+    return lines, [s if s is not None else stack[0] for s in sources]
+
+
+def _tidy_traced(lines: list[str], sources: list[LineSource]) -> tuple[list[str], list[LineSource]]:
+    """:func:`tidy` on lines that carry a source each (same text, same rules)."""
+    out: list[str] = []
+    out_sources: list[LineSource] = []
+    for line, source in zip(lines, sources, strict=True):
+        line = line.rstrip()
+        if not line and (not out or not out[-1]):
+            continue  # leading blank line, or a second blank line in a row
+        out.append(line)
+        out_sources.append(source)
+    while out and not out[-1]:
+        out.pop()
+        out_sources.pop()
+    return out, out_sources
+
+
+def render_traced(
+    env: jinja2.Environment, name: str, context: Mapping[str, Any], *, file: str | Path | None
+) -> tuple[str, list[LineSource]]:
+    """:func:`render_template` plus, for each line of the result, the block and template that
+    produced it. ``env`` must be private to this call (its templates' blocks get wrapped).
+
+    Markers framing each block's output are stripped before the text is tidied, so the text is
+    the same as :func:`render_template` gives; a template that transforms a block's output as a
+    string (``{{ super() | trim }}``) could differ - callers compare and drop the trace then."""
+    records: list[LineSource] = []
+    with template_errors(file):
+        template = env.get_template(name)
+        _trace_blocks(template, records)
+        # the base template a user template extends (a variable): wrap it too, it is cached
+        base = context.get("bento_base_template")
+        if isinstance(base, str):
+            _trace_blocks(env.get_template(base), records)
+        raw = template.render(**context)
+    lines, sources = _untangle(raw, records)
+    lines, sources = _tidy_traced(lines, sources)
+    return "\n".join(lines) + "\n", sources
+
+
+def _literal_pattern(line: str) -> re.Pattern[str] | None:
+    """A regex for what a template line renders to (``{{ }}`` matches anything), or ``None``
+    when the line has no literal text of its own."""
+    line = re.sub(r"\{#.*?#\}|\{%.*?%\}", "", line).strip()
+    parts = re.split(r"\{\{.*?\}\}", line)
+    if not "".join(parts).strip():
+        return None
+    words = [" ".join(re.escape(w) for w in part.split()) for part in parts]
+    return re.compile(".*?".join(words))
+
+
+_BLOCK_TAG = re.compile(r"\{%-?\s*(block|endblock)\b\s*(\w*)[^%]*-?%\}")
+
+
+def block_span(source: str, block: str | None) -> tuple[int, int]:
+    """First and last line (1-based) of ``{% block NAME %}`` ... ``{% endblock %}`` in
+    ``source``; the whole file for ``None`` or a block that is not there."""
+    last = source.count("\n") + 1
+    if block is None:
+        return 1, last
+    depth = 0
+    start = None
+    for match in _BLOCK_TAG.finditer(source):
+        line = source.count("\n", 0, match.start()) + 1
+        if match.group(1) == "block":
+            if start is None and match.group(2) == block:
+                start, depth = line, 0
+            elif start is not None:
+                depth += 1
+        elif start is not None:
+            if depth == 0:
+                return start, line
+            depth -= 1
+    return (start or 1), last
+
+
+def template_line(source: str, block: str | None, rendered: str, taken: set[int]) -> int | None:
+    """The line of ``source`` (inside ``block``) that renders to the first line of ``rendered``:
+    its literal text matches with ``{{ ... }}`` parts as wildcards. Lines in ``taken`` were given
+    to earlier instructions and are skipped (the same text twice maps to two lines)."""
+    wanted = " ".join(rendered.split("\n", 1)[0].split())
+    lines = source.splitlines()
+    first, last = block_span(source, block)
+    for number in range(first, min(last, len(lines)) + 1):
+        if number in taken:
+            continue
+        pattern = _literal_pattern(lines[number - 1])
+        if pattern is not None and pattern.fullmatch(wanted):
+            taken.add(number)
+            return number
+    return None
