@@ -3,6 +3,8 @@
 Public API (kept small; everything else is private by convention):
 
 - :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`.
+- :func:`matrix` / :func:`amatrix` — one build per platform x python x distro x cuda cell,
+  returning a :class:`MatrixResult`.
 - :func:`register_backend` — add an external engine.
 - :class:`BuildRequest`, :class:`BuildResult`, :class:`SecretSpec`,
   :class:`StageGraph`, :class:`Stage`.
@@ -30,6 +32,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "build": "pipeline.api",
     "abuild": "pipeline.api",
+    "matrix": "pipeline.matrix",
+    "amatrix": "pipeline.matrix",
+    "MatrixResult": "pipeline.matrix",
     "register_backend": "pipeline.backends",
     "get_backend": "pipeline.backends",
     "StageGraph": "pipeline.graph",

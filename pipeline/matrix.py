@@ -22,7 +22,9 @@ from __future__ import annotations
 import functools
 import itertools
 import string
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -643,3 +645,14 @@ def dry_run_matrix(
         )
         runs.append(CellDryRun(planned, run))
     return backend_name, runs
+
+
+class _CallableModule(types.ModuleType):
+    """``pipeline.matrix`` is both this module and the function: importing a submodule sets the
+    package attribute to the module, so the module calls :func:`matrix`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MatrixResult:
+        return matrix(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
