@@ -513,6 +513,95 @@ def instruction_origins(
     return result
 
 
+# -- the instruction an engine's step header names ------------------------------------------------
+
+# BuildKit (docker, buildx, buildctl): "[stage 3/4] RUN ..." (no stage name in a one-stage file),
+# optionally behind the "#12 " of plain progress
+_BUILDKIT_HEADER = re.compile(r"^(?:#\d+ )?\[(?:(?P<stage>[^\]\s]+) )?(?P<n>\d+)/(?P<m>\d+)\] ")
+# classic docker builder "Step 5/9 : RUN ..." (counts every instruction of the file) and
+# buildah/podman "STEP 5/9: RUN ..." (every instruction of one build stage; "[1/2] " in front
+# when there are several)
+_NUMBERED_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) (?P<n>\d+)/(?P<m>\d+) ?: ?")
+_SHELL = re.compile(r"^(?:/bin/)?(?:ba)?sh -c ")
+_FLAG = re.compile(r"^--[a-z-]+=\S*\s*")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.replace("\\\n", " ").split())
+
+
+def _comparable(text: str) -> set[str]:
+    """Ways the engines show an instruction: as written (continuations joined), without its
+    ``--flag=`` options, just the command (Dagger and some errors show ``sh -c COMMAND``), and a
+    ``FROM`` by its image with ``docker.io/library/`` and ``AS name`` dropped."""
+    flat = _squash(text)
+    keyword, _, rest = flat.partition(" ")
+    forms = {flat}
+    if keyword.upper() == "FROM":
+        words = [w for w in rest.split() if not w.startswith("--")]
+        image = re.sub(r"^docker\.io/(library/)?", "", words[0]) if words else ""
+        return {f"FROM {image}"}
+    while _FLAG.match(rest):
+        rest = _FLAG.sub("", rest, count=1)
+    forms.add(f"{keyword} {rest}".strip())
+    if keyword.upper() == "RUN":
+        forms.add(rest)
+    return forms
+
+
+def _step_forms(step: str) -> set[str]:
+    flat = _squash(step)
+    forms = _comparable(flat)
+    command = _SHELL.sub("", flat)
+    if command != flat:
+        forms.add(command)
+    return forms
+
+
+def find_step(step: str, instructions: list[Instruction]) -> Instruction | None:
+    """The instruction an engine names as ``step`` (its failing step header): by text among
+    ``instructions``, with the step number telling apart instructions of the same text, or by
+    number alone when the text is cut short. ``None`` when nothing fits."""
+    text = step.strip()
+    numbered: list[Instruction] = []
+    if match := _BUILDKIT_HEADER.match(text):
+        n, m, stage = int(match["n"]), int(match["m"]), match["stage"]
+        totals: dict[str | None, int] = {}
+        for i in instructions:
+            totals[i.build_stage] = max(totals.get(i.build_stage, 0), i.step)
+        numbered = [
+            i
+            for i in instructions
+            if i.step == n
+            and totals[i.build_stage] == m
+            and (i.build_stage == stage if stage else len(totals.keys() - {None}) == 1)
+        ]
+        text = text[match.end() :]
+    elif match := _NUMBERED_HEADER.match(text):
+        n, m = int(match["n"]), int(match["m"])
+        per_stage: dict[str | None, int] = {}
+        for i in instructions:
+            per_stage[i.build_stage] = max(per_stage.get(i.build_stage, 0), i.index)
+        numbered = [i for i in instructions if i.number == n and len(instructions) == m]
+        numbered += [
+            i
+            for i in instructions
+            if i.index == n and i.build_stage is not None and per_stage[i.build_stage] == m
+        ]
+        text = text[match.end() :]
+    wanted = _step_forms(text)
+    same = [i for i in instructions if wanted & _comparable(i.text)]
+    if same:
+        both = [i for i in numbered if i in same]
+        return both[0] if both else same[0]
+    # cut short (engines truncate long steps in some modes): the numbered one if it starts so
+    prefix = _squash(text).rstrip(". ")
+    for candidate in numbered:
+        if prefix and any(form.startswith(prefix) for form in _comparable(candidate.text)):
+            return candidate
+    return None
+
+
 def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
     env = make_environment()
     return render_template(env, "entrypoint.sh.j2", {"bento_path": bento_path}, file=None)
@@ -633,6 +722,7 @@ __all__ = [
     "build_context",
     "check_output_dir",
     "entrypoint_script",
+    "find_step",
     "instruction_origins",
     "parse_dockerfile",
     "render_dockerfile",
