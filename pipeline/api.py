@@ -34,6 +34,7 @@ from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSp
 
 if TYPE_CHECKING:
     from pipeline.graph import StageGraph
+    from pipeline.plan import Instruction
 
 #: where the system CA bundle usually is (Debian/Ubuntu/Alpine, then Fedora/RHEL, then SUSE)
 SYSTEM_CA_BUNDLES: tuple[str, ...] = (
@@ -499,10 +500,13 @@ async def abuild(
             return await prepared.selection.executor.build(request, on_output=on_output)
         except BuildError as error:
             if error.origin is None and error.step:
-                error.origin = step_origin(error.step, prepared.bento)
+                error.origin = step_origin(
+                    error.step, prepared.bento, _planned_steps(prepared, template, graph)
+                )
             raise
 
 
+# Fallback when the failing step matches no rendered instruction:
 # (pattern in the failing step, what in the bento produced it)
 _STEP_ORIGINS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^(\[[^\]]*\] )?FROM\b"), "docker: base_image / distro / python_version"),
@@ -515,8 +519,21 @@ _STEP_ORIGINS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def step_origin(step: str, bento: Bento) -> str | None:
-    """The bentofile field or template that produced a failing Dockerfile step, when known."""
+def step_origin(
+    step: str, bento: Bento, instructions: Sequence[Instruction] | None = None
+) -> str | None:
+    """The block and bentofile field or template line that produced a failing Dockerfile step.
+
+    ``instructions`` are the rendered Dockerfile's (:func:`pipeline.plan.instruction_origins`):
+    the step is matched to one of them by the engine's step number and text, and named exactly
+    (``block SETUP_BENTO_X in template FILE:LINE (...)``). Without a match it falls back to a
+    guess from the step's text (the user's template when the text is in it, or a pattern)."""
+    from pipeline.plan import find_step
+
+    if instructions:
+        found = find_step(step, list(instructions))
+        if found is not None and found.origin is not None:
+            return str(found.origin)
     instruction = re.sub(r"^(\[[^\]]*\]|STEP \d+/\d+:)\s*", "", step).strip()
     template = _template_file(bento)
     if template is not None and instruction:
@@ -527,6 +544,29 @@ def step_origin(step: str, bento: Bento) -> str | None:
         if pattern.search(step):
             return origin
     return None
+
+
+def _planned_steps(
+    prepared: PreparedBuild, template: str | Path | None, graph: StageGraph | None
+) -> list[Instruction]:
+    """The prepared Dockerfile's instructions with their origins (rendered as :func:`_render`
+    did); empty when they cannot be had: a failing build is reported either way."""
+    from pipeline.plan import RenderOptions, instruction_origins, parse_dockerfile
+
+    render_options = RenderOptions(
+        template=template,
+        buildkit=prepared.selection.buildkit,
+        ca_cert=prepared.options.ca_cert is not None,
+    )
+    try:
+        instructions = instruction_origins(prepared.bento, render_options, graph)
+    except Exception:  # only a diagnosis: the BuildError is what gets raised
+        return []
+    if "\n".join(i.text for i in instructions) != "\n".join(
+        i.text for i in parse_dockerfile(prepared.dockerfile)
+    ):
+        return []  # not the Dockerfile that was built
+    return instructions
 
 
 def _template_file(bento: Bento) -> Path | None:

@@ -8,6 +8,7 @@ import pytest
 
 import pipeline
 from pipeline import api
+from pipeline.config import Bento
 from pipeline.errors import BackendError, ConfigError, PipelineError
 from pipeline.request import SecretSpec
 
@@ -225,7 +226,7 @@ def test_build_validates_before_anything_runs(tmp_path: Path) -> None:
         pipeline.build(HELLO, backend="docker", opts=["=oops"])
 
 
-def test_step_origin_names_the_bentofile_field_or_template(tmp_path: Path) -> None:
+def test_step_origin_without_instructions_guesses_from_the_text(tmp_path: Path) -> None:
     from pipeline.config import Bento, DockerOptions
 
     template = tmp_path / "Dockerfile.template"
@@ -247,6 +248,85 @@ def test_step_origin_names_the_bentofile_field_or_template(tmp_path: Path) -> No
     )
     assert api.step_origin("[base 1/7] FROM python:3.11-slim", bento) is not None
     assert api.step_origin("[base 4/7] COPY . .", bento) is None
+
+
+def _origin_bento(root: Path) -> tuple[Bento, Path]:
+    """debian/3.11 with curl, one package and a template adding `RUN exit 3` to two blocks."""
+    from pipeline.config import Bento, DockerOptions, PythonOptions
+
+    root.mkdir()
+    template = root / "Dockerfile.template"
+    template.write_text(
+        "{% extends bento_base_template %}\n"
+        "{% block SETUP_BENTO_USER %}\n"
+        "{{ super() }}\n"
+        "RUN exit 3\n"
+        "{% endblock %}\n"
+        "{% block SETUP_BENTO_COMPONENTS %}\n"
+        "{{ super() }}\n"
+        "RUN exit 3\n"
+        "{% endblock %}\n"
+    )
+    bento = Bento(
+        name="b",
+        version="1",
+        path=root,
+        docker=DockerOptions(
+            distro="debian",
+            python_version="3.11",
+            system_packages=("curl",),
+            dockerfile_template="Dockerfile.template",
+        ),
+        python=PythonOptions(packages=("requests==2.32.3",)),
+    )
+    return bento, template
+
+
+# The failing steps as each engine names them, for _origin_bento's Dockerfile:
+# (BuildKit, classic docker builder, buildah/podman) -> what produced it. The RUN exit 3 of the
+# components block is BuildKit's step 9 of 10 and instruction 11 of 16.
+_APT = (
+    "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked     "
+    "--mount=type=cache,target=/var/lib/apt,sharing=locked     export "
+    "DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y "
+    "--no-install-recommends curl"
+)
+_PIP = (
+    "RUN --mount=type=cache,target=/root/.cache/pip     python3 -m venv /app/.venv && "
+    "/app/.venv/bin/pip install -r ./env/python/requirements.txt"
+)
+STEPS = {
+    "components exit": (
+        "#14 [9/10] RUN exit 3", "STEP 11/16: RUN exit 3", "STEP 11/16: RUN exit 3",
+        "block SETUP_BENTO_COMPONENTS in template {template}:8 (docker.dockerfile_template)",
+    ),
+    "user exit": (
+        "#9 [4/10] RUN exit 3", "STEP 5/16: RUN exit 3", "STEP 5/16: RUN exit 3",
+        "block SETUP_BENTO_USER in template {template}:4 (docker.dockerfile_template)",
+    ),
+    "pip install": (
+        f"[7/10] {_PIP}", f"STEP 9/16: {_PIP}", f"STEP 9/16: {_PIP}",
+        "block SETUP_BENTO_COMPONENTS in built-in stage components "
+        "(python.packages / python.requirements_txt)",
+    ),
+    "system packages": (
+        f"[2/10] {_APT}", f"STEP 3/16: {_APT}", f"STEP 3/16: {_APT}",
+        "block SETUP_BENTO_BASE_IMAGE in built-in stage base (docker.system_packages)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", [0, 1, 2], ids=["buildkit", "classic", "buildah"])
+@pytest.mark.parametrize("case", list(STEPS))
+def test_step_origin_names_the_block_and_field_or_template_line(
+    tmp_path: Path, engine: int, case: str
+) -> None:
+    from pipeline.plan import instruction_origins
+
+    bento, template = _origin_bento(tmp_path / "b")
+    instructions = instruction_origins(bento)
+    step, expected = STEPS[case][engine], STEPS[case][3]
+    assert api.step_origin(step, bento, instructions) == expected.format(template=template)
 
 
 def test_a_project_that_fails_to_render_stores_nothing(tmp_path: Path) -> None:
