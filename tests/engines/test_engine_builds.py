@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -438,7 +439,13 @@ def test_cli_build_failure_names_step_origin_and_output(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "error: docker: build failed (exit 1)" in done.stderr
     assert "  failing step: " in done.stderr and "exit 3" in done.stderr
-    assert "  produced by: " in done.stderr and "Dockerfile.template" in done.stderr
+    produced = done.stderr.split("  produced by: ", 1)[1].split("\n", 1)[0]
+    # the exact block and template line (failing_project's step is line 4 of its template)
+    assert re.fullmatch(
+        r"block SETUP_BENTO_COMPONENTS in template /\S+/Dockerfile\.template:4 "
+        r"\(docker\.dockerfile_template\)",
+        produced,
+    ), produced
     tail = done.stderr.split("  last engine output:\n", 1)[1]
     assert "about-to-fail" in tail
     assert "Traceback" not in done.stderr
