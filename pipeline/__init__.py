@@ -13,7 +13,7 @@ Public API (kept small; everything else is private by convention):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import (
     BackendError,
@@ -25,6 +25,9 @@ from pipeline.errors import (
     TemplateError,
 )
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
+
+if TYPE_CHECKING:  # `pipeline.matrix` is also the submodule's name: type it as the function
+    from pipeline.matrix import matrix as matrix
 
 __version__ = "0.1.0"
 

@@ -12,9 +12,10 @@ image and duration, and a failing architecture does not take the others down. (F
 multi-arch manifest under one tag, use ``pipeline.build(..., platforms=[...])``.)
 
 A cell the distro table cannot do (a Python version, CUDA version or architecture the distro
-does not offer) is *skipped* with the reason, and listed in the result; a value that no cell
-can build at all (``--python 2.7``, an unknown distro) is bad input: a
-:class:`~pipeline.errors.ConfigError` before anything is built or stored.
+does not offer) is *skipped* with the reason, and listed in the result. A value no distro has
+at all (``--python 2.7``, an unknown distro, ``--cuda 99``) and a matrix whose every cell is
+skipped are bad input: a :class:`~pipeline.errors.ConfigError` before anything is built or
+stored.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from pipeline import api
 from pipeline.backends.base import native_platform
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import ConfigError, PipelineError, allowed, did_you_mean
+from pipeline.loader import _PYTHON_VERSION
 from pipeline.request import BuildResult
-from render.distros import ALL_ARCHITECTURES, DISTROS
+from render.distros import ALL_ARCHITECTURES, ALL_CUDA_VERSIONS, DISTROS
 
 if TYPE_CHECKING:
     from pipeline.graph import StageGraph
@@ -65,6 +67,12 @@ DEFAULT_CONCURRENCY = 2
 #: ``cuda_versions`` value meaning "no CUDA" (so ``none,12.8`` gives CPU and GPU images)
 NO_CUDA = "none"
 
+_KNOWN_PYTHONS: tuple[str, ...] = tuple(
+    sorted(
+        {v for spec in DISTROS.values() for v in spec.python_versions},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+)
 Status = Literal["ok", "failed", "skipped", "cancelled"]
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "cancelled")
 # Options that are the matrix's own axes or come from the tag template.
@@ -309,6 +317,29 @@ def expand_matrix(
                 field="--platform",
                 hint=f"architectures: {allowed(ALL_ARCHITECTURES)}",
             )
+    for value in python_values:
+        match = _PYTHON_VERSION.match(value)
+        if match is None:
+            raise ConfigError(
+                f"{value!r} is not a Python version (expected MAJOR.MINOR, e.g. '3.11')",
+                field="--python",
+            )
+        if f"{match.group(1)}.{match.group(2)}" not in _KNOWN_PYTHONS:
+            raise ConfigError(
+                f"no distro has Python {value}",
+                field="--python",
+                hint=f"allowed: {allowed(_KNOWN_PYTHONS)}",
+            )
+    for value in cuda_values:
+        if value.lower() != NO_CUDA and not any(
+            spec.resolve_cuda(value) for spec in DISTROS.values()
+        ):
+            raise ConfigError(
+                f"no distro has CUDA {value}",
+                field="--cuda",
+                hint=f"allowed: {allowed(ALL_CUDA_VERSIONS)} (or a prefix such as '12.8'), "
+                f"or {NO_CUDA!r}",
+            )
     distro_values = distro_values or (own.distro or "debian",)
     python_values = python_values or ((own.python_version,) if own.python_version else ())
     cuda_axis: tuple[str | None, ...] = tuple(
@@ -318,20 +349,13 @@ def expand_matrix(
     template = check_tag_template(tag_template or DEFAULT_TAG_TEMPLATE)
     planned: list[PlannedCell] = []
     seen: set[Cell] = set()
-    # per axis value (as given): why its cells are skipped; a value no cell can build is an error
-    reasons: dict[tuple[str, str], list[str]] = {}
-    buildable: set[tuple[str, str]] = set()
     for python, distro, cuda in itertools.product(python_values, distro_values, cuda_axis):
         docker = evolve(bento.docker, distro=distro, python_version=python, cuda_version=cuda)
         reason: str | None = None
         try:
             docker = _validate_docker(bento, docker)
-        except ConfigError as error:
-            if "not supported" in error.message or "no CUDA images" in error.message:
-                reason = _reason(error)
-            else:  # malformed, not unsupported: bad input whatever the distro
-                option = "--python" if error.field and "python" in error.field else "--cuda"
-                raise ConfigError(error.message, field=option, hint=error.hint) from None
+        except ConfigError as error:  # known values (checked above) this distro does not have
+            reason = _reason(error)
         for platform in platform_values:
             cuda_full = docker.cuda_version
             if reason is not None and cuda is not None:  # not normalized by the loader
@@ -341,26 +365,14 @@ def expand_matrix(
                 continue
             seen.add(cell)
             why = reason or _arch_reason(distro, cell.cuda, cell.arch)
-            for axis in (
-                ("--python", python),
-                ("--distro", distro),
-                ("--cuda", cuda or NO_CUDA),
-                ("--platform", platform),
-            ):
-                if why is None:
-                    buildable.add(axis)
-                elif why not in reasons.setdefault(axis, []):
-                    reasons[axis].append(why)
             planned.append(PlannedCell(cell, evolve(bento, docker=docker), skip_reason=why))
 
-    # blame the most specific axis first: a CUDA version no distro has makes every cell fail
-    order = ("--cuda", "--python", "--platform", "--distro")
-    for (option, value), why_not in sorted(reasons.items(), key=lambda i: order.index(i[0][0])):
-        if (option, value) not in buildable:
-            raise ConfigError(
-                f"no cell of the matrix can build {option} {value}: {'; '.join(why_not)}",
-                field=option,
-            )
+    if not any(p.runnable for p in planned):
+        reasons = dict.fromkeys(p.skip_reason or "" for p in planned)
+        raise ConfigError(
+            f"every cell of the matrix is skipped: {'; '.join(reasons)}",
+            hint="pick values the distros have (`python -m pipeline matrix --help`)",
+        )
     return _tagged(bento, template, planned)
 
 
