@@ -1,0 +1,94 @@
+"""Matrix builds on real engines: one image per architecture (run under qemu for arm64), and a
+failing cell that does not stop the others. The test bed mirrors python:3.11-slim for
+linux/amd64 and linux/arm64 at 127.0.0.1:5000."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+import pipeline
+from tests.engines.enginekit import (
+    HELLO,
+    image_exists,
+    pipeline_cli,
+    project_with_step,
+    remove_image,
+    run_in_image,
+    sh,
+)
+
+pytestmark = pytest.mark.arm64
+
+
+def _template(engine: str, what: str) -> str:
+    return f"localhost/pipeline-test-matrix-{what}-{engine}:{uuid.uuid4().hex[:8]}-{{arch}}"
+
+
+@pytest.mark.parametrize(
+    "engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("podman", "buildah")]
+)
+def test_one_image_per_architecture(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
+    result = pipeline.matrix(
+        HELLO,
+        backend=engine,
+        platforms=["linux/amd64", "linux/arm64"],
+        python_versions="3.11",
+        distros="debian",
+        tag_template=_template(engine, "arch"),
+    )
+    tags = [row.tag for row in result.rows]
+    try:
+        assert [(row.cell.arch, row.status) for row in result.rows] == [
+            ("amd64", "ok"),
+            ("arm64", "ok"),
+        ], [row.error for row in result.rows]
+        machines = [
+            run_in_image(
+                "podman", str(tag), "python", "-c", "import platform; print(platform.machine())"
+            ).strip()
+            for tag in tags
+        ]
+        assert machines == ["x86_64", "aarch64"]
+        for tag, arch in zip(tags, ("amd64", "arm64"), strict=True):
+            inspected = sh("podman", "image", "inspect", "--format", "{{.Architecture}}", str(tag))
+            assert inspected.stdout.strip() == arch
+            assert run_in_image("podman", str(tag), "python", "--version").startswith("Python 3.11")
+    finally:
+        for tag in tags:
+            if tag:
+                remove_image("podman", tag)
+
+
+@pytest.mark.podman
+def test_a_failing_cell_is_reported_and_the_others_still_build(tmp_path: Path) -> None:
+    # the step fails only under arm64: the amd64 cell must still build
+    project = project_with_step(tmp_path, 'RUN test "$(uname -m)" = x86_64', name="amd64only")
+    template = _template("podman", "fail")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
+    proc = pipeline_cli(
+        "matrix", str(project), "--backend", "podman", "--platform", "amd64,arm64",
+        "--python", "3.11", "-t", template, "--output", "json", env=env,
+    )  # fmt: skip
+    data = json.loads(proc.stdout)
+    rows = {row["platform"]: row for row in data["cells"]}
+    try:
+        assert proc.returncode == 1, proc.stderr
+        assert data["ok"] is False
+        assert rows["linux/amd64"]["status"] == "ok"
+        assert rows["linux/arm64"]["status"] == "failed"
+        assert 'test "$(uname -m)" = x86_64' in rows["linux/arm64"]["error"]
+        assert "produced by:" in rows["linux/arm64"]["error"]  # the api's step origin
+        assert image_exists("podman", rows["linux/amd64"]["tag"])
+        assert not image_exists("podman", rows["linux/arm64"]["tag"])
+        assert "x86_64" in run_in_image("podman", rows["linux/amd64"]["tag"], "uname", "-m")
+    finally:
+        for row in rows.values():
+            remove_image("podman", row["tag"])
