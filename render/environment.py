@@ -300,7 +300,8 @@ def _untangle(raw: str, records: list[LineSource]) -> tuple[list[str], list[Line
     pieces.append((raw[position:], None))
     for text, mark in pieces:
         if mark == "/":
-            stack.pop()
+            if len(stack) > 1:  # a start marker cut off by a filter leaves its end unmatched
+                stack.pop()
             continue
         if mark is not None:
             stack.append(records[int(mark)])

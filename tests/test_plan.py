@@ -368,16 +368,17 @@ def test_instruction_origins_of_graph_stages(tmp_path: Path) -> None:
     assert marker == Origin("SETUP_BENTO_MARKER", "marker", "graph stage marker")
 
 
+@pytest.mark.parametrize("reshaped", ["(super() | string)[:12]", "super() | trim"])
 def test_instruction_origins_without_a_trace_when_a_template_reshapes_a_block(
-    tmp_path: Path,
+    tmp_path: Path, reshaped: str
 ) -> None:
-    """A block's output used as a string (here cut in two) cannot be traced line by line: the
+    """A block's output used as a string (cut, trimmed) cannot be traced line by line: the
     instructions come without origins, the Dockerfile is the same."""
     bento = with_template(
         tmp_path / "b",
         "{% extends bento_base_template %}\n"
         "{% block SETUP_BENTO_ENTRYPOINT %}\n"
-        "{{ (super() | string)[:12] }}\n"
+        f"{{{{ {reshaped} }}}}\n"
         "{% endblock %}\n",
     )
     instructions = instruction_origins(bento)
