@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -449,3 +451,18 @@ def test_cli_json_result_and_exit_0(
     assert rows["amd64"]["result"]["platforms"] == ["linux/amd64"]
     assert rows["s390x"]["status"] == "skipped"
     assert "not supported by debian CUDA images" in rows["s390x"]["error"]
+
+
+def test_the_example_script_plans_four_cells(tmp_path: Path) -> None:
+    script = ROOT / "examples" / "matrix" / "build_matrix.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--backend", "docker", "--dry-run"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        env={**os.environ, "BENTOML_HOME": str(tmp_path / "example-store")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cells = [line.split(":", 1)[0] for line in proc.stdout.splitlines()]
+    assert cells == [
+        "py3.11-debian-amd64", "py3.11-debian-arm64", "py3.12-debian-amd64", "py3.12-debian-arm64"
+    ]  # fmt: skip
+    assert "--tag localhost/hello-matrix:3.12-arm64 --platform linux/arm64" in proc.stdout
