@@ -484,6 +484,8 @@ def instruction_origins(
     if traced != plain:
         return instructions
     stage_of_block = {stage.block: stage.name for stage in graph.order()}
+    explicit = options is not None and options.template is not None
+    template_field = "--template" if explicit else USER_TEMPLATE_FIELD
     user_sources: dict[str, str] = {}
     taken: dict[tuple[str, str | None], set[int]] = {}
     result: list[Instruction] = []
@@ -501,7 +503,7 @@ def instruction_origins(
                 taken.setdefault((path, source.block), set()),
             )
             where = f"template {path}:{line}" if line else f"template {path}"
-            origin = Origin(source.block, stage, where, USER_TEMPLATE_FIELD)
+            origin = Origin(source.block, stage, where, template_field)
         elif stage is not None:
             kind = "built-in stage" if graph.get(stage).template else "graph stage"
             origin = Origin(

@@ -342,14 +342,17 @@ def render_traced(
     the same as :func:`render_template` gives; a template that transforms a block's output as a
     string (``{{ super() | trim }}``) could differ - callers compare and drop the trace then."""
     records: list[LineSource] = []
+    load = env.get_template
+
+    def get_template(*args: Any, **kwargs: Any) -> jinja2.Template:
+        # every template the render loads (the one it extends, includes, ...) is traced
+        loaded = load(*args, **kwargs)
+        _trace_blocks(loaded, records)
+        return loaded
+
+    env.get_template = get_template  # type: ignore[method-assign]
     with template_errors(file):
-        template = env.get_template(name)
-        _trace_blocks(template, records)
-        # the base template a user template extends (a variable): wrap it too, it is cached
-        base = context.get("bento_base_template")
-        if isinstance(base, str):
-            _trace_blocks(env.get_template(base), records)
-        raw = template.render(**context)
+        raw = env.get_template(name).render(**context)
     lines, sources = _untangle(raw, records)
     lines, sources = _tidy_traced(lines, sources)
     return "\n".join(lines) + "\n", sources
@@ -394,15 +397,20 @@ def block_span(source: str, block: str | None) -> tuple[int, int]:
 def template_line(source: str, block: str | None, rendered: str, taken: set[int]) -> int | None:
     """The line of ``source`` (inside ``block``) that renders to the first line of ``rendered``:
     its literal text matches with ``{{ ... }}`` parts as wildcards. Lines in ``taken`` were given
-    to earlier instructions and are skipped (the same text twice maps to two lines)."""
+    to earlier instructions and are skipped (the same text twice maps to two lines) unless no
+    other line matches (a line in a loop renders more than once)."""
     wanted = " ".join(rendered.split("\n", 1)[0].split())
     lines = source.splitlines()
     first, last = block_span(source, block)
-    for number in range(first, min(last, len(lines)) + 1):
-        if number in taken:
-            continue
-        pattern = _literal_pattern(lines[number - 1])
-        if pattern is not None and pattern.fullmatch(wanted):
-            taken.add(number)
-            return number
-    return None
+    matching = [
+        number
+        for number in range(first, min(last, len(lines)) + 1)
+        if (pattern := _literal_pattern(lines[number - 1])) is not None
+        and pattern.fullmatch(wanted)
+    ]
+    free = [number for number in matching if number not in taken]
+    if free:
+        taken.add(free[0])
+        return free[0]
+    # a line rendered again (a loop): the last line that matched
+    return matching[-1] if matching else None

@@ -472,3 +472,55 @@ def test_find_step_tells_apart_the_same_text_by_its_number() -> None:
     assert line("[second 1/2] FROM docker.io/library/base") == 5
     assert line("[base 3/4] RUN something else") is None
     assert line("RUN exit 3") == 2  # no number: the first of them
+
+
+def test_instruction_origins_of_a_loop_and_an_explicit_template(tmp_path: Path) -> None:
+    bento = make_bento(tmp_path / "b")
+    template = tmp_path / "loop.j2"
+    template.write_text(
+        "{% extends bento_base_template %}\n"
+        "{% block SETUP_BENTO_ENTRYPOINT %}\n"
+        "{% for word in ['a', 'b'] %}\n"
+        "RUN echo {{ word }}\n"
+        "{% endfor %}\n"
+        "{{ super() }}\n"
+        "{% endblock %}\n",
+        encoding="utf-8",
+    )
+    instructions = instruction_origins(bento, RenderOptions(template=template))
+    by_text = origins_by_text(instructions)
+    for word in "ab":
+        assert by_text[f"RUN echo {word}"] == Origin(
+            "SETUP_BENTO_ENTRYPOINT", "entrypoint", f"template {template}:4", "--template"
+        )
+    assert by_text["EXPOSE 3000"] == Origin(
+        "SETUP_BENTO_ENTRYPOINT", "entrypoint", "built-in stage entrypoint"
+    )
+
+
+def test_instruction_origins_through_a_template_extending_a_template(tmp_path: Path) -> None:
+    """A user template may extend another one (by path); each line names the file it is in."""
+    middle = tmp_path / "middle.j2"
+    middle.write_text(
+        "{% extends bento_base_template %}\n"
+        "{% block SETUP_BENTO_USER %}\n"
+        "{{ super() }}\n"
+        "RUN echo from-middle\n"
+        "{% endblock %}\n",
+        encoding="utf-8",
+    )
+    top = tmp_path / "top.j2"
+    top.write_text(
+        f'{{% extends "{middle}" %}}\n'
+        "{% block SETUP_BENTO_USER %}\n"
+        "{{ super() }}\n"
+        "RUN echo from-top\n"
+        "{% endblock %}\n",
+        encoding="utf-8",
+    )
+    bento = make_bento(tmp_path / "b")
+    by_text = origins_by_text(instruction_origins(bento, RenderOptions(template=top)))
+    user = ("SETUP_BENTO_USER", "user")
+    assert by_text["RUN echo from-top"] == Origin(*user, f"template {top}:4", "--template")
+    assert by_text["RUN echo from-middle"] == Origin(*user, f"template {middle}:4", "--template")
+    assert by_text["RUN echo from-top"] != by_text["RUN echo from-middle"]
