@@ -439,6 +439,7 @@ OBSERVED = (
         "STEP 8/10: RUN echo two &&     exit 3",  # buildah: instructions of the build stage
         "RUN echo two &&     exit 3",  # buildah's 'building at STEP "..."'
         "sh -c echo two &&     exit 3",  # Dagger: the command
+        "/bin/sh -c echo two &&     exit 3",
         "[4/4] RUN echo two &&...",  # cut short
     ],
 )
