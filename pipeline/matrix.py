@@ -35,7 +35,7 @@ import anyio.to_thread
 from attrs import evolve, frozen
 
 from pipeline import api
-from pipeline.backends.base import native_platform
+from pipeline.backends.base import check_platforms, native_platform
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import ConfigError, PipelineError, allowed, did_you_mean
 from pipeline.loader import _PYTHON_VERSION
@@ -426,15 +426,19 @@ def plan_matrix(
     backend: str | None = None,
     template: str | Path | None = None,
     graph: StageGraph | None = None,
+    check_engine: bool = False,
     **options: Any,
 ) -> tuple[MatrixPlan, str]:
     """Resolve the bento once, expand the cells and prepare (validate, render) every runnable
     one; returns the plan and the backend every cell builds with. A project directory is built
-    into the store only after every cell rendered, so a bad matrix stores nothing."""
+    into the store only after every cell rendered, so a bad matrix stores nothing.
+
+    ``check_engine`` also asks the engine (a probe) whether it can build every platform."""
     from pipeline.backends.registry import select_backend
 
     _check_options(options)
-    backend_name = select_backend(backend).name
+    selection = select_backend(backend)
+    backend_name = selection.name
     checked: list[bool] = []
 
     def expand(candidate: Bento) -> MatrixPlan:
@@ -448,7 +452,10 @@ def plan_matrix(
         )
 
     def check(candidate: Bento) -> None:
-        for planned in expand(candidate).runnable:
+        runnable = expand(candidate).runnable
+        if check_engine:
+            _check_engine_platforms(selection.executor, backend_name, runnable)
+        for planned in runnable:
             api.prepare(
                 planned.bento,
                 backend=backend_name,
@@ -470,6 +477,18 @@ def plan_matrix(
     if not checked:
         check(resolved)
     return expand(resolved), backend_name
+
+
+def _check_engine_platforms(
+    executor: object, backend_name: str, cells: Sequence[PlannedCell]
+) -> None:
+    """A platform the engine cannot build here is bad input (exit 2), not a failed row."""
+    probe = getattr(executor, "capabilities", None)
+    if not callable(probe):
+        return
+    buildable = getattr(probe(), "platforms", ())
+    requested = list(dict.fromkeys(planned.cell.platform for planned in cells))
+    check_platforms(backend_name, requested, tuple(buildable))
 
 
 async def amatrix(
@@ -524,6 +543,7 @@ async def amatrix(
             backend=backend,
             template=template,
             graph=graph,
+            check_engine=True,
             **options,
         )
     )

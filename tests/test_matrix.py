@@ -466,3 +466,19 @@ def test_the_example_script_plans_four_cells(tmp_path: Path) -> None:
         "py3.11-debian-amd64", "py3.11-debian-arm64", "py3.12-debian-amd64", "py3.12-debian-arm64"
     ]  # fmt: skip
     assert "--tag localhost/hello-matrix:3.12-arm64 --platform linux/arm64" in proc.stdout
+
+
+@pytest.mark.podman
+def test_a_platform_the_engine_cannot_build_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.backends.base import local_platforms
+
+    if "linux/s390x" in local_platforms():
+        pytest.skip("this machine emulates s390x")
+    code, out, err = run(
+        capsys, "matrix", str(HELLO), "--backend", "podman", "--platform", "amd64,s390x"
+    )
+    assert code == 2 and out == ""
+    assert "--platform: podman cannot build for linux/s390x on this machine" in err
+    assert list_bentos() == []  # checked before the project entered the store

@@ -171,6 +171,9 @@ class _Prefixed:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    progress = args.progress
+    if progress == "tty" and args.concurrency > 1:
+        progress = "plain"  # several engines cannot share one terminal display
     return {
         "secrets": args.secrets,
         "build_args": args.build_args,
@@ -182,7 +185,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "target": args.target,
         "cache_from": args.cache_from,
         "cache_to": args.cache_to,
-        "progress": args.progress,
+        "progress": progress,
         "opts": args.opts,
         "template": args.template,
         "graph": default_graph(buildstage=args.buildstage),
