@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
+from attrs import frozen
 
 from pipeline.errors import PipelineError, TemplateError
 from pipeline.graph import StageGraph
@@ -229,28 +230,14 @@ _MARK = re.compile("\x1e(\\d+|/)\x1f")
 _END_MARK = "\x1e/\x1f"
 
 
+@frozen
 class LineSource:
     """Where one line of a rendered Dockerfile came from: the innermost Jinja ``block`` being
     rendered (``None`` outside every block) and the ``template`` that defined that block
     (:data:`BASE_TEMPLATE_NAME` or a user template's path)."""
 
-    __slots__ = ("block", "template")
-
-    def __init__(self, block: str | None, template: str | None) -> None:
-        self.block = block
-        self.template = template
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LineSource) and (self.block, self.template) == (
-            other.block,
-            other.template,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.block, self.template))
-
-    def __repr__(self) -> str:
-        return f"LineSource({self.block!r}, {self.template!r})"
+    block: str | None
+    template: str | None
 
 
 class _TracedBlock:
