@@ -206,14 +206,11 @@ def _at_template_frame(
     )
 
 
-_BLANK_RUNS = re.compile(r"\n{3,}")
-
-
 def tidy(text: str) -> str:
     """Collapse runs of blank lines, strip leading blank lines, end with one newline."""
-    lines = [line.rstrip() for line in text.splitlines()]
-    text = _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
-    return text + "\n"
+    lines = text.splitlines()
+    kept, _ = _tidy_traced(lines, [LineSource(None, None)] * len(lines))
+    return "\n".join(kept) + "\n"
 
 
 def render_template(
@@ -304,7 +301,8 @@ def _untangle(raw: str, records: list[LineSource]) -> tuple[list[str], list[Line
 
 
 def _tidy_traced(lines: list[str], sources: list[LineSource]) -> tuple[list[str], list[LineSource]]:
-    """:func:`tidy` on lines that carry a source each (same text, same rules)."""
+    """Collapse runs of blank lines and strip leading/trailing ones (trailing spaces too),
+    keeping each kept line's source: the one set of rules :func:`tidy` uses."""
     out: list[str] = []
     out_sources: list[LineSource] = []
     for line, source in zip(lines, sources, strict=True):
