@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +20,7 @@ import pytest
 import pipeline
 from tests.engines.enginekit import (
     HELLO,
+    ROOT,
     image_exists,
     pipeline_cli,
     project_with_step,
@@ -22,13 +29,12 @@ from tests.engines.enginekit import (
     sh,
 )
 
-pytestmark = pytest.mark.arm64
-
 
 def _template(engine: str, what: str) -> str:
     return f"localhost/pipeline-test-matrix-{what}-{engine}:{uuid.uuid4().hex[:8]}-{{arch}}"
 
 
+@pytest.mark.arm64
 @pytest.mark.parametrize(
     "engine", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in ("podman", "buildah")]
 )
@@ -67,6 +73,7 @@ def test_one_image_per_architecture(
                 remove_image("podman", tag)
 
 
+@pytest.mark.arm64
 @pytest.mark.podman
 def test_a_failing_cell_is_reported_and_the_others_still_build(tmp_path: Path) -> None:
     # the step fails only under arm64: the amd64 cell must still build
@@ -92,3 +99,58 @@ def test_a_failing_cell_is_reported_and_the_others_still_build(tmp_path: Path) -
     finally:
         for row in rows.values():
             remove_image("podman", row["tag"])
+
+
+@pytest.mark.slow
+@pytest.mark.arm64
+@pytest.mark.podman
+def test_ctrl_c_stops_every_running_cell(tmp_path: Path) -> None:
+    marker = f"{1000 + secrets.randbelow(8000)}.5"
+    project = project_with_step(tmp_path, f"RUN sleep {marker}", name="slowcells")
+    private_tmp = tmp_path / "clitmp"
+    private_tmp.mkdir()
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store"), "TMPDIR": str(private_tmp)}
+    template = _template("podman", "ctrlc")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "matrix", str(project), "--backend", "podman",
+         "--platform", "amd64,arm64", "--python", "3.11", "-t", template,
+         "--concurrency", "2", "--progress", "plain"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while not (_sleeping(marker) and _both_cells_at(f"RUN sleep {marker}", output)):
+        assert proc.poll() is None, "matrix ended early:\n" + "".join(output[-20:])
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(output[-20:])
+    deadline = time.monotonic() + 60
+    while _sleeping(marker):
+        assert time.monotonic() < deadline, "a cell's build step kept running after Ctrl-C"
+        time.sleep(0.5)
+    assert list(private_tmp.iterdir()) == []
+    assert "ok in" not in "".join(output)
+    for arch in ("amd64", "arm64"):
+        assert not image_exists("podman", template.replace("{arch}", arch))
+
+
+def _sleeping(marker: str) -> bool:
+    return sh("pgrep", "-f", f"sleep {marker}", check=False).returncode == 0
+
+
+def _both_cells_at(step: str, output: list[str]) -> bool:
+    lines = list(output)
+    return all(
+        any(line.startswith(f"[py3.11-debian-{arch}]") and step in line for line in lines)
+        for arch in ("amd64", "arm64")
+    )
