@@ -75,8 +75,11 @@ _KNOWN_PYTHONS: tuple[str, ...] = tuple(
 )
 Status = Literal["ok", "failed", "skipped", "cancelled"]
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "cancelled")
-# Options that are the matrix's own axes or come from the tag template.
-_AXIS_OPTIONS = {"tags": "tag_template", "platforms": "platforms"}
+# Build options a matrix cannot pass to every cell alike: option -> why
+_CELL_OWN_OPTIONS = {
+    "tags": "each cell's tag comes from tag_template",
+    "output": "every cell would write the same destination; use push=True or load=True",
+}
 
 
 @frozen
@@ -384,7 +387,14 @@ def _tagged(bento: Bento, template: str, cells: Sequence[PlannedCell]) -> Matrix
             tagged.append(planned)
             continue
         tag = cell_tag(template, bento, planned.cell)
-        api.parse_tags([tag])  # raises a ConfigError naming --tag
+        try:
+            api.parse_tags([tag])
+        except ConfigError as error:
+            raise ConfigError(
+                f"tag template {template!r} gives cell {planned.cell.key} the tag: "
+                f"{error.message}",
+                field="--tag-template",
+            ) from None
         if tag in owner:
             raise ConfigError(
                 f"tag template {template!r} gives cells {owner[tag].key} and "
@@ -404,13 +414,10 @@ CellOutput = Callable[[Cell, str], None]
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
-    for name, instead in _AXIS_OPTIONS.items():
+    for name, why in _CELL_OWN_OPTIONS.items():
         if options.get(name):
             raise ConfigError(
-                f"a matrix build takes no {name}= option: each cell's tag comes from "
-                f"tag_template and its platform from platforms",
-                field=f"--{name.rstrip('s')}",
-                hint=f"use {instead}=",
+                f"a matrix build takes no {name}= option: {why}", field=f"--{name.rstrip('s')}"
             )
     api.parse_options(**options)  # every other option, validated once, up front
 

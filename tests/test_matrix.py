@@ -168,7 +168,7 @@ def test_a_bento_with_its_own_base_image_varies_only_the_platform(tmp_path: Path
         ({"python_versions": "3.13", "distros": "ubi8"}, None, "3.13 is not supported on ubi8"),
         ({"tag_template": "{nme}:{arch}"}, "--tag-template", "unknown placeholder {nme}"),
         ({"tag_template": "{name}:{arch"}, "--tag-template", "malformed tag template"),
-        ({"tag_template": "{name}:{arch}!"}, "--tag", "invalid image tag"),
+        ({"tag_template": "{name}:{arch}!"}, "--tag-template", "invalid image tag"),
     ],
 )
 def test_bad_input_is_a_config_error_naming_the_option(
@@ -337,10 +337,13 @@ def test_a_bad_matrix_stores_nothing_and_builds_nothing(
     assert not (Path(str(sh_backend["dir"])) / "concurrency").exists()
 
 
-def test_tags_and_platform_options_are_the_matrixs_own(sh_backend: dict[str, object]) -> None:
+def test_options_a_cell_cannot_share_are_refused(sh_backend: dict[str, object]) -> None:
     with pytest.raises(ConfigError) as info:
         matrix(HELLO, backend=SH_BACKEND, tags=["x:1"])
     assert "tag_template" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        matrix(HELLO, backend=SH_BACKEND, output="type=local,dest=out")
+    assert info.value.field == "--output" and "same destination" in info.value.message
     with pytest.raises(ConfigError) as info:
         matrix(HELLO, backend=SH_BACKEND, concurrency=0)
     assert info.value.field == "--concurrency"
