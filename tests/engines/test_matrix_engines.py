@@ -12,8 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +156,41 @@ def _both_cells_at(step: str, output: list[str]) -> bool:
         any(line.startswith(f"[py3.11-debian-{arch}]") and step in line for line in lines)
         for arch in ("amd64", "arm64")
     )
+
+
+@pytest.mark.slow
+@pytest.mark.arm64
+@pytest.mark.registry
+@pytest.mark.podman
+def test_push_sends_each_cell_to_the_registry(tmp_path: Path, registry_url: str) -> None:
+    name, version = "pipeline-test-matrix-push", uuid.uuid4().hex[:8]
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store")}
+    proc = pipeline_cli(
+        "matrix", str(HELLO), "--backend", "podman", "--platform", "amd64,arm64",
+        "--python", "3.11", "--push", "-t", f"{registry_url}/{name}:{version}-{{arch}}",
+        "--output", "json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cells = json.loads(proc.stdout)["cells"]
+    try:
+        for cell, arch in zip(cells, ("amd64", "arm64"), strict=True):
+            assert cell["status"] == "ok"
+            manifest = _registry_json(
+                f"http://{registry_url}/v2/{name}/manifests/{version}-{arch}",
+                "application/vnd.oci.image.manifest.v1+json, "
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            config = _registry_json(
+                f"http://{registry_url}/v2/{name}/blobs/{manifest['config']['digest']}", "*/*"
+            )
+            assert config["architecture"] == arch
+    finally:
+        for cell in cells:
+            remove_image("podman", cell["tag"])
+
+
+def _registry_json(url: str, accept: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    return data
