@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import string
 import sys
 import time
@@ -486,6 +487,43 @@ def plan_matrix(
     return expand(resolved), backend_name
 
 
+_LOCAL_STORE_ENGINES = frozenset({"podman", "buildah"})
+_STEP_HEADER = re.compile(r"^(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
+_FROM_LINE = re.compile(r"^\s*FROM\s", re.IGNORECASE | re.MULTILINE)
+
+
+class _FromGate:
+    """Holds the matrix's pull semaphore from the start of a cell's build until the engine
+    output shows a step after the Dockerfile's last ``FROM`` (or the build ends)."""
+
+    def __init__(self, semaphore: anyio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._held = False
+        self._froms = 1
+        self._seen = 0
+
+    async def enter(self) -> None:
+        await self._semaphore.acquire()
+        self._held = True
+
+    def prepared(self, prepared: api.PreparedBuild) -> None:
+        self._froms = max(1, len(_FROM_LINE.findall(prepared.dockerfile)))
+
+    def see(self, line: str) -> None:
+        match = _STEP_HEADER.match(line.strip())
+        if not self._held or match is None:
+            return
+        if match.group(1).upper() == "FROM":
+            self._seen += 1
+        elif self._seen >= self._froms:
+            self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
+
+
 def _check_engine_platforms(
     executor: object, backend_name: str, cells: Sequence[PlannedCell]
 ) -> None:
@@ -561,20 +599,34 @@ async def amatrix(
             if on_cell is not None:
                 on_cell(rows[index])
     limiter = anyio.CapacityLimiter(concurrency)
+    # podman/buildah keep one local name per image: two cells pulling python:3.11-slim for
+    # different platforms at once make one fail ("image not known"). Cells pass their FROM
+    # steps one at a time; the rest of each build still runs concurrently.
+    pull_gate = anyio.Semaphore(1) if backend_name in _LOCAL_STORE_ENGINES else None
 
     async def run_cell(index: int, planned: PlannedCell, scope: anyio.CancelScope) -> None:
         async with limiter:
             if on_start is not None:
                 on_start(planned)
             begun = time.monotonic()
-            sink = None if on_output is None else functools.partial(on_output, planned.cell)
+            gate = _FromGate(pull_gate) if pull_gate is not None else None
+
+            def sink(line: str) -> None:
+                if gate is not None:
+                    gate.see(line)
+                if on_output is not None:
+                    on_output(planned.cell, line)
+
             try:
+                if gate is not None:
+                    await gate.enter()
                 result = await api.abuild(
                     planned.bento,
                     backend=backend_name,
                     template=template,
                     graph=graph,
                     on_output=sink,
+                    on_prepared=gate.prepared if gate is not None else None,
                     tags=[planned.tag],
                     platforms=[planned.cell.platform],
                     **options,
@@ -595,6 +647,9 @@ async def amatrix(
                     result=result,
                     duration=time.monotonic() - begun,
                 )
+            finally:
+                if gate is not None:
+                    gate.release()
             rows[index] = row
             if on_cell is not None:
                 on_cell(row)

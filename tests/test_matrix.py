@@ -485,3 +485,33 @@ def test_a_platform_the_engine_cannot_build_is_bad_input(
     assert code == 2 and out == ""
     assert "--platform: podman cannot build for linux/s390x on this machine" in err
     assert list_bentos() == []  # checked before the project entered the store
+
+
+def test_the_from_gate_lets_the_next_cell_pull_after_the_last_from() -> None:
+    from pipeline.matrix import _FromGate
+
+    class Prepared:
+        dockerfile = "FROM python:3.11-slim AS buildstage\nRUN x\nFROM python:3.11-slim AS base\n"
+
+    async def scenario() -> list[str]:
+        semaphore = anyio.Semaphore(1)
+        gate = _FromGate(semaphore)
+        await gate.enter()
+        gate.prepared(Prepared())  # type: ignore[arg-type]
+        states = []
+        for line in (
+            "STEP 1/5: FROM python:3.11-slim AS buildstage",
+            "STEP 2/5: RUN x",  # a FROM is still to come: keep holding
+            "STEP 3/5: FROM python:3.11-slim AS base",
+            "--> Using cache 1234",
+            "STEP 4/5: ENV A=1",  # past the last FROM: the next cell may pull
+        ):
+            gate.see(line)
+            states.append(f"{line.split(':')[0]}={semaphore.value}")
+        gate.release()  # idempotent: the build's end releases only what is still held
+        states.append(f"end={semaphore.value}")
+        return states
+
+    assert anyio.run(scenario) == [
+        "STEP 1/5=0", "STEP 2/5=0", "STEP 3/5=0", "--> Using cache 1234=0", "STEP 4/5=1", "end=1",
+    ]  # fmt: skip

@@ -124,10 +124,17 @@ def test_ctrl_c_stops_every_running_cell(tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
     reader.start()
     deadline = time.monotonic() + 240
-    while not (_sleeping(marker) and _both_cells_at(f"RUN sleep {marker}", output)):
-        assert proc.poll() is None, "matrix ended early:\n" + "".join(output[-20:])
-        assert time.monotonic() < deadline, "the slow step never started"
-        time.sleep(0.5)
+    try:
+        while not (_sleeping(marker) and _both_cells_at(f"RUN sleep {marker}", output)):
+            assert proc.poll() is None, "matrix ended early:\n" + "".join(output[-20:])
+            assert time.monotonic() < deadline, "a slow step never started:\n" + "".join(
+                output[-30:]
+            )
+            time.sleep(0.5)
+    except AssertionError:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        raise
     os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     try:
         proc.wait(timeout=60)
