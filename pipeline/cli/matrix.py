@@ -13,6 +13,7 @@ from pipeline.cli import Command
 from pipeline.cli.build import ProgressDisplay
 from pipeline.graph import default_graph
 from pipeline.request import PROGRESS_MODES
+from render.distros import DISTROS
 
 RESULT_FORMATS = ("text", "json")
 
@@ -60,7 +61,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="distros",
         metavar="NAME[,...]",
-        help="distros (default: the bento's; see `python -m pipeline base-image --help`)",
+        help=f"{', '.join(DISTROS)} (default: the bento's)",
     )
     axes.add_argument(
         "--cuda",
