@@ -13,9 +13,10 @@ from typing import Any, TextIO
 from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
 from pipeline.cli import Command
+from pipeline.cli._buildopts import add_build_option, build_options
 from pipeline.errors import PipelineWarning
 from pipeline.graph import default_graph
-from pipeline.request import PROGRESS_MODES, BuildResult
+from pipeline.request import BuildResult
 
 RESULT_FORMATS = ("json", "text")
 
@@ -85,39 +86,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="OS/ARCH[,...]",
         help="target platform(s), comma-separated or repeated, e.g. linux/amd64,linux/arm64",
     )
-    parser.add_argument(
-        "--secret",
-        action="append",
-        dest="secrets",
-        metavar="id=X,src=FILE|id=X,env=VAR",
-        help="build secret mounted at /run/secrets/X during RUN; never stored in the image",
-    )
-    parser.add_argument(
-        "--build-arg",
-        action="append",
-        dest="build_args",
-        metavar="KEY=VALUE",
-        help="build-time variable (repeatable)",
-    )
-    parser.add_argument("--target", metavar="STAGE", help="build up to this stage")
-    parser.add_argument(
-        "--cache-from",
-        action="append",
-        metavar="REF|type=...",
-        help="external cache source (repeatable)",
-    )
-    parser.add_argument(
-        "--cache-to", action="append", metavar="REF|type=...", help="cache export destination"
-    )
-    parser.add_argument(
-        "--progress",
-        choices=PROGRESS_MODES,
-        default="auto",
+    add_build_option(parser, "secret")
+    add_build_option(parser, "build-arg", help="build-time variable (repeatable)")
+    add_build_option(parser, "target")
+    add_build_option(parser, "cache-from", help="external cache source (repeatable)")
+    add_build_option(parser, "cache-to")
+    add_build_option(
+        parser,
+        "progress",
         help="auto: one line per step; plain: all engine output; tty: the engine's own "
         "terminal display (plain when stderr is not a terminal); quiet: only the result",
     )
-    parser.add_argument("--push", action="store_true", help="push the tags after building")
-    parser.add_argument("--load", action="store_true", help="load the image into the local store")
+    add_build_option(parser, "push", help="push the tags after building")
+    add_build_option(parser, "load", help="load the image into the local store")
     parser.add_argument(
         "-o",
         "--output",
@@ -125,27 +106,24 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="'json' prints the result as JSON on stdout; any other value is the engine's "
         "output destination, e.g. type=local,dest=out or type=oci,dest=image.tar",
     )
-    parser.add_argument(
-        "--label", action="append", dest="labels", metavar="KEY=VALUE", help="image label"
-    )
-    parser.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    parser.add_argument(
-        "--ca-cert",
-        metavar="FILE",
+    add_build_option(parser, "label")
+    add_build_option(parser, "no-cache")
+    add_build_option(
+        parser,
+        "ca-cert",
         help="extra CA certificate (PEM) trusted by pip/uv/curl/apt during the build, through "
         "a secret mount; never copied into the image",
     )
-    parser.add_argument(
-        "--opt",
-        action="append",
-        dest="opts",
+    add_build_option(
+        parser,
+        "opt",
         metavar="KEY=VALUE|KEY:VALUE|KEY",
         help="backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
     )
-    parser.add_argument("--template", metavar="FILE", help="Dockerfile template overriding blocks")
-    parser.add_argument(
-        "--buildstage",
-        action="store_true",
+    add_build_option(parser, "template")
+    add_build_option(
+        parser,
+        "buildstage",
         help="compile wheels in a separate build stage; the image gets no compilers "
         "(docs/graph.md)",
     )
@@ -206,19 +184,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "tags": args.tags,
         "platforms": args.platforms,
-        "secrets": args.secrets,
-        "build_args": args.build_args,
-        "target": args.target,
-        "cache_from": args.cache_from,
-        "cache_to": args.cache_to,
-        "progress": args.progress,
-        "push": args.push,
-        "load": args.load,
+        **build_options(args),
         "output": output,
-        "labels": args.labels,
-        "no_cache": args.no_cache,
-        "ca_cert": args.ca_cert,
-        "opts": args.opts,
     }
 
 

@@ -10,9 +10,9 @@ from typing import Any, TextIO, cast
 
 import pipeline.matrix as mx
 from pipeline.cli import Command
+from pipeline.cli._buildopts import add_build_option, build_options
 from pipeline.cli.build import ProgressDisplay
 from pipeline.graph import default_graph
-from pipeline.request import PROGRESS_MODES
 from render.distros import DISTROS
 
 RESULT_FORMATS = ("text", "json")
@@ -101,52 +101,29 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="print each cell's exact command (and the skipped cells); build nothing",
     )
     build = parser.add_argument_group("build options (applied to every cell)")
-    build.add_argument(
-        "--secret",
-        action="append",
-        dest="secrets",
-        metavar="id=X,src=FILE|id=X,env=VAR",
-        help="build secret mounted at /run/secrets/X during RUN; never stored in the image",
+    add_build_option(build, "secret")
+    add_build_option(build, "build-arg", help="repeatable")
+    add_build_option(build, "label")
+    add_build_option(
+        build, "ca-cert", help="extra CA certificate (PEM) for pip/uv/curl/apt, as a secret mount"
     )
-    build.add_argument(
-        "--build-arg", action="append", dest="build_args", metavar="KEY=VALUE", help="repeatable"
-    )
-    build.add_argument(
-        "--label", action="append", dest="labels", metavar="KEY=VALUE", help="image label"
-    )
-    build.add_argument(
-        "--ca-cert",
-        metavar="FILE",
-        help="extra CA certificate (PEM) for pip/uv/curl/apt, as a secret mount",
-    )
-    build.add_argument("--push", action="store_true", help="push each cell's tag after building")
-    build.add_argument("--load", action="store_true", help="load into the local image store")
-    build.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    build.add_argument("--target", metavar="STAGE", help="build up to this stage")
-    build.add_argument(
-        "--cache-from", action="append", metavar="REF|type=...", help="external cache source"
-    )
-    build.add_argument(
-        "--cache-to", action="append", metavar="REF|type=...", help="cache export destination"
-    )
-    build.add_argument(
-        "--progress",
-        choices=PROGRESS_MODES,
-        default="auto",
+    add_build_option(build, "push", help="push each cell's tag after building")
+    add_build_option(build, "load", help="load into the local image store")
+    add_build_option(build, "no-cache")
+    add_build_option(build, "target")
+    add_build_option(build, "cache-from", help="external cache source")
+    add_build_option(build, "cache-to")
+    add_build_option(
+        build,
+        "progress",
         help="auto: step lines prefixed with the cell; plain/tty: all output; quiet: only the "
         "table",
     )
-    build.add_argument(
-        "--opt",
-        action="append",
-        dest="opts",
-        metavar="KEY=VALUE|KEY",
-        help="backend pass-through option (repeatable)",
+    add_build_option(
+        build, "opt", metavar="KEY=VALUE|KEY", help="backend pass-through option (repeatable)"
     )
-    build.add_argument("--template", metavar="FILE", help="Dockerfile template overriding blocks")
-    build.add_argument(
-        "--buildstage", action="store_true", help="compile wheels in a separate build stage"
-    )
+    add_build_option(build, "template")
+    add_build_option(build, "buildstage", help="compile wheels in a separate build stage")
 
 
 class _Prefixed:
@@ -176,18 +153,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if progress == "tty" and args.concurrency > 1:
         progress = "plain"  # several engines cannot share one terminal display
     return {
-        "secrets": args.secrets,
-        "build_args": args.build_args,
-        "labels": args.labels,
-        "ca_cert": args.ca_cert,
-        "push": args.push,
-        "load": args.load,
-        "no_cache": args.no_cache,
-        "target": args.target,
-        "cache_from": args.cache_from,
-        "cache_to": args.cache_to,
+        **build_options(args),
         "progress": progress,
-        "opts": args.opts,
         "template": args.template,
         "graph": default_graph(buildstage=args.buildstage),
     }
