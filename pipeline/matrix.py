@@ -27,9 +27,9 @@ import string
 import sys
 import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -45,6 +45,9 @@ from render.distros import ALL_ARCHITECTURES, ALL_CUDA_VERSIONS, DISTROS
 
 if TYPE_CHECKING:
     from pipeline.graph import StageGraph
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: the default tag of a cell, e.g. ``hello:1.0-py3.11-debian-amd64`` or
 #: ``hello:1.0-py3.11-debian-cuda12.8.1-arm64``
@@ -676,35 +679,19 @@ async def amatrix(
     )
 
 
-def matrix(
-    bento: str | Path | Bento,
-    *,
-    platforms: str | Sequence[str] | None = None,
-    python_versions: str | Sequence[str] | None = None,
-    distros: str | Sequence[str] | None = None,
-    cuda_versions: str | Sequence[str] | None = None,
-    backend: str | None = None,
-    tag_template: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    fail_fast: bool = False,
-    **options: Any,
-) -> MatrixResult:
-    """Synchronous :func:`amatrix` (same arguments, same result, same errors)."""
-    return anyio.run(
-        functools.partial(
-            amatrix,
-            bento,
-            platforms=platforms,
-            python_versions=python_versions,
-            distros=distros,
-            cuda_versions=cuda_versions,
-            backend=backend,
-            tag_template=tag_template,
-            concurrency=concurrency,
-            fail_fast=fail_fast,
-            **options,
-        )
-    )
+def _synchronous(function: Callable[_P, Awaitable[_T]]) -> Callable[_P, _T]:
+    """``function`` (a coroutine function) run to its end in a new event loop."""
+
+    @functools.wraps(function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return anyio.run(functools.partial(function, *args, **kwargs))
+
+    return run
+
+
+matrix = _synchronous(amatrix)
+matrix.__name__ = matrix.__qualname__ = "matrix"
+matrix.__doc__ = """Synchronous :func:`amatrix` (same arguments, same result, same errors)."""
 
 
 @frozen
