@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -131,3 +132,16 @@ def registry_url() -> str:
     """The test bed's plain-HTTP registry, ``127.0.0.1:5000`` (skips/fails when it is down)."""
     require_engine("registry")
     return REGISTRY
+
+
+@pytest.fixture()
+def isolated_build_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Own bento store (``BENTOML_HOME``), own ``tempfile.tempdir`` (returned: a test can check
+    that no build context is left in it) and no backend choice from the environment."""
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
+        monkeypatch.delenv(var, raising=False)
+    return private_tmp

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,13 +40,8 @@ def make_bento(tmp_path: Path, **docker: object) -> Bento:
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
-        monkeypatch.delenv(var, raising=False)
+def _env(isolated_build_env: Path) -> None:
+    """Own store, own temp dir, no backend from the environment (tests/conftest.py)."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,13 +19,8 @@ HELLO = str(ROOT / "examples" / "hello")
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
-        monkeypatch.delenv(var, raising=False)
+def _env(isolated_build_env: Path) -> None:
+    """Own store, own temp dir, no backend from the environment (tests/conftest.py)."""
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

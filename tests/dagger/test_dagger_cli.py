@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,21 +11,12 @@ import anyio
 import pytest
 
 from pipeline.dagger import connection
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.clirun import pipeline_cli
 
 
 def run_cli(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = pipeline_cli(*args, env=env, timeout=60)
     return done, time.monotonic() - started
 
 

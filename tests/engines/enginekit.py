@@ -6,15 +6,19 @@ import contextlib
 import gzip
 import io
 import json
+import os
+import signal
 import socket
 import subprocess
-import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+
+from tests.cli.clirun import pipeline_cli as pipeline_cli  # re-exported for the engine tests
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello"
@@ -46,16 +50,6 @@ def failing_project(root: Path) -> Path:
     return project_with_step(root, "RUN echo about-to-fail && exit 3", name="failing")
 
 
-def pipeline_cli(
-    *argv: str, env: dict[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline ARGV`` from the repository root; stdout and stderr kept apart."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *argv],
-        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=timeout,
-    )  # fmt: skip
-
-
 def unique_tag(engine: str, what: str) -> str:
     # podman/buildah qualify short names with localhost/; docker does not mind the prefix
     return f"localhost/pipeline-test-{what}-{engine}:{uuid.uuid4().hex[:8]}"
@@ -69,6 +63,35 @@ def free_port() -> int:
 
 def sh(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def sleeping(marker: str) -> bool:
+    """Is a build step's `sleep <marker>` running anywhere on this machine?"""
+    return sh("pgrep", "-f", f"sleep {marker}", check=False).returncode == 0
+
+
+def interrupt(
+    proc: subprocess.Popen[str],
+    reader: threading.Thread,
+    output: list[str],
+    marker: str,
+    *,
+    still_running: str,
+) -> None:
+    """Ctrl-C the CLI ``proc`` (its own session); it must exit 130 and its `sleep <marker>`
+    step stop within 60 s (else ``still_running`` is the failure)."""
+    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(output[-20:])
+    deadline = time.monotonic() + 60
+    while sleeping(marker):
+        assert time.monotonic() < deadline, still_running
+        time.sleep(0.5)
 
 
 def image_exists(runner: str, tag: str) -> bool:

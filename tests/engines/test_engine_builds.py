@@ -11,10 +11,8 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -30,6 +28,7 @@ from enginekit import (
     failing_project,
     history,
     image_exists,
+    interrupt,
     labels,
     pipeline_cli,
     project_with_step,
@@ -38,6 +37,7 @@ from enginekit import (
     saved_image_contains,
     serve_and_get,
     sh,
+    sleeping,
     unique_tag,
 )
 
@@ -48,15 +48,9 @@ ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNN
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated(isolated_build_env: Path) -> Path:
     """Own store and own temp dir: afterwards the temp dir must be empty (no context left)."""
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "store"))
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    for var in ("PIPELINE_BACKEND", "BENTOML_CONTAINERIZE_BACKEND", "DOCKER_BUILDKIT"):
-        monkeypatch.delenv(var, raising=False)
-    return private_tmp
+    return isolated_build_env
 
 
 @pytest.fixture()
@@ -227,29 +221,15 @@ def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> N
     reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
     reader.start()
     deadline = time.monotonic() + 240
-    while not _sleeping(marker):
+    while not sleeping(marker):
         assert proc.poll() is None, "build ended early:\n" + "".join(output[-20:])
         assert time.monotonic() < deadline, "the slow step never started"
         time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    reader.join(timeout=10)
-    assert proc.returncode == 130, "".join(output[-20:])
-    deadline = time.monotonic() + 60
-    while _sleeping(marker):
-        assert time.monotonic() < deadline, "the build step kept running after Ctrl-C"
-        time.sleep(0.5)
+    interrupt(
+        proc, reader, output, marker, still_running="the build step kept running after Ctrl-C"
+    )
     assert list(private_tmp.iterdir()) == []
     assert not image_exists(RUNNER[engine], tag)
-
-
-def _sleeping(marker: str) -> bool:
-    """Is the build step's `sleep <marker>` running anywhere on this machine?"""
-    return sh("pgrep", "-f", f"sleep {marker}", check=False).returncode == 0
 
 
 def _proxy_ca() -> Path | None:
