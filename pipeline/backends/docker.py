@@ -59,6 +59,8 @@ def construct_classic_build_args(request: BuildRequest, *, iidfile: str | None =
             multi_platform=False,
             iidfile=iidfile,
         ),
+        # the classic builder keeps a failed step's container unless told otherwise
+        "--force-rm",
         str(request.context),
     ]
 

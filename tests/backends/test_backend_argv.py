@@ -94,7 +94,9 @@ def test_docker_tty_progress_passed_through() -> None:
 
 def test_docker_classic_refuses_buildkit_only_options() -> None:
     plain = docker.construct_classic_build_args(BuildRequest(context=CTX, tags=("a",)))
-    assert plain == ["docker", "build", "--file", "/tmp/ctx/Dockerfile", "--tag", "a", "/tmp/ctx"]
+    assert plain == [
+        "docker", "build", "--file", "/tmp/ctx/Dockerfile", "--tag", "a", "--force-rm", "/tmp/ctx",
+    ]  # fmt: skip
     with pytest.raises(BackendError, match="secrets need BuildKit"):
         docker.construct_classic_build_args(
             BuildRequest(context=CTX, secrets=(SecretSpec(id="a", src=Path("/f")),))

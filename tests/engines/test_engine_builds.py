@@ -188,6 +188,23 @@ def test_classic_builder_builds_without_buildkit(
     assert serve_and_get("docker", tag)[0] == 200
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_classic_builder_failure_leaves_no_container(
+    tags: list[tuple[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classic builder keeps a failed RUN's container unless told not to (--force-rm)."""
+    tag = unique_tag("docker", "classic-fails")
+    tags.append(("docker", tag))
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    before = set(sh("docker", "ps", "-aq", "--no-trunc").stdout.split())
+    with pytest.raises(BuildError):
+        pipeline.build(failing_project(tmp_path), backend="docker", tags=[tag], no_cache=True)
+    after = set(sh("docker", "ps", "-aq", "--no-trunc").stdout.split())
+    assert after - before == set(), "the failed step's container was left behind"
+    assert not image_exists("docker", tag)
+
+
 def _cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", *argv],
