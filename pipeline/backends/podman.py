@@ -54,7 +54,8 @@ def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) 
         argv.append("--quiet")
     if request.output:
         argv += ["--output", request.output]
-    argv.append("--layers")
+    # buildah keeps a failed step's working container unless --force-rm (podman removes it)
+    argv += ["--layers", "--force-rm"]
     # buildah refuses --iidfile when a build makes several images (one per platform)
     if iidfile and len(request.platforms) <= 1:
         argv += ["--iidfile", iidfile]

@@ -29,6 +29,13 @@ SERVICE_CMD = ("python", "/home/bentoml/bento/src/service.py")
 RUNNER = {"docker": "docker", "buildx": "docker", "podman": "podman", "buildah": "podman"}
 
 
+def containers(runner: str) -> set[str]:
+    """Every container the runner's store holds, build containers included (buildah's working
+    containers show up in podman only with --external)."""
+    extra = ["--external"] if runner == "podman" else []
+    return set(sh(runner, "ps", "-a", "-q", "--no-trunc", *extra).stdout.split())
+
+
 def project_with_step(root: Path, step: str, *, name: str) -> Path:
     """A project (``root/name``) whose Dockerfile template adds ``step`` after the bento's."""
     project = root / name

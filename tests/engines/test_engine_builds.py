@@ -25,6 +25,7 @@ from enginekit import (
     ROOT,
     RUNNER,
     SECRET_MOUNT,
+    containers,
     failing_project,
     history,
     image_exists,
@@ -148,8 +149,10 @@ def test_failing_build_leaves_no_tag_and_no_context(
     runner, tag = RUNNER[engine], unique_tag(engine, "fails")
     tags.append((runner, tag))
     project = failing_project(tmp_path)
+    before = containers(runner)
     with pytest.raises(BuildError) as info:
         pipeline.build(project, backend=engine, tags=[tag], progress="plain", no_cache=True)
+    assert containers(runner) - before == set(), "the failed step's container was left behind"
     error = info.value
     assert error.backend == engine and error.exit_code == 1
     assert error.step is not None and "exit 3" in error.step
@@ -197,11 +200,10 @@ def test_classic_builder_failure_leaves_no_container(
     tag = unique_tag("docker", "classic-fails")
     tags.append(("docker", tag))
     monkeypatch.setenv("DOCKER_BUILDKIT", "0")
-    before = set(sh("docker", "ps", "-aq", "--no-trunc").stdout.split())
+    before = containers("docker")
     with pytest.raises(BuildError):
         pipeline.build(failing_project(tmp_path), backend="docker", tags=[tag], no_cache=True)
-    after = set(sh("docker", "ps", "-aq", "--no-trunc").stdout.split())
-    assert after - before == set(), "the failed step's container was left behind"
+    assert containers("docker") - before == set(), "the failed step's container was left behind"
     assert not image_exists("docker", tag)
 
 
