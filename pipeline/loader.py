@@ -37,6 +37,7 @@ from pipeline.config import (
 )
 from pipeline.errors import ConfigError, PipelineWarning, allowed, did_you_mean
 from render.distros import DISTROS, cuda_distros
+from render.quoting import control_character
 
 T = TypeVar("T")
 FieldPath = tuple[str | int, ...]
@@ -49,7 +50,6 @@ BENTO_WHEELS_DIR = "env/python/wheels"
 BENTO_REQUIREMENTS_TXT = "env/python/requirements.txt"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
 
 
@@ -506,9 +506,8 @@ def _check_single_line(doc: _Document, values: Mapping[str, str], path: FieldPat
     anything is written to the store, not later by the renderer against the stored copy.
     """
     for key, value in values.items():
-        bad = _CONTROL.search(value) if isinstance(value, str) else None
-        if bad:
-            what = "a newline" if bad.group() in "\n\r" else f"control character {bad.group()!r}"
+        what = control_character(value) if isinstance(value, str) else None
+        if what:
             raise doc.error(
                 (*path, key),
                 f"value {value!r} contains {what}; values must fit on one line "

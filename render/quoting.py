@@ -46,12 +46,20 @@ def _error(field: str, message: str) -> PipelineError:
     return ConfigError(message, field=field)
 
 
+def control_character(value: str) -> str | None:
+    """``"a newline"`` or ``"control character '\\x07'"`` for the first character of ``value``
+    that cannot be written into a Dockerfile line, ``None`` when there is none."""
+    bad = _CONTROL.search(value)
+    if bad is None:
+        return None
+    return "a newline" if bad.group() in "\n\r" else f"control character {bad.group()!r}"
+
+
 def _no_control(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise _error(field, f"expected a string, got {type(value).__name__} {value!r}")
-    bad = _CONTROL.search(value)
-    if bad:
-        what = "a newline" if bad.group() in "\n\r" else f"control character {bad.group()!r}"
+    what = control_character(value)
+    if what:
         raise _error(
             field,
             f"value {value!r} contains {what}, which cannot be written into a Dockerfile "
