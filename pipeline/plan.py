@@ -71,6 +71,10 @@ class RenderOptions:
     buildkit: bool = True
     ca_cert: bool = False
     strict: bool = False
+    # BentoML's `--enable-features`: extras installed as `bentoml[f1,f2]` with the bento's
+    # bentoml version; `--run-as-root`: the image runs as root instead of the bento user.
+    features: tuple[str, ...] = field(default=(), converter=tuple)
+    run_as_root: bool = False
 
 
 class _RunFlags:

@@ -145,6 +145,14 @@ class BuildRequest:
     progress: str = "auto"
     opts: tuple[tuple[str, str | None], ...] = field(default=(), converter=tuple)
     env: Mapping[str, str] = field(factory=dict, converter=_mapping)
+    # BentoML's containerize flags (docker build spellings); each engine declares which it has.
+    network: str | None = None  # --network MODE for RUN steps
+    pull: bool = False  # --pull: always pull the base image(s)
+    ssh: tuple[str, ...] = field(default=(), converter=_tuple)  # --ssh default|id[=socket|key]
+    add_hosts: tuple[str, ...] = field(default=(), converter=_tuple)  # --add-host host:ip
+    iidfile: Path | None = None  # --iidfile: the user's own file for the image id
+    metadata_file: Path | None = None  # --metadata-file: the user's own build metadata file
+    quiet: bool = False  # -q/--quiet: print only the image id
 
     @property
     def dockerfile_path(self) -> Path:
