@@ -25,6 +25,7 @@ import attrs
 import pathspec
 import yaml
 
+from pipeline import requirements
 from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento, BentofileSpec, running_python_version
 from pipeline.errors import (
@@ -41,6 +42,7 @@ from pipeline.loader import (
     load_bento_yaml,
     load_bentofile,
 )
+from pipeline.service_check import check_service
 from render.environment import make_environment, template_errors
 
 # Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
@@ -356,17 +358,48 @@ def _copy_file(src: Path, dest: Path, *, executable: bool = False) -> None:
     dest.chmod(mode)
 
 
-def _requirements(spec: BentofileSpec) -> str:
-    lines: list[str] = []
-    if spec.python.requirements_txt:
-        text = (spec.project_dir / spec.python.requirements_txt).read_text(encoding="utf-8")
-        lines.extend(text.rstrip("\n").splitlines())
-    lines.extend(spec.python.packages)
-    return "\n".join(lines) + "\n" if lines else ""
+def _user_requirements(spec: BentofileSpec) -> list[str]:
+    """What the user asked for: ``requirements_txt`` when set, else ``packages`` (as BentoML:
+    with both set, the file wins and the list is ignored, with a warning)."""
+    python = spec.python
+    if python.requirements_txt:
+        if python.packages:
+            warnings.warn(
+                f"{spec.path}: python.packages is ignored because python.requirements_txt is "
+                "set (as in BentoML); list the packages in the requirements file instead",
+                PipelineWarning,
+                stacklevel=3,
+            )
+        text = (spec.project_dir / python.requirements_txt).read_text(encoding="utf-8")
+        return text.rstrip("\n").splitlines()
+    return list(python.packages)
+
+
+def _bentoml_pin(
+    spec: BentofileSpec, files: list[tuple[str, Path]], user_lines: list[str], version: str | None
+) -> requirements.BentomlPin | None:
+    """``bentoml==X`` when the service needs BentoML: its code imports bentoml, or the user's
+    requirements name it (``bentoml build`` always adds itself)."""
+    if requirements.mentions_bentoml(user_lines) or requirements.imports_bentoml(
+        real for _rel, real in files
+    ):
+        return requirements.choose_bentoml_pin(version)
+    return None
+
+
+def _lock_packages(spec: BentofileSpec) -> bool:
+    # BentoML's default: lock unless pack_git_packages is explicitly false
+    if spec.python.lock_packages is not None:
+        return spec.python.lock_packages
+    return spec.python.pack_git_packages is not False
 
 
 def _bento_yaml_data(
-    spec: BentofileSpec, name: str, version: str, created: datetime
+    spec: BentofileSpec,
+    name: str,
+    version: str,
+    created: datetime,
+    pin: requirements.BentomlPin | None,
 ) -> dict[str, Any]:
     docker = spec.docker.with_defaults()
     python = spec.python
@@ -374,6 +407,7 @@ def _bento_yaml_data(
         "service": spec.service,
         "name": name,
         "version": version,
+        "bentoml_version": pin.version if pin is not None else None,
         "creation_time": created.isoformat(),
         "labels": dict(spec.labels),
         "models": [{"tag": tag} for tag in spec.models],
@@ -398,7 +432,7 @@ def _bento_yaml_data(
         "python": {
             "requirements_txt": "env/python/requirements.txt" if python.requirements_txt else None,
             "packages": list(python.packages) or None,
-            "lock_packages": False,
+            "lock_packages": _lock_packages(spec),
             "pack_git_packages": python.pack_git_packages,
             "index_url": python.index_url,
             "no_index": python.no_index,
@@ -417,10 +451,18 @@ def _bento_yaml_data(
     }
 
 
-def _write_bento(spec: BentofileSpec, dest: Path, name: str, version: str) -> None:
+def _write_bento(
+    spec: BentofileSpec,
+    dest: Path,
+    name: str,
+    version: str,
+    files: list[tuple[str, Path]],
+    user_lines: list[str],
+    pin: requirements.BentomlPin | None,
+) -> None:
     src_root = dest / "src"
     src_root.mkdir(parents=True)
-    for rel, real in select_files(spec):
+    for rel, real in files:
         _copy_file(real, src_root / rel)
 
     created = datetime.now(timezone.utc)
@@ -428,8 +470,21 @@ def _write_bento(spec: BentofileSpec, dest: Path, name: str, version: str) -> No
     env_docker = dest / "env" / "docker"
     env_python.mkdir(parents=True)
     env_docker.mkdir(parents=True)
-    (env_python / "requirements.txt").write_text(_requirements(spec), encoding="utf-8")
     python_version = spec.docker.with_defaults().python_version or running_python_version()
+    wanted = requirements.requirements_in(user_lines, spec.python, pin)
+    requirements_in = env_python / "requirements.in"
+    requirements_txt = env_python / "requirements.txt"
+    requirements_in.write_text(wanted, encoding="utf-8")
+    if _lock_packages(spec) and requirements.has_requirements(wanted):
+        requirements.lock(
+            requirements_in,
+            requirements_txt,
+            python_version=python_version,
+            cwd=src_root,
+            bentofile=spec.path,
+        )
+    else:
+        requirements_txt.write_text(wanted, encoding="utf-8")
     (env_python / "version.txt").write_text(python_version + "\n", encoding="utf-8")
     for wheel in spec.python.wheels:
         _copy_file(spec.project_dir / wheel, dest / BENTO_WHEELS_DIR / Path(wheel).name)
@@ -456,7 +511,7 @@ def _write_bento(spec: BentofileSpec, dest: Path, name: str, version: str) -> No
             )
     readme = _readme(spec, name, version)
     (dest / "README.md").write_text(readme, encoding="utf-8")
-    data = _bento_yaml_data(spec, name, version, created)
+    data = _bento_yaml_data(spec, name, version, created, pin)
     (dest / BENTO_YAML).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
@@ -482,8 +537,16 @@ def build_bento(
     store: Path | None = None,
     version: str | None = None,
     check: BentoCheck | None = None,
+    bentoml_version: str | None = None,
 ) -> Bento:
     """Build the project's ``bentofile.yaml`` into the store and return the new bento.
+
+    Like ``bentoml build``: the service module must be among the included files; when the
+    service needs BentoML, ``bentoml==<version>`` is added (``bentoml_version``, else
+    ``$PIPELINE_BENTOML_VERSION``, else the installed bentoml's, else
+    :data:`pipeline.requirements.DEFAULT_BENTOML_VERSION`); the requirements are locked with uv
+    into ``env/python/requirements.txt`` unless ``python.lock_packages`` is false, and
+    ``env/python/requirements.in`` keeps what was asked for.
 
     All-or-nothing: validation happens first, files go to a temporary directory inside the
     store, which is renamed to ``bentos/<name>/<version>`` only when complete. ``check`` runs on
@@ -508,8 +571,11 @@ def build_bento(
         version = new_version()
     else:
         version = check_tag_part(version, "bento version", field="--version")
-    # Fail on bad files/symlinks before anything is created.
-    select_files(spec)
+    # Fail on bad files/symlinks and a service the files do not have before anything is created.
+    files = select_files(spec)
+    check_service(spec.service, files, bentofile=spec.path)
+    user_lines = _user_requirements(spec)
+    pin = _bentoml_pin(spec, files, user_lines, bentoml_version)
     if spec.description and spec.description.startswith("file:"):
         _readme(spec, name, version)
     if spec.docker.dockerfile_template:
@@ -530,7 +596,7 @@ def build_bento(
     except OSError as exc:
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     try:
-        _write_bento(spec, tmp, name, version)
+        _write_bento(spec, tmp, name, version, files, user_lines, pin)
         if check is not None:
             _run_check(check, spec, tmp)
         tmp.chmod(0o755)

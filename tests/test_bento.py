@@ -130,7 +130,8 @@ def test_build_fixture_project(store: Path, project: Path) -> None:
     (project / "src" / "pkg" / "__pycache__").mkdir()
     (project / "src" / "pkg" / "__pycache__" / "x.pyc").write_bytes(b"\0")
 
-    bento = build_bento(project, version="v1")
+    with pytest.warns(PipelineWarning, match="python.packages is ignored"):
+        bento = build_bento(project, version="v1")
 
     assert bento.tag == "summarize:v1"
     assert bento.path == store / "bentos" / "summarize" / "v1"
@@ -146,9 +147,19 @@ def test_build_fixture_project(store: Path, project: Path) -> None:
         "templates/Dockerfile.j2",
     ]
     env = bento.path / "env"
-    assert (env / "python" / "requirements.txt").read_text() == (
-        "transformers==4.41.1\n# comment kept\npydantic>=2\n"
+    # requirements.in: the index options, then requirements_txt (python.packages is ignored
+    # beside it, as in BentoML); requirements.txt: that, locked by uv (everything pinned)
+    assert (env / "python" / "requirements.in").read_text() == (
+        "--index-url https://pypi.org/simple\n--trusted-host pypi.org\n"
+        "transformers==4.41.1\n# comment kept\n"
     )
+    locked = (env / "python" / "requirements.txt").read_text().splitlines()
+    assert locked[0] == "--index-url https://pypi.org/simple"
+    pins = [line for line in locked[1:] if line.strip()]
+    assert "transformers==4.41.1" in pins
+    assert {"tokenizers", "huggingface-hub"} <= {p.split("==")[0] for p in pins}
+    assert all("==" in p for p in pins), pins
+    assert "pydantic" not in {p.split("==")[0] for p in pins}  # not asked for by anything
     assert (env / "python" / "version.txt").read_text() == "3.11\n"
     wheel = env / "python" / "wheels" / "mylib-0.1.0-py3-none-any.whl"
     assert wheel.read_text() == "PK-not-a-real-wheel\n"
@@ -198,7 +209,7 @@ def test_built_bento_yaml_is_spec1_shape(store: Path, project: Path) -> None:
 
 
 def test_build_defaults_without_options(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "x = 1\n"})
+    root = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "Api = 1\n"})
     bento = build_bento(root)
     assert bento.name == "api"
     assert re.fullmatch(r"[a-z2-7]{16}", bento.version)
@@ -214,7 +225,7 @@ def test_bentoignore_gitignore_semantics(store: Path, tmp_path: Path) -> None:
         "service: a:A\nexclude: ['bentofile.yaml']\n",
         {
             ".bentoignore": "*.log\n/build/\n!keep.log\ndocs/**/draft*\n",
-            "a.py": "",
+            "a.py": "A = object()\n",
             "debug.log": "",
             "keep.log": "",
             "build/out.txt": "",
@@ -241,7 +252,9 @@ def test_bentoignore_gitignore_semantics(store: Path, tmp_path: Path) -> None:
 
 
 def test_symlink_inside_project_is_followed(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"real/data.txt": "payload\n"})
+    root = make_project(
+        tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n", "real/data.txt": "payload\n"}
+    )
     (root / "link.txt").symlink_to("real/data.txt")
     (root / "linkdir").symlink_to("real", target_is_directory=True)
     bento = build_bento(root)
@@ -255,7 +268,7 @@ def test_symlink_outside_project_is_an_error_and_nothing_is_written(
 ) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("secret\n")
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     (root / "leak.txt").symlink_to(outside)
     with pytest.raises(ConfigError) as info:
         build_bento(root)
@@ -267,7 +280,7 @@ def test_symlink_outside_project_is_an_error_and_nothing_is_written(
 def test_symlinked_dir_outside_project_is_an_error(store: Path, tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "x.txt").write_text("x")
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     (root / "ext").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     with pytest.raises(ConfigError, match="symlink 'ext' points outside"):
         build_bento(root)
@@ -275,14 +288,18 @@ def test_symlinked_dir_outside_project_is_an_error(store: Path, tmp_path: Path) 
 
 
 def test_excluded_symlink_outside_project_is_fine(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\nexclude: ['leak.txt']\n", {"a.py": ""})
+    root = make_project(
+        tmp_path / "p", "service: a:A\nexclude: ['leak.txt']\n", {"a.py": "A = 1\n"}
+    )
     (root / "leak.txt").symlink_to("/etc/hostname")
     bento = build_bento(root)
     assert "leak.txt" not in src_files(bento.path)
 
 
 def test_include_escaping_root_writes_nothing(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\ninclude: ['../secrets/*']\n", {"a.py": ""})
+    root = make_project(
+        tmp_path / "p", "service: a:A\ninclude: ['../secrets/*']\n", {"a.py": "A = 1\n"}
+    )
     with pytest.raises(ConfigError) as info:
         build_bento(root)
     assert info.value.field == "include[0]"
@@ -290,7 +307,7 @@ def test_include_escaping_root_writes_nothing(store: Path, tmp_path: Path) -> No
 
 
 def test_existing_version_is_an_error(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     first = build_bento(root, version="v1")
     before = store_files(store)
     with pytest.raises(ConfigError, match="already exists"):
@@ -300,10 +317,10 @@ def test_existing_version_is_an_error(store: Path, tmp_path: Path) -> None:
 
 
 def test_bad_version_and_name(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     with pytest.raises(ConfigError, match="bento version 'v 1' is not valid"):
         build_bento(root, version="v 1")
-    bad = make_project(tmp_path / "q", "service: a:A\nname: 'Not OK!'\n", {"a.py": ""})
+    bad = make_project(tmp_path / "q", "service: a:A\nname: 'Not OK!'\n", {"a.py": "A = 1\n"})
     with pytest.raises(ConfigError, match="bento name") as info:
         build_bento(bad)
     assert info.value.field == "name"
@@ -313,11 +330,11 @@ def test_bad_version_and_name(store: Path, tmp_path: Path) -> None:
 def test_failure_mid_build_leaves_nothing(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     real_write = bento_mod._write_bento
 
-    def write_then_fail(spec, dest, name, version):  # type: ignore[no-untyped-def]
-        real_write(spec, dest, name, version)
+    def write_then_fail(spec, dest, *args):  # type: ignore[no-untyped-def]
+        real_write(spec, dest, *args)
         assert (dest / "bento.yaml").is_file()
         raise OSError("disk full")
 
@@ -330,7 +347,7 @@ def test_failure_mid_build_leaves_nothing(
 def test_failure_keeps_other_versions(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     build_bento(root, version="v1")
     before = store_files(store)
     monkeypatch.setattr(bento_mod, "_write_bento", lambda *a: (_ for _ in ()).throw(OSError("x")))
@@ -386,7 +403,7 @@ def test_latest_file_naming_a_missing_version_falls_back(store: Path) -> None:
 
 
 def test_build_updates_latest(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     build_bento(root, version="v1")
     build_bento(root, version="v2")
     assert resolve_bento("a").version == "v2"
@@ -442,7 +459,7 @@ def test_list_bentos_empty(store: Path) -> None:
 
 
 def test_symlink_loop_is_an_error(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     (root / "loop1").symlink_to(root / "loop2")
     (root / "loop2").symlink_to(root / "loop1")
     with pytest.raises(ConfigError, match="symlink loop"):
@@ -451,7 +468,7 @@ def test_symlink_loop_is_an_error(store: Path, tmp_path: Path) -> None:
 
 
 def test_dangling_symlink_inside_project_is_skipped(store: Path, tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": ""})
+    root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     (root / "gone").symlink_to(root / "missing.txt")
     assert "gone" not in src_files(build_bento(root).path)
 

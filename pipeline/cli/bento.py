@@ -22,6 +22,7 @@ from pipeline.cli import Command
 from pipeline.config import Bento
 from pipeline.errors import BentoNotFoundError
 from pipeline.loader import load_bento_yaml
+from pipeline.requirements import BENTOML_VERSION_ENV, DEFAULT_BENTOML_VERSION
 
 DESCRIPTION = """\
 Work with bentos and the BentoML-compatible store ($BENTOML_HOME, default ~/bentoml; bentos live
@@ -49,7 +50,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         description=(
             f"Build DIR/{BENTOFILE} into a bento in the store and print its tag on stdout.\n"
             "Files are selected with include/exclude and .bentoignore (gitignore syntax); the "
-            "build is all-or-nothing."
+            "build is all-or-nothing. As with `bentoml build`: the service module must be among "
+            "the files, bentoml==VERSION is added when the service imports bentoml, and the "
+            "requirements are locked with uv into env/python/requirements.txt "
+            "(python.lock_packages: false keeps them as given; requirements.in keeps the input)."
         ),
     )
     build.add_argument("dir", metavar="DIR", help=f"project directory containing {BENTOFILE}")
@@ -57,6 +61,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--version",
         metavar="V",
         help="version to give the bento (default: a new generated id, e.g. agrb2zof36qybpwe)",
+    )
+    build.add_argument(
+        "--bentoml-version",
+        metavar="V",
+        help=f"bentoml version to pin when the service needs it (default: ${BENTOML_VERSION_ENV}, "
+        f"else the bentoml installed beside this tool, else {DEFAULT_BENTOML_VERSION})",
     )
     build.set_defaults(_bento_run=_run_build)
 
@@ -107,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    bento = build_bento(Path(args.dir), version=args.version)
+    bento = build_bento(Path(args.dir), version=args.version, bentoml_version=args.bentoml_version)
     print(f"built {bento.tag} in {bento.path}", file=sys.stderr)
     print(bento.tag)
     return 0

@@ -53,7 +53,7 @@ def test_build_prints_only_the_tag_on_stdout(
 def test_build_generates_a_version(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": ""})
+    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "Api = object()\n"})
     assert main(["bento", "build", str(project)]) == 0
     tag = capsys.readouterr().out.strip()
     name, version = tag.split(":")
@@ -64,7 +64,7 @@ def test_build_generates_a_version(
 def test_list_table_and_json(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": ""})
+    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "Api = object()\n"})
     main(["bento", "build", str(project), "--version", "one"])
     main(["bento", "build", str(project), "--version", "two"])
     capsys.readouterr()
@@ -95,7 +95,7 @@ def test_get_path_yaml_json(
     project = make_project(
         tmp_path / "p",
         "service: app:Api\ndocker:\n  distro: alpine\n  python_version: '3.12'\n",
-        {"app.py": ""},
+        {"app.py": "Api = object()\n"},
     )
     main(["bento", "build", str(project), "--version", "v1"])
     capsys.readouterr()
@@ -268,7 +268,10 @@ def test_template_syntax_error_exits_2_naming_the_template_line(
     project = make_project(
         tmp_path / "p",
         "service: s\ndocker:\n  dockerfile_template: Dockerfile.j2\n",
-        {"Dockerfile.j2": "{% extends bento_base_template %}\n{% block SETUP_BENTO_USER %}\n"},
+        {
+            "s.py": "",
+            "Dockerfile.j2": "{% extends bento_base_template %}\n{% block SETUP_BENTO_USER %}\n",
+        },
     )
     code = main(["bento", "build", str(project)])
     out, err = capsys.readouterr()
@@ -313,7 +316,7 @@ def test_unknown_tag_exits_2(
 def test_unknown_tag_suggests_and_lists(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": ""})
+    project = make_project(tmp_path / "p", "service: app:Api\n", {"app.py": "Api = object()\n"})
     main(["bento", "build", str(project), "--version", "v1"])
     capsys.readouterr()
     assert main(["bento", "get", "apu"]) == 2
@@ -341,7 +344,7 @@ def test_base_image_warning_on_stderr(
     project = make_project(
         tmp_path / "p",
         "service: app:Api\ndocker:\n  base_image: my/base:1\n  distro: alpine\n",
-        {"app.py": ""},
+        {"app.py": "Api = object()\n"},
     )
     assert main(["bento", "build", str(project), "--version", "v1"]) == 0
     out, err = capsys.readouterr()

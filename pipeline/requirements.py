@@ -1,0 +1,227 @@
+"""A project's Python requirements, stored the way ``bentoml build`` stores them.
+
+A bento keeps two files under ``env/python/``:
+
+- ``requirements.in``: what the user asked for (``python.requirements_txt``, else
+  ``python.packages``, after the index options), plus ``bentoml==<version>`` when the service
+  needs BentoML;
+- ``requirements.txt``: the same, locked by ``uv pip compile`` (every package pinned, the index
+  URL on top) unless ``python.lock_packages`` is false, when it is a copy of the ``.in`` file.
+
+The pure parts (composing the text, deciding the pin, the uv argv) are plain functions; only
+:func:`lock` runs a process.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from attrs import frozen
+
+from pipeline.config import PythonOptions
+from pipeline.errors import ConfigError, PipelineError
+
+#: the bentoml version pinned when none is installed beside us and none is asked for
+DEFAULT_BENTOML_VERSION = "1.4.40"
+#: the environment variable that chooses the pinned bentoml version
+BENTOML_VERSION_ENV = "PIPELINE_BENTOML_VERSION"
+
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([.-]?(a|b|rc|post|dev)[0-9]*)*(\+[A-Za-z0-9.]+)?$")
+# `bentoml`, `bentoml[io]`, `BentoML >= 1.3` ... at the start of a requirement line
+_BENTOML_REQ = re.compile(r"^\s*bentoml\s*(\[[^\]]*\])?\s*(?P<rest>.*)$", re.IGNORECASE)
+
+
+@frozen
+class BentomlPin:
+    """The ``bentoml==X`` line added to a bento, and where its version came from."""
+
+    version: str
+    source: str  # "--bentoml-version", "$PIPELINE_BENTOML_VERSION", "installed", "default"
+
+    @property
+    def requirement(self) -> str:
+        return f"bentoml=={self.version}"
+
+
+def check_bentoml_version(version: str, *, option: str) -> str:
+    version = version.strip()
+    if not _VERSION.match(version):
+        raise ConfigError(
+            f"{version!r} is not a bentoml version (expected e.g. '{DEFAULT_BENTOML_VERSION}')",
+            field=option,
+        )
+    return version
+
+
+def installed_bentoml_version() -> str | None:
+    """The version of a bentoml distribution installed beside this tool (never imported)."""
+    try:
+        return importlib.metadata.version("bentoml")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def choose_bentoml_pin(explicit: str | None = None) -> BentomlPin:
+    """``explicit`` (``bento build --bentoml-version``), else ``$PIPELINE_BENTOML_VERSION``, else
+    the bentoml installed in this environment (as ``bentoml build`` pins its own version), else
+    :data:`DEFAULT_BENTOML_VERSION`."""
+    if explicit:
+        return BentomlPin(
+            check_bentoml_version(explicit, option="--bentoml-version"), "--bentoml-version"
+        )
+    from_env = os.environ.get(BENTOML_VERSION_ENV, "").strip()
+    if from_env:
+        return BentomlPin(
+            check_bentoml_version(from_env, option=f"${BENTOML_VERSION_ENV}"),
+            f"${BENTOML_VERSION_ENV}",
+        )
+    installed = installed_bentoml_version()
+    if installed:
+        return BentomlPin(installed, "installed")
+    return BentomlPin(DEFAULT_BENTOML_VERSION, "default")
+
+
+def _imports_bentoml(tree: ast.AST) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        else:
+            continue
+        if any(module.split(".")[0] == "bentoml" for module in modules):
+            return True
+    return False
+
+
+def imports_bentoml(files: Iterable[Path]) -> bool:
+    """Whether any of the Python ``files`` imports bentoml (files that do not parse are skipped:
+    the service check reports a broken service module on its own)."""
+    for file in files:
+        if file.suffix != ".py":
+            continue
+        try:
+            tree = ast.parse(file.read_bytes(), filename=str(file))
+        except (SyntaxError, ValueError, OSError):
+            continue
+        if _imports_bentoml(tree):
+            return True
+    return False
+
+
+def _is_requirement(line: str) -> bool:
+    text = line.strip()
+    return bool(text) and not text.startswith(("#", "-"))
+
+
+def names_bentoml_by_url(lines: Iterable[str]) -> bool:
+    """Whether a requirement installs bentoml from a URL or path (``bentoml @ git+...``), which a
+    version pin would contradict."""
+    for line in lines:
+        if not _is_requirement(line):
+            continue
+        match = _BENTOML_REQ.match(line)
+        if match and match.group("rest").lstrip().startswith("@"):
+            return True
+    return False
+
+
+def mentions_bentoml(lines: Iterable[str]) -> bool:
+    return any(_is_requirement(line) and _BENTOML_REQ.match(line) for line in lines)
+
+
+def index_lines(python: PythonOptions) -> list[str]:
+    """The index options as requirement-file lines (what uv locks against and emits)."""
+    lines: list[str] = []
+    if python.index_url:
+        lines.append(f"--index-url {python.index_url}")
+    if python.no_index:
+        lines.append("--no-index")
+    lines += [f"--trusted-host {host}" for host in python.trusted_host]
+    lines += [f"--extra-index-url {url}" for url in python.extra_index_url]
+    lines += [f"--find-links {link}" for link in python.find_links]
+    return lines
+
+
+def requirements_in(
+    user_lines: Sequence[str], python: PythonOptions, pin: BentomlPin | None
+) -> str:
+    """The ``requirements.in`` text: index options, the user's lines, then the bentoml pin."""
+    lines = [*index_lines(python), *user_lines]
+    if pin is not None and not names_bentoml_by_url(user_lines):
+        lines.append(pin.requirement)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def has_requirements(text: str) -> bool:
+    return any(_is_requirement(line) for line in text.splitlines())
+
+
+def find_uv() -> str:
+    """The uv binary: the one installed with this package (the ``uv`` wheel), else on PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = None
+    else:
+        try:
+            found = find_uv_bin()
+        except FileNotFoundError:
+            found = None
+    found = found or shutil.which("uv")
+    if not found:
+        raise PipelineError(
+            "uv is needed to lock python requirements but was not found",
+            field="python.lock_packages",
+            hint="pip install uv, or set python.lock_packages: false in bentofile.yaml",
+        )
+    return str(found)
+
+
+def lock_argv(uv: str, source: Path, dest: Path, python_version: str | None) -> list[str]:
+    """``uv pip compile``: a universal lock (valid on every platform the bento may be built for)
+    for the bento's Python, with the index options it used written on top."""
+    argv = [
+        uv,
+        "pip",
+        "compile",
+        str(source),
+        f"--output-file={dest}",
+        "--universal",
+        "--no-header",
+        "--no-annotate",
+        "--emit-index-url",
+        "--emit-find-links",
+        "--quiet",
+    ]
+    if python_version:
+        argv.append(f"--python-version={python_version}")
+    return argv
+
+
+def lock(
+    source: Path, dest: Path, *, python_version: str | None, cwd: Path, bentofile: Path
+) -> None:
+    """Lock ``source`` into ``dest`` with uv; a failure names the bentofile and how to opt out."""
+    argv = lock_argv(find_uv(), source, dest, python_version)
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as exc:
+        raise PipelineError(f"cannot run uv to lock python requirements: {exc}") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
+        raise ConfigError(
+            f"locking the python requirements with uv failed:\n{tail}",
+            file=bentofile,
+            field="python",
+            hint="fix the requirement, or keep them as given with python.lock_packages: false",
+        )
