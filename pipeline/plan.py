@@ -72,9 +72,9 @@ class RenderOptions:
     ca_cert: bool = False
     strict: bool = False
     # BentoML's `--enable-features`: extras installed as `bentoml[f1,f2]` with the bento's
-    # bentoml version; `--run-as-root`: the image runs as root instead of the bento user.
+    # bentoml version. (BentoML's `--run-as-root` is not a render option: it runs the *engine*
+    # with sudo, see BuildRequest.run_as_root.)
     features: tuple[str, ...] = field(default=(), converter=tuple)
-    run_as_root: bool = False
 
 
 class _RunFlags:

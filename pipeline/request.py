@@ -153,6 +153,8 @@ class BuildRequest:
     iidfile: Path | None = None  # --iidfile: the user's own file for the image id
     metadata_file: Path | None = None  # --metadata-file: the user's own build metadata file
     quiet: bool = False  # -q/--quiet: print only the image id
+    # BentoML's --run-as-root: run the engine command with sudo (the image's user is unchanged)
+    run_as_root: bool = False
 
     @property
     def dockerfile_path(self) -> Path:
