@@ -28,7 +28,7 @@ from attrs import evolve, field, frozen
 
 from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
-from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed
+from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
 from render.distros import DISTROS, get_distro
 from render.environment import (
@@ -132,6 +132,57 @@ def requirement_lines(bento: Bento) -> list[str]:
         lines.extend(source.read_text(encoding="utf-8").splitlines())
     lines.extend(bento.python.packages)
     return lines
+
+
+#: `bentoml containerize --enable-features` values: bentoml's extras
+BENTOML_FEATURES: tuple[str, ...] = (
+    "aws",
+    "grpc",
+    "grpc-channelz",
+    "grpc-reflection",
+    "io",
+    "io-file",
+    "io-image",
+    "io-json",
+    "io-pandas",
+    "monitor-otlp",
+    "tracing",
+    "tracing-jaeger",
+    "tracing-otlp",
+    "tracing-zipkin",
+    "triton",
+    "all",
+)
+_PINNED_BENTOML = re.compile(r"^\s*bentoml\s*(\[[^\]]*\])?\s*==\s*([^\s;#]+)", re.IGNORECASE)
+
+
+def feature_requirements(bento: Bento, features: tuple[str, ...]) -> tuple[str, ...]:
+    """``bentoml[f1,f2]==V`` for ``--enable-features``: the extras of the bentoml the bento
+    already pins (so the features never change its bentoml version)."""
+    if not features:
+        return ()
+    unknown = [f for f in features if f not in BENTOML_FEATURES]
+    if unknown:
+        raise ConfigError(
+            f"unknown feature {unknown[0]!r}{did_you_mean(unknown[0], BENTOML_FEATURES)}",
+            field="--enable-features",
+            hint=f"allowed: {allowed(BENTOML_FEATURES)}",
+        )
+    version = None
+    for line in requirement_lines(bento):
+        match = _PINNED_BENTOML.match(line)
+        if match:
+            version = match.group(2)
+    version = version or bento.bentoml_version
+    if not version:
+        raise ConfigError(
+            "--enable-features adds bentoml extras, but this bento does not pin bentoml",
+            file=bento.bento_yaml,
+            field="--enable-features",
+            hint="add bentoml to python.packages (or let `bento build` pin it for a service "
+            "that imports bentoml)",
+        )
+    return (f"bentoml[{','.join(dict.fromkeys(features))}]=={version}",)
 
 
 def _has_requirements(lines: list[str]) -> bool:
@@ -274,7 +325,10 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "post_commands": tuple(docker.post_commands),
         "conda_channels": tuple(bento.conda.channels),
         "conda_packages": tuple(bento.conda.dependencies),
-        "requirements": _has_requirements(requirement_lines(bento)) or bool(_wheels(bento)),
+        "requirements": _has_requirements(requirement_lines(bento))
+        or bool(_wheels(bento))
+        or bool(options.features),
+        "feature_requirements": feature_requirements(bento, options.features),
         "wheels": tuple(_wheels(bento)),
         "pip_args": tuple(_pip_args(bento)),
         "wheelhouse": wheelhouse,
