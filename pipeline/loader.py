@@ -34,6 +34,7 @@ from pipeline.config import (
     CondaOptions,
     DockerOptions,
     PythonOptions,
+    running_python_version,
 )
 from pipeline.errors import ConfigError, PipelineWarning, allowed, did_you_mean
 from render.distros import DISTROS, cuda_distros
@@ -600,6 +601,15 @@ def validate_docker(
                 spec.cuda_versions,
             )
         cuda_version = full
+        cuda_python = spec.cuda_python(full)
+        wanted = python_version or running_python_version()
+        if wanted not in cuda_python.versions:
+            raise doc.error(
+                (*section, "python_version") if python_version else (*section, "cuda_version"),
+                f"Python {wanted} cannot be installed on the CUDA {full} image "
+                f"({cuda_python.os}){'' if python_version else ' (the default python_version)'}",
+                hint=f"python_version on it: {allowed(cuda_python.versions)}",
+            )
     return attrs.evolve(docker, python_version=python_version, cuda_version=cuda_version)
 
 

@@ -30,7 +30,7 @@ from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
-from render.distros import DISTROS, get_distro
+from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
     LineSource,
@@ -42,7 +42,7 @@ from render.environment import (
     template_line,
 )
 from render.lint import lint_template
-from render.recipes import CUDA_APT_PYTHON, recipe_for
+from render.recipes import cuda_python_setup, recipe_for
 
 CA_CERT_SECRET_ID = "ca_cert"
 CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
@@ -276,18 +276,33 @@ def _base(bento: Bento) -> dict[str, Any]:
     python_setup = recipe.python_setup
     if python_setup is not None:
         python_setup = python_setup.format(python_version=python_version)
-    if cuda is not None and spec.package_manager == "apt":
-        python_setup = CUDA_APT_PYTHON
+    if cuda is not None:
+        python_setup = _cuda_python_setup(
+            bento, spec.package_manager, spec.cuda_python(full), python_version
+        )
+        recipe = evolve(recipe, python=f"python{python_version}")
     return {
         "base_image": image,
         "distro": spec.name,
         "package_manager": spec.package_manager,
         "recipe": recipe,
         "python_setup": python_setup,
-        "python_setup_manager": "apt"
-        if cuda is not None and spec.package_manager == "apt"
-        else None,
+        "python_setup_manager": spec.package_manager if cuda is not None else None,
     }
+
+
+def _cuda_python_setup(
+    bento: Bento, manager: str, cuda_python: CudaPython, python_version: str
+) -> str:
+    """The requested Python on a CUDA image, or an error naming the versions it can have."""
+    if python_version not in cuda_python.versions:
+        raise ConfigError(
+            f"Python {python_version} cannot be installed on the CUDA image "
+            f"({cuda_python.os}); it can have {allowed(cuda_python.versions)}",
+            file=bento.bento_yaml,
+            field="docker.python_version",
+        )
+    return cuda_python_setup(manager, python_version == cuda_python.native, python_version)
 
 
 def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> dict[str, Any]:
@@ -297,8 +312,9 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
     ca = options.ca_cert
     apt_ca = f" -o Acquire::https::CAInfo={CA_CERT_PATH}" if ca else ""
     python_setup = base["python_setup"]
+    yum_ca = f" --setopt=sslcacert={CA_CERT_PATH}" if ca else ""
     if python_setup is not None:
-        python_setup = python_setup.format(apt_ca=apt_ca)
+        python_setup = python_setup.replace("{apt_ca}", apt_ca).replace("{yum_ca}", yum_ca)
     wheelhouse = None
     for stage in graph.stages:
         for copy in stage.copies:
@@ -335,7 +351,7 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "buildkit": options.buildkit,
         "ca_cert": ca,
         "apt_ca": apt_ca,
-        "yum_ca": f" --setopt=sslcacert={CA_CERT_PATH}" if ca else "",
+        "yum_ca": yum_ca,
     }
 
 

@@ -29,6 +29,33 @@ _CUDA_DEBIAN_CURRENT = ("12.4.1", "12.5.1", "12.6.3", "12.8.1")
 ALL_CUDA_VERSIONS: tuple[str, ...] = _CUDA_DEBIAN_LEGACY + _CUDA_DEBIAN_CURRENT
 
 
+@frozen
+class CudaPython:
+    """How Python gets onto a CUDA image's OS (nvidia/cuda images carry none): ``native`` is
+    the version the OS's own ``python3`` packages give (None: not one we support), ``extra`` the
+    versions another source gives (the deadsnakes PPA on ubuntu, AppStream packages on ubi8)."""
+
+    os: str
+    native: str | None
+    extra: tuple[str, ...]
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        given = {*self.extra, *([self.native] if self.native else [])}
+        numbers = {v: tuple(map(int, v.split("."))) for v in given}
+        return tuple(sorted(numbers, key=numbers.__getitem__))
+
+
+#: the OS of each CUDA image flavour (the image tag's last part) and the Pythons it can have
+CUDA_PYTHON: Mapping[str, CudaPython] = MappingProxyType(
+    {
+        "ubuntu22.04": CudaPython("ubuntu22.04", "3.10", ("3.9", "3.11", "3.12", "3.13")),
+        "ubuntu24.04": CudaPython("ubuntu24.04", "3.12", ("3.9", "3.10", "3.11", "3.13", "3.14")),
+        "ubi8": CudaPython("ubi8", None, ("3.9", "3.11", "3.12")),
+    }
+)
+
+
 def _short_cuda_aliases(full_versions: tuple[str, ...]) -> Mapping[str, str]:
     """``"12"`` -> newest 12.x, ``"12.8"`` -> ``"12.8.1"``, ``"12.8.1"`` -> itself."""
     aliases: dict[str, str] = {}
@@ -67,6 +94,11 @@ class DistroSpec:
     def resolve_cuda(self, version: str) -> str | None:
         """The full CUDA version for ``version`` (``"12"``, ``"12.8"``, ``"12.8.1"``), or None."""
         return self.cuda_versions.get(version)
+
+    def cuda_python(self, cuda_version: str) -> CudaPython:
+        """How the CUDA image for ``cuda_version`` (a full version) gets its Python."""
+        flavour = self.cuda_images[cuda_version].rsplit("-", 1)[-1]
+        return CUDA_PYTHON[flavour]
 
     def base_image(self, python_version: str, cuda_version: str | None = None) -> str:
         """The default base image for ``python_version`` and an optional (full) CUDA version."""

@@ -45,11 +45,31 @@ RECIPES: dict[str | None, Recipe] = {
     None: Recipe(users="portable"),
 }
 
-# CUDA images (nvidia/cuda on ubuntu) carry no Python: the distro's python3 is installed.
-CUDA_APT_PYTHON = (
-    "export DEBIAN_FRONTEND=noninteractive && apt-get{apt_ca} update -q && "
-    "apt-get{apt_ca} install -q -y --no-install-recommends python3 python3-venv python3-pip"
-)
+# CUDA images (nvidia/cuda) carry no Python. The requested version is installed, never another:
+# the OS's own python3 when that is the version asked for, else (ubuntu) the deadsnakes PPA, as
+# BentoML does, or (ubi8) the AppStream package. ``{v}`` is the version, ``{apt_ca}`` the CA
+# option. The interpreter that makes the venv is then ``python{v}``.
+_APT = "export DEBIAN_FRONTEND=noninteractive && apt-get{apt_ca} update -q && apt-get{apt_ca} "
+CUDA_PYTHON_SETUP: dict[str, str] = {
+    "apt-native": _APT + "install -q -y --no-install-recommends python{v} python{v}-venv",
+    "apt-deadsnakes": (
+        _APT + "install -q -y --no-install-recommends software-properties-common gpg-agent "
+        "&& add-apt-repository -y ppa:deadsnakes/ppa && apt-get{apt_ca} update -q "
+        "&& apt-get{apt_ca} install -q -y --no-install-recommends python{v} python{v}-venv "
+        "&& apt-get purge -y --auto-remove software-properties-common gpg-agent"
+    ),
+    "yum": "yum install -y{yum_ca} python{v_ubi} && yum clean all",
+}
+
+
+def cuda_python_setup(manager: str, native: bool, version: str) -> str:
+    """The command that installs Python ``version`` on a CUDA image (``{apt_ca}``/``{yum_ca}``
+    left to fill)."""
+    native_key = "apt-native" if native else "apt-deadsnakes"
+    key = native_key if manager == "apt" else "yum"
+    # ubi8 names python 3.9 `python39` and newer ones `python3.11`
+    ubi = version.replace(".", "") if version == "3.9" else version
+    return CUDA_PYTHON_SETUP[key].replace("{v}", version).replace("{v_ubi}", ubi)
 
 
 def recipe_for(distro: str | None) -> Recipe:

@@ -141,13 +141,47 @@ def test_amazonlinux_installs_python(make_bento: MakeBento) -> None:
     assert "RUN python3.8 -m venv --without-pip /app/.venv" in text
 
 
-def test_cuda_image_gets_a_python(make_bento: MakeBento) -> None:
+def test_cuda_image_gets_the_requested_python(make_bento: MakeBento) -> None:
+    # ubuntu 24.04's python3 is 3.12: 3.11 comes from the deadsnakes PPA (as BentoML does)
     text = render_quiet(make_bento(docker={"cuda_version": "12.8.1"}))
-    assert (
-        instructions(text)[0]
-        == "FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-container"
-    )
-    assert "python3-venv" in text
+    lines = instructions(text)
+    assert lines[0] == "FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-container"
+    (setup,) = [line for line in lines if "python3.11-venv" in line]
+    assert "add-apt-repository -y ppa:deadsnakes/ppa" in setup
+    assert "install -q -y --no-install-recommends python3.11 python3.11-venv" in setup
+    assert " python3 " not in setup and "python3-venv" not in setup
+    assert "RUN python3.11 -m venv --without-pip /app/.venv" in lines
+
+
+@pytest.mark.parametrize(
+    ("cuda", "python", "packages"),
+    [
+        ("12.8.1", "3.12", "python3.12 python3.12-venv"),  # ubuntu 24.04's own python3
+        ("12.1.1", "3.10", "python3.10 python3.10-venv"),  # ubuntu 22.04's own python3
+    ],
+)
+def test_cuda_image_uses_the_os_python_when_it_is_the_one_asked_for(
+    make_bento: MakeBento, cuda: str, python: str, packages: str
+) -> None:
+    text = render_quiet(make_bento(docker={"cuda_version": cuda, "python_version": python}))
+    assert f"--no-install-recommends {packages}" in text
+    assert "deadsnakes" not in text
+    assert f"RUN python{python} -m venv --without-pip /app/.venv" in instructions(text)
+
+
+def test_cuda_ubi8_installs_the_requested_python(make_bento: MakeBento) -> None:
+    bento = make_bento(docker={"distro": "ubi8", "cuda_version": "12.1.1", "python_version": "3.9"})
+    text = render_quiet(bento)
+    assert "yum install -y python39 && yum clean all" in text
+    assert "RUN python3.9 -m venv --without-pip /app/.venv" in instructions(text)
+
+
+def test_cuda_python_the_image_cannot_have_is_refused_at_render(make_bento: MakeBento) -> None:
+    bento = make_bento(docker={"cuda_version": "12.1.1", "python_version": "3.14"})
+    with pytest.raises(ConfigError, match=r"Python 3.14 cannot be installed.*ubuntu22.04") as info:
+        render_quiet(bento)
+    assert info.value.field == "docker.python_version"
+    assert "'3.9', '3.10', '3.11', '3.12' or '3.13'" in str(info.value)
 
 
 def test_base_image_and_setup_script(make_bento: MakeBento) -> None:
