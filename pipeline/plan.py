@@ -42,7 +42,7 @@ from render.environment import (
     template_line,
 )
 from render.lint import lint_template
-from render.recipes import cuda_python_setup, recipe_for
+from render.recipes import UV_VERSION, cuda_python_setup, recipe_for
 
 CA_CERT_SECRET_ID = "ca_cert"
 CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
@@ -55,6 +55,7 @@ WHEELS_DIR = Path("env/python/wheels")
 _CA_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "CONDA_SSL_VERIFY")
 _APT_CACHES = ("/var/cache/apt", "/var/lib/apt")
 _PIP_CACHE = "/root/.cache/pip"
+_UV_CACHE = "/root/.cache/uv"
 
 
 def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
@@ -97,6 +98,11 @@ class _RunFlags:
                 parts.append(f"--mount=type=cache,target={_PIP_CACHE}")
             else:
                 self.dropped["RUN --mount=type=cache for the pip cache"] = None
+        if "uv" in purposes:
+            if buildkit:
+                parts.append(f"--mount=type=cache,target={_UV_CACHE}")
+            else:
+                self.dropped["RUN --mount=type=cache for the uv cache"] = None
         if "offline" in purposes:
             if buildkit:
                 parts.append("--network=none")
@@ -345,6 +351,10 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         or bool(_wheels(bento))
         or bool(options.features),
         "feature_requirements": feature_requirements(bento, options.features),
+        # uv installs the requirements (pip itself only bootstraps it), except where uv cannot
+        # serve: python.pip_args are pip's own options
+        "installer": "pip" if bento.python.pip_args else "uv",
+        "uv_version": UV_VERSION,
         "wheels": tuple(_wheels(bento)),
         "pip_args": tuple(_pip_args(bento)),
         "wheelhouse": wheelhouse,

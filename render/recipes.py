@@ -21,6 +21,10 @@ class Recipe:
     root_user: bool = False  # the base image does not run as root: switch first
 
 
+#: the uv that installs a bento's requirements inside the image (bootstrapped with pip from the
+#: package index into a throwaway venv, never left in the image)
+UV_VERSION = "0.13.9"
+
 _REDHAT_BUILD = ("gcc", "gcc-c++", "make")
 
 RECIPES: dict[str | None, Recipe] = {

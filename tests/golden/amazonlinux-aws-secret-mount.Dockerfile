@@ -21,7 +21,8 @@ WORKDIR /home/bentoml/bento
 
 COPY --chown=1034:1034 ./env/python ./env/python/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python3.8 -m venv /app/.venv && /app/.venv/bin/pip install -r ./env/python/requirements.txt
+    --mount=type=cache,target=/root/.cache/uv \
+    python3.8 -m venv --without-pip /app/.venv && python3.8 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && UV_COMPILE_BYTECODE=1 /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/requirements.txt && rm -rf /tmp/uv
 
 COPY --chown=1034:1034 . ./
 

@@ -23,7 +23,7 @@ LABEL owner="bento-pipeline"
 WORKDIR /home/bentoml/bento
 
 COPY --chown=1034:1034 ./env/python ./env/python/
-RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r ./env/python/requirements.txt
+RUN python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q --no-cache-dir uv==0.13.9 && UV_COMPILE_BYTECODE=1 /tmp/uv/bin/uv pip install --no-cache --python /app/.venv/bin/python -r ./env/python/requirements.txt && rm -rf /tmp/uv
 
 COPY --chown=1034:1034 . ./
 

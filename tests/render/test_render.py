@@ -71,8 +71,22 @@ def test_no_requirements_installs_nothing(make_bento: MakeBento) -> None:
 def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None:
     bento = make_bento(files={"env/python/requirements.txt": "# locked\nrequests==2.32.3\n"})
     text = render_quiet(bento)
-    assert "/app/.venv/bin/pip install -r ./env/python/requirements.txt" in text, text
+    # uv (bootstrapped by pip into a throwaway venv) installs into a pip-less venv
+    assert "python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv" in text, text
+    assert (
+        "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/"
+        "requirements.txt && rm -rf /tmp/uv"
+    ) in text
     assert "--mount=type=cache,target=/root/.cache/pip" in text
+    assert "--mount=type=cache,target=/root/.cache/uv" in text
+    assert "UV_COMPILE_BYTECODE=1" in text
+
+
+def test_pip_args_keep_pip_as_the_installer(make_bento: MakeBento) -> None:
+    bento = make_bento(python={"packages": ("six",), "pip_args": "--pre"})
+    text = render_quiet(bento)
+    assert "/app/.venv/bin/pip install --pre -r ./env/python/requirements.txt" in text
+    assert "uv pip install" not in text
 
 
 def test_comment_only_requirements_count_as_none(make_bento: MakeBento) -> None:
