@@ -387,12 +387,23 @@ def _blocking_dependency(graph: StageGraph, name: str) -> str:
     return " and ".join(parts) or "the dependencies fix its position"
 
 
-def default_graph(*, buildstage: bool = False) -> StageGraph:
-    """``buildstage? -> base -> user -> envars -> components -> entrypoint``.
+#: where the bento's virtualenv lives in the image (made in the build stage, copied to runtime)
+VENV_PATH = "/app/.venv"
 
-    With ``buildstage=True`` a ``buildstage`` (same base image plus compilers) builds wheels for
-    the bento's requirements, and ``components`` installs them offline from
-    ``COPY --from=buildstage``: compilers never reach the runtime image.
+
+def default_graph(*, buildstage: bool = True) -> StageGraph:
+    """The default graph: ``base -> buildstage -> runtime -> user -> envars -> components ->
+    entrypoint``.
+
+    ``base`` (``FROM <image> AS base-container``) holds what both images share: the Python, the
+    system packages, the commands. ``buildstage`` (``FROM base-container``) creates the virtualenv
+    and installs the locked requirements into it with uv, adding compilers only when a package
+    must be built from source; ``runtime`` (``FROM base-container``) gets the user, the env, the
+    venv by ``COPY --from=buildstage`` and the bento's code: no compiler, no installer, no cache in
+    the image, and a code change rebuilds only the last layers.
+
+    ``buildstage=False`` is the single-stage layout (everything in ``base-container``, as
+    BentoML's own Dockerfile): ``base -> user -> envars -> components -> entrypoint``.
     """
     base = Stage(
         "base",
@@ -406,7 +417,14 @@ def default_graph(*, buildstage: bool = False) -> StageGraph:
     entrypoint = Stage("entrypoint", template="stages/entrypoint.j2", depends_on=("components",))
     stages = [base, user, envars, components, entrypoint]
     if buildstage:
-        build = Stage("buildstage", template="stages/buildstage.j2", build_stage="buildstage")
-        components = evolve(components, copies=(CopyFrom("buildstage", "/wheels", "/tmp/wheels"),))
-        stages = [build, base, user, envars, components, entrypoint]
+        build = Stage("buildstage", template="stages/buildstage.j2", from_stage="base")
+        runtime = Stage(
+            "runtime",
+            template="stages/runtime.j2",
+            from_stage="base",
+            depends_on=("buildstage",),
+        )
+        user = evolve(user, depends_on=("runtime",))
+        components = evolve(components, copies=(CopyFrom("buildstage", VENV_PATH, VENV_PATH),))
+        stages = [base, build, runtime, user, envars, components, entrypoint]
     return StageGraph(tuple(stages))

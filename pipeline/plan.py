@@ -42,7 +42,7 @@ from render.environment import (
     template_line,
 )
 from render.lint import lint_template
-from render.recipes import UV_VERSION, cuda_python_setup, recipe_for
+from render.recipes import UV_VERSION, Recipe, bentoml_install_line, cuda_python_setup, recipe_for
 
 CA_CERT_SECRET_ID = "ca_cert"
 CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
@@ -311,6 +311,26 @@ def _cuda_python_setup(
     return cuda_python_setup(manager, python_version == cuda_python.native, python_version)
 
 
+def _commands_and_toolchain(
+    bento: Bento, base: dict[str, Any], recipe: Recipe
+) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """The bento's commands without BentoML's injected toolchain line (see
+    :class:`render.recipes.BentomlInstallLine`), the package manager and the build packages
+    the build stage may need."""
+    commands: list[str] = []
+    manager, build_packages = base["package_manager"], recipe.build_packages
+    for index, command in enumerate(bento.docker.commands):
+        line = bentoml_install_line(command)
+        if line is None:
+            commands.append(command)
+            continue
+        manager, build_packages = line.manager, line.build_packages
+        later = bento.docker.commands[index + 1 :]
+        if line.runtime and any(line.runtime.split()[0] in c for c in later):
+            commands.append(line.runtime)
+    return tuple(commands), manager, tuple(build_packages)
+
+
 def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> dict[str, Any]:
     """Everything the stage templates see (besides the ``bento__*`` variables)."""
     base = _base(bento)
@@ -321,12 +341,15 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
     yum_ca = f" --setopt=sslcacert={CA_CERT_PATH}" if ca else ""
     if python_setup is not None:
         python_setup = python_setup.replace("{apt_ca}", apt_ca).replace("{yum_ca}", yum_ca)
-    wheelhouse = None
-    for stage in graph.stages:
-        for copy in stage.copies:
-            if copy.stage == "buildstage" and stage.name == "components":
-                wheelhouse = copy.dest
+    venv_copied = any(
+        copy.dest == VENV and stage.name == "components"
+        for stage in graph.stages
+        for copy in stage.copies
+    )
     docker = bento.docker
+    commands, package_manager, build_packages = _commands_and_toolchain(bento, base, recipe)
+    if any("git+" in line for line in requirement_lines(bento)) and "git" not in build_packages:
+        build_packages = (*build_packages, "git")
     return {
         "bento": bento,
         "graph": graph,
@@ -343,7 +366,7 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "env": dict(docker.env),
         "labels": dict(bento.labels),
         "setup_script": bool(docker.setup_script),
-        "commands": tuple(docker.commands),
+        "commands": commands,
         "post_commands": tuple(docker.post_commands),
         "conda_channels": tuple(bento.conda.channels),
         "conda_packages": tuple(bento.conda.dependencies),
@@ -357,7 +380,11 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "uv_version": UV_VERSION,
         "wheels": tuple(_wheels(bento)),
         "pip_args": tuple(_pip_args(bento)),
-        "wheelhouse": wheelhouse,
+        "venv_copied": venv_copied,
+        # compilers the build stage installs only when a requirement must be built from source
+        "build_packages": build_packages,
+        "build_package_manager": package_manager,
+        "build_include": tuple(docker.build_include),
         "buildkit": options.buildkit,
         "ca_cert": ca,
         "apt_ca": apt_ca,
@@ -524,8 +551,10 @@ def _field(bento: Bento, stage: str, text: str) -> str | None:
     keyword = flat.split(None, 1)[0].upper()
     docker = bento.docker
     if keyword == "FROM":
+        if stage != "base":  # `FROM base-container AS ...`: a stage of ours, no field behind it
+            return None
         return "docker.base_image / docker.distro / docker.python_version / docker.cuda_version"
-    if keyword == "ENV" and stage == "envars":
+    if keyword == "ENV" and stage in ("envars", "buildstage"):
         return "docker.env" if any(f" {key}=" in f" {flat}" for key in docker.env) else None
     if keyword == "LABEL":
         return "labels"

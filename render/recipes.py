@@ -76,5 +76,43 @@ def cuda_python_setup(manager: str, native: bool, version: str) -> str:
     return CUDA_PYTHON_SETUP[key].replace("{v}", version).replace("{v_ubi}", ubi)
 
 
+@frozen
+class BentomlInstallLine:
+    """The toolchain line BentoML 1.3+ writes first into a spec-2 bento's ``image.commands``
+    (its single-stage image needs compilers and git at install time). We recognise it: its
+    build tools go to the build stage (only when a requirement needs them), and the runtime
+    image keeps just ``runtime`` (what later commands rely on), if anything."""
+
+    distro: str
+    manager: str
+    build_packages: tuple[str, ...]
+    runtime: str | None
+
+
+#: exact text of BentoML 1.4's ``default_install_command`` per distro
+BENTOML_INSTALL_LINES: dict[str, BentomlInstallLine] = {
+    "apt-get update && apt-get install -q -y --no-install-recommends --allow-remove-essential "
+    "ca-certificates gnupg2 bash build-essential git": BentomlInstallLine(
+        "debian", "apt", ("build-essential", "git"), "apt-get update -q"
+    ),
+    "apk add --update bash gcc libc-dev shadow musl-dev build-base linux-headers g++ git": (
+        BentomlInstallLine(
+            "alpine", "apk", ("build-base", "linux-headers", "git"), "apk add --update bash"
+        )
+    ),
+    "yum update && yum install -y ca-certificates gcc gcc-c++ make bash shadow-utils git": (
+        BentomlInstallLine("ubi8", "yum", (*_REDHAT_BUILD, "git"), None)
+    ),
+    "yum update && yum install -y amazon-linux-extras ca-certificates gcc gcc-c++ make bash "
+    'shadow-utils && amazon-linux-extras enable && yum groupinstall -y "Development Tools"': (
+        BentomlInstallLine("amazonlinux", "yum", _REDHAT_BUILD, None)
+    ),
+}
+
+
+def bentoml_install_line(command: str) -> BentomlInstallLine | None:
+    return BENTOML_INSTALL_LINES.get(" ".join(command.split()))
+
+
 def recipe_for(distro: str | None) -> Recipe:
     return RECIPES.get(distro, RECIPES[None])

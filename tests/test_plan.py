@@ -322,16 +322,22 @@ def test_instruction_origins_name_the_bentofile_field(tmp_path: Path) -> None:
         "built-in stage base",
         "docker.base_image / docker.distro / docker.python_version / docker.cuda_version",
     )
-    assert by_keyword["FROM"] == [base]
+    buildstage = Origin("SETUP_BENTO_BUILDSTAGE", "buildstage", "built-in stage buildstage")
+    runtime = Origin("SETUP_BENTO_RUNTIME", "runtime", "built-in stage runtime")
+    assert by_keyword["FROM"] == [base, buildstage, runtime]
     runs = by_keyword["RUN"]
     assert runs[0] == evolve(base, field="docker.system_packages")
-    assert runs[1] == Origin("SETUP_BENTO_USER", "user", "built-in stage user")
-    components = Origin("SETUP_BENTO_COMPONENTS", "components", "built-in stage components")
-    assert runs[2] == evolve(components, field="docker.commands[0]")
-    assert runs[3] == evolve(components, field="python.packages / python.requirements_txt")
+    assert runs[1] == evolve(base, field="docker.commands[0]")
+    assert runs[2] == evolve(buildstage, field="python.packages / python.requirements_txt")
+    assert runs[3] == Origin("SETUP_BENTO_USER", "user", "built-in stage user")
     assert runs[4].block == "SETUP_BENTO_ENTRYPOINT"
     envars = Origin("SETUP_BENTO_ENVARS", "envars", "built-in stage envars")
-    assert by_keyword["ENV"][1:] == [envars, evolve(envars, field="docker.env")]
+    # the bento's env is set in the build stage too (its install sees it, as in BentoML)
+    assert by_keyword["ENV"][1:] == [
+        evolve(buildstage, field="docker.env"),
+        envars,
+        evolve(envars, field="docker.env"),
+    ]
 
 
 def test_instruction_origins_of_a_template_outside_the_stage_it_extends(tmp_path: Path) -> None:
@@ -361,8 +367,9 @@ def test_instruction_origins_of_graph_stages(tmp_path: Path) -> None:
     instructions = instruction_origins(bento, graph=graph)
     froms = [(i.build_stage, i.origin and i.origin.block) for i in instructions if i.index == 1]
     assert froms == [
-        ("buildstage", "SETUP_BENTO_BUILDSTAGE"),
         ("base-container", "SETUP_BENTO_BASE_IMAGE"),
+        ("buildstage", "SETUP_BENTO_BUILDSTAGE"),
+        ("runtime", "SETUP_BENTO_RUNTIME"),
     ]
     marker = origins_by_text(instructions)["RUN echo marker"]
     assert marker == Origin("SETUP_BENTO_MARKER", "marker", "graph stage marker")

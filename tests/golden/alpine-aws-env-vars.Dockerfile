@@ -13,6 +13,16 @@ ARG AWS_ACCESS_KEY_ID
 ENV AWS_SECRET_ACCESS_KEY=$ARG AWS_SECRET_ACCESS_KEY
 ENV AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 
+FROM base-container AS buildstage
+
+COPY ./env/python /tmp/bento/env/python/
+
+RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/uv \
+    cd /tmp/bento && python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing build-base to build it' >&2 && apk add --no-cache build-base && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv
+
+FROM base-container AS runtime
+
 RUN addgroup -S -g 1034 bentoml && adduser -S -D -u 1034 -G bentoml -h /home/bentoml -s /bin/sh bentoml
 
 ENV BENTO_PATH=/home/bentoml/bento \
@@ -25,10 +35,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    --mount=type=cache,target=/root/.cache/uv \
-    python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && UV_COMPILE_BYTECODE=1 /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/requirements.txt && rm -rf /tmp/uv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=1034:1034 . ./
 

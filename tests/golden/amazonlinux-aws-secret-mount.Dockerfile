@@ -7,6 +7,16 @@ ENV LANG=C.UTF-8 \
 
 RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
 
+FROM base-container AS buildstage
+
+COPY ./env/python /tmp/bento/env/python/
+
+RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/uv \
+    cd /tmp/bento && python3.8 -m venv --without-pip /app/.venv && python3.8 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing gcc gcc-c++ make to build it' >&2 && yum install -y gcc gcc-c++ make && yum clean all && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv
+
+FROM base-container AS runtime
+
 RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
 
 ENV BENTO_PATH=/home/bentoml/bento \
@@ -19,10 +29,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    --mount=type=cache,target=/root/.cache/uv \
-    python3.8 -m venv --without-pip /app/.venv && python3.8 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && UV_COMPILE_BYTECODE=1 /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/requirements.txt && rm -rf /tmp/uv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=1034:1034 . ./
 

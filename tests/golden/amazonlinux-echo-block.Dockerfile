@@ -7,6 +7,12 @@ ENV LANG=C.UTF-8 \
 
 RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
 
+FROM base-container AS buildstage
+
+RUN python3.8 -m venv --without-pip /app/.venv
+
+FROM base-container AS runtime
+
 RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
 
 ENV BENTO_PATH=/home/bentoml/bento \
@@ -19,8 +25,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN python3.8 -m venv --without-pip /app/.venv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=1034:1034 . ./
 

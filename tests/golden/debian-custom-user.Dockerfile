@@ -5,6 +5,12 @@ ENV LANG=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
 
+FROM base-container AS buildstage
+
+RUN python3 -m venv --without-pip /app/.venv
+
+FROM base-container AS runtime
+
 RUN groupadd -g 4321 -o app && useradd -m -d /srv/app -u 4321 -g 4321 -o -r app
 
 ENV BENTO_PATH=/srv/app/bento \
@@ -17,8 +23,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /srv/app/bento
 
-COPY --chown=4321:4321 ./env/python ./env/python/
-RUN python3 -m venv --without-pip /app/.venv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=4321:4321 . ./
 

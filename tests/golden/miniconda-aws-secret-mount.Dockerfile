@@ -7,6 +7,18 @@ ENV LANG=C.UTF-8 \
 
 RUN conda install -y python=3.11 && conda clean -afy
 
+FROM base-container AS buildstage
+
+COPY ./env/python /tmp/bento/env/python/
+
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/uv \
+    cd /tmp/bento && python -m venv --without-pip /app/.venv && python -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing build-essential to build it' >&2 && export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends build-essential && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv
+
+FROM base-container AS runtime
+
 RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
 
 ENV BENTO_PATH=/home/bentoml/bento \
@@ -19,10 +31,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    --mount=type=cache,target=/root/.cache/uv \
-    python -m venv --without-pip /app/.venv && python -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && UV_COMPILE_BYTECODE=1 /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/requirements.txt && rm -rf /tmp/uv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=1034:1034 . ./
 

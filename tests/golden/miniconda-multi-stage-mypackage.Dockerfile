@@ -14,6 +14,12 @@ ENV LANG=C.UTF-8 \
 
 RUN conda install -y python=3.11 && conda clean -afy
 
+FROM base-container AS buildstage
+
+RUN python -m venv --without-pip /app/.venv
+
+FROM base-container AS runtime
+
 RUN groupadd -g 1034 -o bentoml && useradd -m -d /home/bentoml -u 1034 -g 1034 -o -r bentoml
 
 ENV BENTO_PATH=/home/bentoml/bento \
@@ -26,8 +32,7 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN python -m venv --without-pip /app/.venv
+COPY --from=buildstage /app/.venv /app/.venv
 
 COPY --chown=1034:1034 . ./
 

@@ -74,13 +74,14 @@ def _cases() -> dict[str, Case]:
         def packages(base: dict[str, object] = base) -> str:
             return render_dockerfile(_bento(hello, {**base, **PACKAGES}, ("requests==2.32.3",)))
 
-        def buildstage(base: dict[str, object] = base) -> str:
+        def single_stage(base: dict[str, object] = base) -> str:
+            # the escape hatch: today's single-stage layout (as BentoML's own Dockerfile)
             bento = _bento(hello, {**base, **PACKAGES}, ("numpy==2.1.3",))
-            return render_dockerfile(bento, graph=default_graph(buildstage=True))
+            return render_dockerfile(bento, graph=default_graph(buildstage=False))
 
         cases[f"{distro}-default"] = default
         cases[f"{distro}-packages"] = packages
-        cases[f"{distro}-buildstage"] = buildstage
+        cases[f"{distro}-single-stage"] = single_stage
         for example in SEED_EXAMPLES:
 
             def seed(base: dict[str, object] = base, example: str = example) -> str:
@@ -112,7 +113,29 @@ def _cases() -> dict[str, Case]:
             _bento(hello, base, ("requests==2.32.3",)), RenderOptions(ca_cert=True)
         )
 
+    def spec2_bentoml_toolchain() -> str:
+        # a spec-2 bento as BentoML 1.4 writes it: its toolchain line first in image.commands
+        bento = Bento(
+            name="golden",
+            version="v1",
+            path=hello,
+            service="service:svc",
+            spec=2,
+            docker=DockerOptions(
+                base_image="python:3.11-slim",
+                python_version="3.11",
+                commands=(
+                    "apt-get update && apt-get install -q -y --no-install-recommends "
+                    "--allow-remove-essential ca-certificates gnupg2 bash build-essential git",
+                    "apt-get install -q -y -o Dpkg::Options::=--force-confdef curl",
+                ),
+            ),
+            python=PythonOptions(requirements_text="bentoml==1.4.40\n"),
+        )
+        return render_dockerfile(bento)
+
     cases["base-image-setup-script"] = base_image_setup_script
+    cases["spec2-bentoml-toolchain"] = spec2_bentoml_toolchain
     cases["debian-packages-no-buildkit"] = no_buildkit
     cases["debian-packages-ca-cert"] = ca_cert
     return cases

@@ -53,7 +53,8 @@ def test_portable_output(make_bento: MakeBento) -> None:
     assert "# syntax" not in text
     assert "<<" not in text  # no heredocs
     assert "SHELL" not in keywords(text)
-    assert keywords(text).count("FROM") == 1
+    # base-container, the build stage, the runtime stage
+    assert keywords(text).count("FROM") == 3
 
 
 def test_render_is_byte_identical(make_bento: MakeBento) -> None:
@@ -71,11 +72,14 @@ def test_no_requirements_installs_nothing(make_bento: MakeBento) -> None:
 def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None:
     bento = make_bento(files={"env/python/requirements.txt": "# locked\nrequests==2.32.3\n"})
     text = render_quiet(bento)
-    # uv (bootstrapped by pip into a throwaway venv) installs into a pip-less venv
+    # uv (bootstrapped by pip into a throwaway venv) installs into a pip-less venv, wheels
+    # only first; compilers come only when that fails
     assert "python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv" in text, text
+    install = "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python"
+    assert f"if ! {install} --no-build -r /tmp/bento/env/python/requirements.txt; then" in text
     assert (
-        "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r ./env/python/"
-        "requirements.txt && rm -rf /tmp/uv"
+        "apt-get install -q -y --no-install-recommends build-essential "
+        f"&& {install} -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv"
     ) in text
     assert "--mount=type=cache,target=/root/.cache/pip" in text
     assert "--mount=type=cache,target=/root/.cache/uv" in text
@@ -85,7 +89,10 @@ def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None
 def test_pip_args_keep_pip_as_the_installer(make_bento: MakeBento) -> None:
     bento = make_bento(python={"packages": ("six",), "pip_args": "--pre"})
     text = render_quiet(bento)
-    assert "/app/.venv/bin/pip install --pre -r ./env/python/requirements.txt" in text
+    assert (
+        "if ! /app/.venv/bin/pip install --pre --only-binary=:all: -r "
+        "/tmp/bento/env/python/requirements.txt; then"
+    ) in text
     assert "uv pip install" not in text
 
 
@@ -109,7 +116,10 @@ def test_pip_options_are_quoted(make_bento: MakeBento) -> None:
 
 def test_wheels_are_installed(make_bento: MakeBento) -> None:
     bento = make_bento(files={"env/python/wheels/demo-1.0-py3-none-any.whl": "x"})
-    assert "./env/python/wheels/demo-1.0-py3-none-any.whl" in render_quiet(bento)
+    text = render_quiet(bento)
+    assert " /tmp/bento/env/python/wheels/demo-1.0-py3-none-any.whl" in text
+    single = render_quiet(bento, graph=default_graph(buildstage=False))
+    assert " /home/bentoml/bento/env/python/wheels/demo-1.0-py3-none-any.whl" in single
 
 
 @pytest.mark.parametrize(
@@ -206,14 +216,13 @@ def test_base_image_and_setup_script(make_bento: MakeBento) -> None:
     text = render_quiet(bento)
     lines = instructions(text)
     assert lines[0] == "FROM my/base:1 AS base-container"
-    assert "COPY ./env/docker/setup_script ./env/docker/setup_script" in lines
     assert "RUN chmod +x ./env/docker/setup_script && ./env/docker/setup_script" in lines
     # unknown distro: user creation that works with shadow-utils or busybox
     assert "command -v useradd" in text
-    # the setup script runs before the Python install (it may install Python)
-    assert lines.index("RUN chmod +x ./env/docker/setup_script && ./env/docker/setup_script") < (
-        lines.index("RUN python3 -m venv --without-pip /app/.venv")
-    )
+    # as in BentoML: after the packages and the code (it may use both), from the bento dir
+    setup = lines.index("RUN chmod +x ./env/docker/setup_script && ./env/docker/setup_script")
+    assert lines.index("COPY --from=buildstage /app/.venv /app/.venv") < setup
+    assert lines.index("COPY --chown=1034:1034 . ./") < setup
 
 
 def test_env_and_labels_are_quoted(make_bento: MakeBento) -> None:
@@ -267,8 +276,13 @@ def test_spec2_commands_must_stay_on_one_line(make_bento: MakeBento) -> None:
 def test_spec2_commands_run_around_the_python_install(make_bento: MakeBento) -> None:
     bento = make_bento(docker={"commands": ("echo before",), "post_commands": ("echo after",)})
     lines = instructions(render_quiet(bento))
-    venv = lines.index("RUN python3 -m venv --without-pip /app/.venv")
-    assert lines.index("RUN echo before") < venv < lines.index("RUN echo after")
+    # commands in the shared base (both stages have them), post_commands after the venv
+    build = lines.index("FROM base-container AS buildstage")
+    venv = lines.index("COPY --from=buildstage /app/.venv /app/.venv")
+    assert lines.index("RUN echo before") < build < venv < lines.index("RUN echo after")
+    single = instructions(render_quiet(bento, graph=default_graph(buildstage=False)))
+    venv = next(i for i, line in enumerate(single) if "-m venv --without-pip /app/.venv" in line)
+    assert single.index("RUN echo before") < venv < single.index("RUN echo after")
 
 
 # -- BuildKit and the CA bundle -------------------------------------------------------------------
@@ -330,21 +344,64 @@ def test_ca_cert_needs_buildkit(make_bento: MakeBento) -> None:
 # -- graphs ---------------------------------------------------------------------------------------
 
 
-def test_buildstage_graph_keeps_compilers_out_of_the_image(make_bento: MakeBento) -> None:
-    bento = make_bento(python={"packages": ("numpy",)})
-    text = render_quiet(bento, graph=default_graph(buildstage=True))
-    lines = instructions(text)
+def test_buildstage_keeps_compilers_out_of_the_image(make_bento: MakeBento) -> None:
+    bento = make_bento(python={"packages": ("numpy",)}, docker={"system_packages": ("curl",)})
+    lines = instructions(render_quiet(bento))
     froms = [line for line in lines if line.startswith("FROM ")]
     assert froms == [
-        "FROM python:3.11-slim AS buildstage",
         "FROM python:3.11-slim AS base-container",
+        "FROM base-container AS buildstage",
+        "FROM base-container AS runtime",
     ]
-    runtime = lines[lines.index(froms[1]) :]
-    assert "COPY --from=buildstage /wheels /tmp/wheels" in runtime
-    assert not any("build-essential" in line for line in runtime)
-    assert any("build-essential" in line for line in lines[: lines.index(froms[1])])
-    install = next(line for line in runtime if "pip install" in line)
-    assert "--network=none" in install and "--no-index --find-links /tmp/wheels" in install
+    base = lines[: lines.index(froms[1])]
+    build = lines[lines.index(froms[1]) : lines.index(froms[2])]
+    runtime = lines[lines.index(froms[2]) :]
+    # system packages once, in the shared base; compilers only in the build stage
+    assert sum("install -q -y --no-install-recommends curl" in line for line in base) == 1
+    assert any("build-essential" in line for line in build)
+    assert not any("build-essential" in line or "pip" in line for line in runtime)
+    assert "COPY --from=buildstage /app/.venv /app/.venv" in runtime
+    # dependencies before code: the venv layer does not depend on the bento's source
+    assert runtime.index("COPY --from=buildstage /app/.venv /app/.venv") < runtime.index(
+        "COPY --chown=1034:1034 . ./"
+    )
+    assert not any(line.startswith("COPY . ") or "COPY ./src" in line for line in build)
+
+
+def test_single_stage_layout_is_one_image(make_bento: MakeBento) -> None:
+    bento = make_bento(python={"packages": ("numpy",)})
+    lines = instructions(render_quiet(bento, graph=default_graph(buildstage=False)))
+    assert [line for line in lines if line.startswith("FROM ")] == [
+        "FROM python:3.11-slim AS base-container"
+    ]
+    assert not any("build-essential" in line for line in lines)
+    assert any("uv pip install --python /app/.venv/bin/python -r " in line for line in lines)
+
+
+def test_bentomls_toolchain_line_moves_to_the_build_stage(make_bento: MakeBento) -> None:
+    toolchain = (
+        "apt-get update && apt-get install -q -y --no-install-recommends "
+        "--allow-remove-essential ca-certificates gnupg2 bash build-essential git"
+    )
+    bento = make_bento(
+        docker={
+            "base_image": "python:3.11-slim",
+            "commands": (toolchain, "apt-get install -q -y curl"),
+        },
+        python={"requirements_text": "bentoml==1.4.40\n"},
+    )
+    lines = instructions(render_quiet(bento))
+    runtime = lines[lines.index("FROM base-container AS runtime") :]
+    assert toolchain not in "\n".join(lines)
+    assert not any("build-essential" in line or " git" in line for line in runtime)
+    # the later apt-get install still finds package lists
+    update = next(i for i, line in enumerate(lines) if line.endswith(" apt-get update -q"))
+    install = next(
+        i for i, line in enumerate(lines) if line.endswith(" apt-get install -q -y curl")
+    )
+    assert update < install
+    build = "\n".join(lines[: lines.index("FROM base-container AS runtime")])
+    assert "apt-get install -q -y --no-install-recommends build-essential git" in build
 
 
 def test_custom_stage_from_python(make_bento: MakeBento) -> None:

@@ -1,23 +1,9 @@
-FROM continuumio/miniconda3:latest AS buildstage
-
-RUN conda install -y python=3.11 && conda clean -afy
-
-RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
-    --mount=type=cache,target=/var/lib/apt,sharing=locked \
-    export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends build-essential curl libgomp1
-
-COPY ./env/python /tmp/env/python/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    mkdir -p /wheels && python -m pip wheel --wheel-dir /wheels -r /tmp/env/python/requirements.txt
-
-FROM continuumio/miniconda3:latest AS base-container
+FROM python:3.11-slim AS base-container
 
 ENV LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONIOENCODING=UTF-8 \
     PYTHONUNBUFFERED=1
-
-RUN conda install -y python=3.11 && conda clean -afy
 
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
@@ -38,10 +24,11 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --from=buildstage /wheels /tmp/wheels
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN --network=none \
-    python -m venv /app/.venv && /app/.venv/bin/pip install --no-index --find-links /tmp/wheels -r ./env/python/requirements.txt
+COPY --chown=1034:1034 ./env/python /home/bentoml/bento/env/python/
+
+RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/uv \
+    cd /home/bentoml/bento && python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /home/bentoml/bento/env/python/requirements.txt && rm -rf /tmp/uv
 
 COPY --chown=1034:1034 . ./
 

@@ -1,13 +1,3 @@
-FROM amazonlinux:2 AS buildstage
-
-RUN amazon-linux-extras enable python3.8 && yum install -y python38 shadow-utils && yum clean all
-
-RUN yum install -y gcc gcc-c++ make curl libgomp1 && yum clean all
-
-COPY ./env/python /tmp/env/python/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    mkdir -p /wheels && python3.8 -m pip wheel --wheel-dir /wheels -r /tmp/env/python/requirements.txt
-
 FROM amazonlinux:2 AS base-container
 
 ENV LANG=C.UTF-8 \
@@ -34,10 +24,11 @@ LABEL owner="bento-pipeline"
 
 WORKDIR /home/bentoml/bento
 
-COPY --from=buildstage /wheels /tmp/wheels
-COPY --chown=1034:1034 ./env/python ./env/python/
-RUN --network=none \
-    python3.8 -m venv /app/.venv && /app/.venv/bin/pip install --no-index --find-links /tmp/wheels -r ./env/python/requirements.txt
+COPY --chown=1034:1034 ./env/python /home/bentoml/bento/env/python/
+
+RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/uv \
+    cd /home/bentoml/bento && python3.8 -m venv --without-pip /app/.venv && python3.8 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /home/bentoml/bento/env/python/requirements.txt && rm -rf /tmp/uv
 
 COPY --chown=1034:1034 . ./
 
