@@ -45,7 +45,10 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--template",),
         {"metavar": "FILE", "help": "Dockerfile template overriding blocks"},
     ),
-    "buildstage": (("--buildstage",), {"action": "store_true"}),
+    "buildstage": (
+        ("--buildstage",),
+        {"action": argparse.BooleanOptionalAction, "default": True},
+    ),
 }
 
 

@@ -124,8 +124,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_build_option(
         parser,
         "buildstage",
-        help="compile wheels in a separate build stage; the image gets no compilers "
-        "(docs/graph.md)",
+        help="make the venv in a build stage and copy it into the image (default); "
+        "--no-buildstage keeps the single-stage layout (docs/graph.md)",
     )
     parser.add_argument(
         "--dry-run",

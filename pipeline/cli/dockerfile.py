@@ -53,8 +53,10 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--buildstage",
-        action="store_true",
-        help="build wheels in a separate stage with compilers; the image gets only the wheels",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="make the venv in a build stage and copy it into the image (default); "
+        "--no-buildstage keeps the single-stage layout",
     )
 
 

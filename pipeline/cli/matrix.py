@@ -123,7 +123,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         build, "opt", metavar="KEY=VALUE|KEY", help="backend pass-through option (repeatable)"
     )
     add_build_option(build, "template")
-    add_build_option(build, "buildstage", help="compile wheels in a separate build stage")
+    add_build_option(
+        build, "buildstage", help="venv in a build stage (default); --no-buildstage: one stage"
+    )
 
 
 class _Prefixed:

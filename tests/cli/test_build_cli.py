@@ -237,14 +237,18 @@ def test_dry_run_with_an_env_secret_on_a_file_only_engine(
     assert "dry-run-secret-value" not in out + err
 
 
-def test_buildstage_renders_the_compiler_stage(capsys: pytest.CaptureFixture[str]) -> None:
+def test_buildstage_is_the_default_and_no_buildstage_is_one_stage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, err = run(capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json")
     assert code == 0, err
-    assert " AS buildstage" not in json.loads(out)["dockerfile"]
+    dockerfile = json.loads(out)["dockerfile"]
+    assert dockerfile.index(" AS base-container") < dockerfile.index(
+        "FROM base-container AS buildstage"
+    )
+    assert "FROM base-container AS runtime" in dockerfile
     code, out, err = run(
-        capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json", "--buildstage"
+        capsys, "build", HELLO, "--backend", "docker", "--dry-run", "-o", "json", "--no-buildstage"
     )
     assert code == 0, err
-    dockerfile = json.loads(out)["dockerfile"]
-    assert " AS buildstage" in dockerfile
-    assert dockerfile.index(" AS buildstage") < dockerfile.index(" AS base-container")
+    assert " AS buildstage" not in json.loads(out)["dockerfile"]

@@ -50,7 +50,9 @@ def test_template_option_and_buildstage(home: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "RUN echo custom" in done.stdout.splitlines()
     froms = [line for line in done.stdout.splitlines() if line.startswith("FROM ")]
-    assert froms[0].endswith("AS buildstage")
+    assert froms[1] == "FROM base-container AS buildstage"
+    done = cli("dockerfile", "examples/hello", "--no-buildstage", home=home)
+    assert [line for line in done.stdout.splitlines() if line.startswith("FROM ")] == [froms[0]]
 
 
 def test_syntax_error_exit_2_with_file_and_line(home: Path, tmp_path: Path) -> None:
