@@ -10,6 +10,7 @@ import pipeline
 from pipeline import api
 from pipeline.config import Bento
 from pipeline.errors import BackendError, ConfigError, PipelineError
+from pipeline.graph import default_graph
 from pipeline.request import SecretSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,8 +293,11 @@ _APT = (
     "--no-install-recommends curl"
 )
 _PIP = (
-    "RUN --mount=type=cache,target=/root/.cache/pip     python3 -m venv /app/.venv && "
-    "/app/.venv/bin/pip install -r ./env/python/requirements.txt"
+    "RUN --mount=type=cache,target=/root/.cache/pip     --mount=type=cache,target=/root/.cache/uv"
+    "     cd /home/bentoml/bento && python3 -m venv --without-pip /app/.venv && python3 -m venv "
+    "/tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && "
+    "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r "
+    "/home/bentoml/bento/env/python/requirements.txt && rm -rf /tmp/uv"
 )
 STEPS = {
     "components exit": (
@@ -324,7 +328,9 @@ def test_step_origin_names_the_block_and_field_or_template_line(
     from pipeline.plan import instruction_origins
 
     bento, template = _origin_bento(tmp_path / "b")
-    instructions = instruction_origins(bento)
+    # the step numbers below are the single-stage layout's (the default one is covered by
+    # tests/test_plan.py and the engine tests)
+    instructions = instruction_origins(bento, graph=default_graph(buildstage=False))
     step, expected = STEPS[case][engine], STEPS[case][3]
     assert api.step_origin(step, bento, instructions) == expected.format(template=template)
 
