@@ -30,6 +30,7 @@ from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
+from pipeline.requirements import pinned_bentoml_version
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
@@ -159,12 +160,13 @@ BENTOML_FEATURES: tuple[str, ...] = (
     "triton",
     "all",
 )
-_PINNED_BENTOML = re.compile(r"^\s*bentoml\s*(\[[^\]]*\])?\s*==\s*([^\s;#]+)", re.IGNORECASE)
 
 
-def feature_requirements(bento: Bento, features: tuple[str, ...]) -> tuple[str, ...]:
-    """``bentoml[f1,f2]==V`` for ``--enable-features``: the extras of the bentoml the bento
-    already pins (so the features never change its bentoml version)."""
+def feature_requirements(
+    bento: Bento, features: tuple[str, ...], lines: list[str]
+) -> tuple[str, ...]:
+    """``bentoml[f1,f2]==V`` for ``--enable-features``: the extras of the bentoml the bento's
+    requirement ``lines`` already pin (so the features never change its bentoml version)."""
     if not features:
         return ()
     unknown = [f for f in features if f not in BENTOML_FEATURES]
@@ -174,12 +176,7 @@ def feature_requirements(bento: Bento, features: tuple[str, ...]) -> tuple[str, 
             field="--enable-features",
             hint=f"allowed: {allowed(BENTOML_FEATURES)}",
         )
-    version = None
-    for line in requirement_lines(bento):
-        match = _PINNED_BENTOML.match(line)
-        if match:
-            version = match.group(2)
-    version = version or bento.bentoml_version
+    version = pinned_bentoml_version(lines) or bento.bentoml_version
     if not version:
         raise ConfigError(
             "--enable-features adds bentoml extras, but this bento does not pin bentoml",
@@ -348,7 +345,8 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
     )
     docker = bento.docker
     commands, package_manager, build_packages = _commands_and_toolchain(bento, base, recipe)
-    if any("git+" in line for line in requirement_lines(bento)) and "git" not in build_packages:
+    lines = requirement_lines(bento)
+    if any("git+" in line for line in lines) and "git" not in build_packages:
         build_packages = (*build_packages, "git")
     return {
         "bento": bento,
@@ -370,10 +368,8 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "post_commands": tuple(docker.post_commands),
         "conda_channels": tuple(bento.conda.channels),
         "conda_packages": tuple(bento.conda.dependencies),
-        "requirements": _has_requirements(requirement_lines(bento))
-        or bool(_wheels(bento))
-        or bool(options.features),
-        "feature_requirements": feature_requirements(bento, options.features),
+        "requirements": _has_requirements(lines) or bool(_wheels(bento)) or bool(options.features),
+        "feature_requirements": feature_requirements(bento, options.features, lines),
         # uv installs the requirements (pip itself only bootstraps it), except where uv cannot
         # serve: python.pip_args are pip's own options
         "installer": "pip" if bento.python.pip_args else "uv",

@@ -133,6 +133,17 @@ def names_bentoml_by_url(lines: Iterable[str]) -> bool:
     return False
 
 
+def pinned_bentoml_version(lines: Iterable[str]) -> str | None:
+    """The version of the last ``bentoml==V`` (or ``bentoml[extras]==V``) requirement, if any."""
+    version = None
+    for line in lines:
+        match = _BENTOML_REQ.match(line) if _is_requirement(line) else None
+        rest = match.group("rest") if match else ""
+        if rest.startswith("=="):
+            version = rest[2:].split(";")[0].split("#")[0].strip() or None
+    return version
+
+
 def mentions_bentoml(lines: Iterable[str]) -> bool:
     return any(_is_requirement(line) and _BENTOML_REQ.match(line) for line in lines)
 
