@@ -491,7 +491,9 @@ def plan_matrix(
 
 
 _LOCAL_STORE_ENGINES = frozenset({"podman", "buildah"})
-_STEP_HEADER = re.compile(r"^(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
+# "STEP 2/5: RUN x" (podman, buildah), "Step 2/5 : RUN x" (docker's classic builder); podman 4
+# prefixes the steps of a multi-stage build with their stage: "[2/3] STEP 1/2: FROM ..."
+_STEP_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
 _FROM_LINE = re.compile(r"^\s*FROM\s", re.IGNORECASE | re.MULTILINE)
 
 

@@ -509,3 +509,35 @@ def test_the_from_gate_lets_the_next_cell_pull_after_the_last_from() -> None:
     assert anyio.run(scenario) == [
         "STEP 1/5=0", "STEP 2/5=0", "STEP 3/5=0", "--> Using cache 1234=0", "STEP 4/5=1", "end=1",
     ]  # fmt: skip
+
+
+def test_the_from_gate_reads_podmans_multi_stage_step_headers() -> None:
+    # podman 4 prefixes each step of a multi-stage build with its stage, "[2/3] STEP 1/2: ..."
+    # (the default layout has three FROMs); the gate must still open after the last FROM
+    from pipeline.matrix import _FromGate
+
+    class Prepared:
+        dockerfile = (
+            "FROM python:3.11-slim AS base-container\nENV A=1\n"
+            "FROM base-container AS buildstage\nRUN x\nFROM base-container AS runtime\nRUN y\n"
+        )
+
+    async def scenario() -> list[int]:
+        semaphore = anyio.Semaphore(1)
+        gate = _FromGate(semaphore)
+        await gate.enter()
+        gate.prepared(Prepared())  # type: ignore[arg-type]
+        values = []
+        for line in (
+            "[1/3] STEP 1/2: FROM python:3.11-slim AS base-container",
+            "[1/3] STEP 2/2: ENV A=1",
+            "[3/3] STEP 1/2: FROM b1b6b15e1a7d AS runtime",
+            "[2/3] STEP 1/2: FROM b1b6b15e1a7d AS buildstage",
+            "[2/3] STEP 2/2: RUN x",
+            "[3/3] STEP 2/2: RUN y",
+        ):
+            gate.see(line)
+            values.append(semaphore.value)
+        return values
+
+    assert anyio.run(scenario) == [0, 0, 0, 0, 1, 1]
