@@ -43,7 +43,14 @@ from render.environment import (
     template_line,
 )
 from render.lint import lint_template
-from render.recipes import UV_VERSION, Recipe, bentoml_install_line, cuda_python_setup, recipe_for
+from render.recipes import (
+    UV_VERSION,
+    Recipe,
+    bentoml_install_line,
+    cuda_python_setup,
+    python_headers_package,
+    recipe_for,
+)
 
 CA_CERT_SECRET_ID = "ca_cert"
 CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
@@ -380,6 +387,7 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         # compilers the build stage installs only when a requirement must be built from source
         "build_packages": build_packages,
         "build_package_manager": package_manager,
+        "python_headers": python_headers_package(package_manager or "", recipe.python),
         "build_include": tuple(docker.build_include),
         "buildkit": options.buildkit,
         "ca_cert": ca,

@@ -49,6 +49,25 @@ RECIPES: dict[str | None, Recipe] = {
     None: Recipe(users="portable"),
 }
 
+
+def python_headers_package(manager: str, python: str) -> str:
+    """The distro package with ``Python.h`` for the interpreter ``python`` (``python3``,
+    ``python3.11``) on a distro whose package manager is ``manager``. A build stage adds it to
+    the compilers only when the interpreter lacks its headers (a distro's own Python does; the
+    official python images ship them), or C extensions would not build (some setup.py files
+    then fall back to pure Python without a word)."""
+    version = python.removeprefix("python")
+    if manager == "apt":
+        return f"{python}-dev" if version else "python3-dev"
+    if manager == "apk":
+        return "python3-dev"
+    if version in ("", "3"):
+        return "python3-devel"
+    # ubi8 / amazonlinux name 3.8 and 3.9 python38, python39; newer ones python3.11
+    short = version.replace(".", "") if version in ("3.8", "3.9") else version
+    return f"python{short}-devel"
+
+
 # CUDA images (nvidia/cuda) carry no Python. The requested version is installed, never another:
 # the OS's own python3 when that is the version asked for, else (ubuntu) the deadsnakes PPA, as
 # BentoML does, or (ubi8) the AppStream package. ``{v}`` is the version, ``{apt_ca}`` the CA

@@ -1,0 +1,152 @@
+"""The default layout on real engines: a build stage makes the venv, the runtime stage gets only it.
+
+What these prove (issue 9): a requirement that has no wheel is compiled in the build stage and
+works in the image, while no compiler, make or git reaches the runtime image; after a code-only
+change the engine reports every dependency step cached; the single-stage escape hatch still
+builds the same bento as before.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from enginekit import ROOT, RUNNER, remove_image, run_in_image, unique_tag
+
+ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in ("docker", "podman")]
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+# crcmod 1.7 is published as an sdist only; its C extension is built when a compiler is there
+# (the crcmod.crcmod module's _usingExtension tells), else it silently falls back to pure Python
+SERVICE = "import crcmod\n\nsvc = None\nVERSION = {version}\n"
+PROBE = "import sys, crcmod; sys.exit(0 if sys.modules['crcmod.crcmod']._usingExtension else 3)"
+TOOLS = "for t in gcc cc make git; do command -v $t; done; true"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_build_env: Path) -> Path:
+    return isolated_build_env
+
+
+@pytest.fixture()
+def tags() -> Iterator[list[tuple[str, str]]]:
+    created: list[tuple[str, str]] = []
+    yield created
+    for runner, tag in created:
+        remove_image(runner, tag)
+
+
+def compiled_project(root: Path) -> Path:
+    project = root / "compiled"
+    project.mkdir()
+    (project / "service.py").write_text(SERVICE.format(version=1))
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\nname: compiled\ninclude: ["*.py"]\n'
+        "python:\n  packages:\n    - crcmod==1.7\n"
+    )
+    return project
+
+
+def build(project: Path, engine: str, tag: str, *extra: str) -> str:
+    """``python -m pipeline build`` with plain progress; returns the engine's output."""
+    ca = ["--ca-cert", str(CA_BUNDLE)] if CA_BUNDLE.is_file() else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "build", str(project), "--backend", engine,
+         "-t", tag, "--progress", "plain", *ca, *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr
+
+
+def steps_by_stage(engine: str, output: str) -> dict[str, list[tuple[str, bool]]]:
+    """Each build stage's steps as (instruction line, cached), read from the engine's output."""
+    stages: dict[str, list[tuple[str, bool]]] = {}
+    if engine == "docker":
+        # BuildKit: "#9 [buildstage 3/3] RUN ..." then, for a cache hit, "#9 CACHED"
+        header = re.compile(r"^#(\d+) \[([\w-]+) +\d+/\d+\] (.+)$")
+        by_id: dict[str, tuple[str, str]] = {}
+        cached: set[str] = set()
+        for line in output.splitlines():
+            if match := header.match(line):
+                by_id.setdefault(match[1], (match[2], match[3]))
+            elif match := re.match(r"^#(\d+) CACHED$", line):
+                cached.add(match[1])
+        for step, (stage, instruction) in by_id.items():
+            stages.setdefault(stage, []).append((instruction, step in cached))
+        return stages
+    # podman: "[2/3] STEP 2/2: RUN ..." then "--> Using cache <id>" for a cache hit
+    names = {}
+    current: list[tuple[str, bool]] | None = None
+    for line in output.splitlines():
+        if match := re.match(r"^\[(\d+)/\d+\] STEP \d+/\d+: (.+)$", line):
+            number, instruction = match[1], match[2]
+            if instruction.startswith("FROM "):
+                names[number] = instruction.rsplit(" AS ", 1)[-1].strip()
+                current = None
+                continue
+            current = stages.setdefault(names.get(number, number), [])
+            current.append((instruction, False))
+        elif line.startswith("--> Using cache") and current:
+            current[-1] = (current[-1][0], True)
+    return stages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_compiled_requirement_is_built_in_the_build_stage_only(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "compiled")
+    tags.append((runner, tag))
+    output = build(compiled_project(tmp_path), engine, tag)
+    assert "installing build-essential" in output  # the wheels-only attempt failed as it should
+    probe = subprocess.run(
+        [runner, "run", "--rm", "--entrypoint", "python", tag, "-c", PROBE],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert probe.returncode == 0, f"crcmod's C extension is not in the image: {probe.stderr}"
+    found = run_in_image(runner, tag, "sh", "-c", TOOLS).split()
+    assert found == [], f"build tools reached the runtime image: {found}"
+    packages = run_in_image(runner, tag, "sh", "-c", "dpkg-query -W -f '${Package}\\n'")
+    assert not {"build-essential", "gcc", "git", "make"} & set(packages.split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_code_change_rebuilds_no_dependency_step(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    runner, tag = RUNNER[engine], unique_tag(engine, "codechange")
+    tags.append((runner, tag))
+    project = compiled_project(tmp_path)
+    build(project, engine, tag)
+    (project / "service.py").write_text(SERVICE.format(version=2))
+    stages = steps_by_stage(engine, build(project, engine, tag))
+    assert stages.get("buildstage"), f"no build-stage steps in the output: {stages}"
+    assert all(cached for _, cached in stages["buildstage"]), stages["buildstage"]
+    runtime = stages["runtime"]
+    code = next(i for i, (line, _) in enumerate(runtime) if re.match(r"COPY --chown=\S+ \. ", line))
+    # everything before the bento's code is cached (the venv copy too), the code itself is not
+    assert any("/app/.venv" in line for line, _ in runtime[:code]), runtime
+    assert all(cached for _, cached in runtime[:code]), runtime
+    assert not runtime[code][1], runtime
+    assert "VERSION = 2" in run_in_image(runner, tag, "cat", "src/service.py")
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_the_single_stage_layout_still_builds_a_compiled_requirement(
+    tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    tag = unique_tag("docker", "singlestage")
+    tags.append(("docker", tag))
+    output = build(compiled_project(tmp_path), "docker", tag, "--no-buildstage")
+    # one stage, as before the build-stage layout: no compilers are added (none were then, so
+    # crcmod installs its pure-Python fallback), and the bento's requirement is there
+    assert "installing build-essential" not in output
+    assert run_in_image("docker", tag, "python", "-c", "import crcmod; print('ok')").strip() == "ok"
