@@ -78,9 +78,14 @@ def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None
     install = "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python"
     assert f"if ! {install} --no-build -r /tmp/bento/env/python/requirements.txt; then" in text
     assert (
-        "apt-get install -q -y --no-install-recommends build-essential "
+        "apt-get install -q -y --no-install-recommends build-essential $headers "
         f"&& {install} -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv"
     ) in text
+    # the interpreter's headers come along only when it lacks them (a distro's own python3)
+    assert (
+        "headers=$(test -e \"$(python3 -c 'import sysconfig; "
+        'print(sysconfig.get_path("include"))\')/Python.h" || echo python3-dev)' in text
+    )
     assert "--mount=type=cache,target=/root/.cache/pip" in text
     assert "--mount=type=cache,target=/root/.cache/uv" in text
     assert "UV_COMPILE_BYTECODE=1" in text
