@@ -57,6 +57,7 @@ def test_opts_for_first_class_options_are_folded_in() -> None:
             "no-cache",
             "target:base",
             "network=host",
+            "shm-size=1g",
         ]
     )
     assert options.platforms == ("linux/arm64",)
@@ -64,7 +65,8 @@ def test_opts_for_first_class_options_are_folded_in() -> None:
     assert options.labels == {"team": "ml"}
     assert options.no_cache is True
     assert options.target == "base"
-    assert options.opts == (("network", "host"),)
+    assert options.network == "host"
+    assert options.opts == (("shm-size", "1g"),)
     more = api.parse_options(
         tags=["a:1"],
         target="cli-target",

@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError, PipelineWarning
 
 COMMAND_MODULES: tuple[str, ...] = (
     "build",
+    "containerize",
     "dockerfile",
     "export",
     "bento",

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
 from pipeline.cli import Command
-from pipeline.cli._buildopts import add_build_option, build_options
-from pipeline.errors import PipelineWarning
+from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
+from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.graph import default_graph
 from pipeline.request import BuildResult
 
@@ -74,10 +74,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-t",
         "--tag",
+        "--image-tag",
+        "--docker-image-tag",
         action="append",
         dest="tags",
         metavar="NAME[:TAG]",
-        help="image tag (repeatable; default <bento name>:<version>, lowercased)",
+        help="image tag (repeatable; default <bento name>:<version>, lowercased); "
+        "--image-tag and --docker-image-tag are BentoML's spellings",
     )
     parser.add_argument(
         "--platform",
@@ -120,6 +123,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE|KEY:VALUE|KEY",
         help="backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
     )
+    add_build_option(parser, "quiet")
+    add_build_option(parser, "enable-features")
     add_build_option(parser, "template")
     add_build_option(
         parser,
@@ -133,14 +138,23 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="print the exact command and the rendered Dockerfile; build nothing",
     )
     parser.add_argument("--json", action="store_true", help="same as --output json")
+    bentoml = parser.add_argument_group(
+        "BentoML containerize options (an engine without one refuses it, naming those that "
+        "have it)"
+    )
+    for name in ("network", "pull", "ssh", "add-host", "iidfile", "metadata-file", "run-as-root"):
+        add_build_option(bentoml, name)
+    add_engine_flags(
+        parser.add_argument_group(
+            "BentoML's buildx options, passed to the engine as --opt KEY=VALUE"
+        )
+    )
     # Deprecated spellings (BentoML / older releases), accepted with a warning.
     for old, dest, new in (
         ("--platforms", "platforms", "--platform"),
         ("--secrets", "secrets", "--secret"),
         ("--build-args", "build_args", "--build-arg"),
         ("--labels", "labels", "--label"),
-        ("--image-tag", "tags", "--tag"),
-        ("--docker-image-tag", "tags", "--tag"),
         ("--backend-opt", "opts", "--opt"),
     ):
         parser.add_argument(old, dest=dest, action=_Deprecated, replacement=new)
@@ -218,7 +232,10 @@ def _run(args: argparse.Namespace) -> int:
             print(plan.dockerfile, end="" if plan.dockerfile.endswith("\n") else "\n")
         return 0
 
-    display = ProgressDisplay("quiet" if as_json else args.progress)
+    if args.quiet and as_json:
+        raise ConfigError("--quiet and --output json exclude each other", field="--quiet")
+    silent = as_json or args.quiet  # stdout is the result only, stderr gets no progress
+    display = ProgressDisplay("quiet" if silent else args.progress)
     run_hint: list[str] = []
 
     def on_prepared(prepared: api.PreparedBuild) -> None:
@@ -226,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
         hint = getattr(executor, "run_hint", None)
         if callable(hint) and (command := hint(prepared.tags[0])):
             run_hint.append(command)
-        if not as_json and args.progress != "quiet":
+        if not silent and args.progress != "quiet":
             print(
                 f"building {prepared.bento.tag} as {', '.join(prepared.tags)} with "
                 f"{prepared.selection.name} ({prepared.selection.source})",
@@ -247,9 +264,24 @@ def _run(args: argparse.Namespace) -> int:
         if run_hint:
             payload["run"] = run_hint[0]
         print(json.dumps(payload, indent=2))
+    elif args.quiet:
+        _print_image_id(result)
     else:
         print(_summary(result, run_hint[0] if run_hint else None, args))
     return 0
+
+
+def _print_image_id(result: BuildResult) -> None:
+    """--quiet: the image id alone on stdout (the pushed digest when there is no local image)."""
+    image = result.image_id or result.digest
+    if image:
+        print(image)
+    else:
+        print(
+            f"warning: {result.backend} reported no image id "
+            "(buildctl keeps its image in buildkitd; --output writes files)",
+            file=sys.stderr,
+        )
 
 
 def _summary(result: BuildResult, run_hint: str | None, args: argparse.Namespace) -> str:
