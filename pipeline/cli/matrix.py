@@ -284,4 +284,5 @@ COMMAND = Command(
     description=DESCRIPTION,
     configure=_configure,
     run=_run,
+    usage="%(prog)s BENTO [options]",
 )

@@ -258,3 +258,37 @@ def test_quiet_prints_only_the_image_id(tmp_path: Path) -> None:
         assert lines[0] == image_id
     finally:
         remove_image("docker", tag)
+
+
+@pytest.mark.parametrize("command", [*BUILD_COMMANDS, "matrix"])
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["--foo=bar"], "pass engine options with --opt foo=bar"),
+        (["--foo", "bar"], "pass engine options with --opt foo=bar"),
+        (["--squash"], "pass engine options with --opt squash"),
+        (["--platfrom", "linux/amd64"], "--platfrom (did you mean '--platform'?)"),
+    ],
+)
+def test_unknown_flag_shows_the_commands_usage_and_the_opt_form(
+    capsys: pytest.CaptureFixture[str], command: str, argv: list[str], hint: str
+) -> None:
+    code, out, err = run(capsys, command, HELLO, "--dry-run", *argv)
+    assert code == 2 and out == ""
+    usage, message = err.splitlines()[0], err.splitlines()[-1]
+    assert usage == f"usage: python -m pipeline {command} BENTO [options]"
+    assert message.startswith(f"python -m pipeline {command}: error: unrecognized arguments: ")
+    assert hint in message and f"all options: python -m pipeline {command} --help" in message
+    assert "COMMAND ..." not in err  # not the top-level usage
+
+
+def test_unknown_flag_of_other_commands_shows_their_usage_without_the_opt_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "bento", "build", HELLO, "--zzz=1")
+    assert code == 2
+    assert err.startswith("usage: python -m pipeline bento build ")
+    assert "unrecognized arguments: --zzz=1" in err and "--opt" not in err
+    code, _, err = run(capsys, "dockerfile", HELLO, "--zzz")
+    assert code == 2 and err.startswith("usage: python -m pipeline dockerfile ")
+    assert "--opt" not in err
