@@ -94,12 +94,15 @@ def _joined(value: Any) -> str:
     return str(value)
 
 
-def alias_value(alias: str, value: Any) -> Any:
-    """A BentoML value in our keyword's shape (``add_host={"db": "10.0.0.2"}`` -> ``db:10.0.0.2``,
-    ``secret={"id": "aws", "src": F}`` -> ``id=aws,src=F``)."""
-    if alias == "add_host" and isinstance(value, Mapping):
+def bentoml_value(target: str, value: Any) -> Any:
+    """A value BentoML takes, in our keyword's shape: ``add_host={"db": "10.0.0.2"}`` ->
+    ``["db:10.0.0.2"]``; a dict for a one-spec option (``secret={"id": "aws", "src": F}``,
+    ``cache_from={"type": "local", "src": D}``, ``output=...``) -> ``"id=aws,src=F"``."""
+    if not isinstance(value, Mapping):
+        return value
+    if target == "add_hosts":
         return [f"{host}:{ip}" for host, ip in value.items()]
-    if alias in ("secret", "import_cache", "export_cache") and isinstance(value, Mapping):
+    if target in ("secrets", "cache_from", "cache_to", "output"):
         return ",".join(f"{k}={v}" for k, v in value.items())
     return value
 
@@ -114,9 +117,9 @@ def to_our_keywords(options: Mapping[str, Any], ours: Sequence[str]) -> dict[str
     extra_opts: list[tuple[str, str | None]] = []
     for name, value in options.items():
         if name in ours:
-            target, converted = name, value
+            target = name
         elif name in ALIASES:
-            target, converted = ALIASES[name], alias_value(name, value)
+            target = ALIASES[name]
         elif name in REFUSED:
             raise ConfigError(f"{name}= is not supported: {REFUSED[name]}", field=name)
         elif name in ENGINE_OPTIONS:
@@ -135,7 +138,7 @@ def to_our_keywords(options: Mapping[str, Any], ours: Sequence[str]) -> dict[str
                 field=name,
             )
         given_as[target] = name
-        result[target] = converted
+        result[target] = bentoml_value(target, value)
     if extra_opts:
         result["opts"] = [*_opt_items(result.get("opts")), *extra_opts]
     return result
