@@ -4,6 +4,7 @@ real docker build shows ``-q`` prints only the image id."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -292,3 +293,26 @@ def test_unknown_flag_of_other_commands_shows_their_usage_without_the_opt_hint(
     code, _, err = run(capsys, "dockerfile", HELLO, "--zzz")
     assert code == 2 and err.startswith("usage: python -m pipeline dockerfile ")
     assert "--opt" not in err
+
+
+# `bentoml containerize --help` of BentoML 1.4.40, every flag but its global ones
+BENTOML_CONTAINERIZE_FLAGS = (
+    "-t", "--image-tag", "--docker-image-tag", "--backend", "--enable-features", "--opt",
+    "--run-as-root", "--add-host", "--build-arg", "--cache-from", "--iidfile", "--label",
+    "--network", "--no-cache", "--output", "--platform", "--progress", "--pull", "--secret",
+    "--ssh", "--target", "--allow", "--attest", "--build-context", "--builder", "--cache-to",
+    "--load", "--push", "--provenance", "--quiet", "--cgroup-parent", "--ulimit",
+    "--no-cache-filter", "--metadata-file", "--sbom", "--shm-size", "-q",
+)  # fmt: skip
+
+
+def test_every_bentoml_containerize_flag_is_an_option_and_in_the_parity_table() -> None:
+    from pipeline.cli import make_parser
+
+    parser = make_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = commands.choices["containerize"]._option_string_actions
+    table = (ROOT / "docs" / "build.md").read_text().split("## BentoML containerize parity")[1]
+    for flag in BENTOML_CONTAINERIZE_FLAGS:
+        assert flag in flags, flag
+        assert f"`{flag}`" in table, flag
