@@ -21,7 +21,8 @@ from pipeline.request import BuildResult
 RESULT_FORMATS = ("json", "text")
 
 DESCRIPTION = f"""\
-Build a bento into a container image.
+Build a bento into a container image. `containerize` is the same command under BentoML's
+name, and BentoML's containerize flags are options here (docs/build.md has the table).
 
 BENTO is a bento directory (with bento.yaml), a project directory (with bentofile.yaml; built
 into the store first) or a store tag (name[:version|latest]).
@@ -39,6 +40,7 @@ examples:
   python -m pipeline build ./project --ca-cert corp-root.pem       # TLS-intercepting proxy
   python -m pipeline build examples/hello --dry-run                # argv + Dockerfile only
   python -m pipeline build examples/hello --output json            # machine-readable result
+  python -m pipeline build examples/hello -q --iidfile iid.txt     # stdout: the image id only
 """
 
 
@@ -139,8 +141,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="same as --output json")
     bentoml = parser.add_argument_group(
-        "BentoML containerize options (an engine without one refuses it, naming those that "
-        "have it)"
+        "BentoML containerize options (an engine without one refuses it)"
     )
     for name in ("network", "pull", "ssh", "add-host", "iidfile", "metadata-file", "run-as-root"):
         add_build_option(bentoml, name)
