@@ -205,6 +205,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.quiet:
+        return _build(args)
+    with warnings.catch_warnings():  # -q: no warnings either, as BentoML's -q
+        warnings.simplefilter("ignore", PipelineWarning)
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     for note in getattr(args, "_deprecated", None) or ():
         warnings.warn(note, PipelineWarning, stacklevel=2)
     as_json = args.json or args.output == "json"

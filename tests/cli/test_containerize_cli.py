@@ -316,3 +316,21 @@ def test_every_bentoml_containerize_flag_is_an_option_and_in_the_parity_table() 
     for flag in BENTOML_CONTAINERIZE_FLAGS:
         assert flag in flags, flag
         assert f"`{flag}`" in table, flag
+
+
+def test_quiet_silences_warnings_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """As BentoML's -q: a project whose base_image overrides its distro warns, except with -q."""
+    project = tmp_path / "warns"
+    project.mkdir()
+    (project / "service.py").write_text("svc = None\n")
+    (project / "bentofile.yaml").write_text(
+        'service: "service:svc"\nname: warns\ninclude: ["*.py"]\n'
+        "docker:\n  base_image: python:3.11-slim\n  distro: alpine\n"
+    )
+    code, _, err = run(capsys, "containerize", str(project), "--backend", "docker", "--dry-run")
+    assert code == 0 and "warning: " in err and "distro" in err
+    code, out, err = run(
+        capsys, "containerize", str(project), "--backend", "docker", "--dry-run", "-q"
+    )
+    assert code == 0 and err == ""
+    assert "# Dockerfile" in out  # a dry run still shows what would run
