@@ -239,7 +239,7 @@ def parse_options(**options: Any) -> BuildOptions:
     (:mod:`pipeline.bentoml_keywords`); anything else is a :class:`ConfigError` naming it."""
     from pipeline.bentoml_keywords import to_our_keywords
 
-    return _parse_options(**to_our_keywords(options, _OPTION_NAMES))
+    return _parse_options(**to_our_keywords(options, _OPTION_NAMES, also=_CALL_KEYWORDS))
 
 
 def _parse_options(
@@ -364,6 +364,8 @@ def _parse_options(
 
 
 _OPTION_NAMES: tuple[str, ...] = tuple(inspect.signature(_parse_options).parameters)
+# build()'s own keywords, named with the options when a keyword is unknown
+_CALL_KEYWORDS = ("bento", "bento_tag", "backend", "template", "graph", "on_output")
 
 
 def _opt_item(item: tuple[str, str | None]) -> tuple[str, str | None]:

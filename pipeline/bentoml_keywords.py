@@ -107,11 +107,14 @@ def bentoml_value(target: str, value: Any) -> Any:
     return value
 
 
-def to_our_keywords(options: Mapping[str, Any], ours: Sequence[str]) -> dict[str, Any]:
+def to_our_keywords(
+    options: Mapping[str, Any], ours: Sequence[str], *, also: Sequence[str] = ()
+) -> dict[str, Any]:
     """``options`` with BentoML's names turned into ``ours`` (the keywords we take).
 
     Engine flags are appended to ``opts``; a name that is neither ours nor BentoML's, a refused
-    one, or one option given under two names is a :class:`ConfigError` naming it."""
+    one, or one option given under two names is a :class:`ConfigError` naming it (``also``: the
+    caller's own keywords, listed among the allowed ones)."""
     result: dict[str, Any] = {}
     given_as: dict[str, str] = {}
     extra_opts: list[tuple[str, str | None]] = []
@@ -127,8 +130,9 @@ def to_our_keywords(options: Mapping[str, Any], ours: Sequence[str]) -> dict[str
             continue
         else:
             raise ConfigError(
-                f"unknown keyword {name}={did_you_mean(name, [*ours, *ALIASES])}; allowed: "
-                f"{allowed(ours)}; BentoML's names {allowed(ALIASES)}; and any engine flag of "
+                f"unknown keyword {name}={did_you_mean(name, [*also, *ours, *ALIASES])}; "
+                f"allowed: {allowed([*also, *ours])}; BentoML's names {allowed(ALIASES)}; "
+                "and any engine flag of "
                 "bentoml.container.build (e.g. 'allow', 'shm_size'), passed as opts",
                 field=name,
             )

@@ -474,7 +474,8 @@ def test_pull_takes_podmans_policies(
 @pytest.mark.parametrize(
     ("keywords", "message", "field"),
     [
-        ({"colour": "red"}, "unknown keyword colour=; allowed: 'tags', 'platforms'", "colour"),
+        ({"colour": "red"}, "unknown keyword colour=; allowed: 'bento', 'bento_tag'", "colour"),
+        ({"graf": None}, "unknown keyword graf= (did you mean 'graph'?)", "graf"),
         ({"image_tags": "x:1"}, "unknown keyword image_tags= (did you mean 'image_tag'?)", None),
         ({"file": "Dockerfile"}, "file= is not supported: the Dockerfile is rendered", "file"),
         ({"context_path": "."}, "context_path= is not supported", "context_path"),
