@@ -2,7 +2,8 @@
 
 Public API (kept small; everything else is private by convention):
 
-- :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`.
+- :func:`build` / :func:`abuild` — build a bento on a backend, returning a :class:`BuildResult`
+  (``bentoml.container.build``'s keyword names work too: ``image_tag``, ``build_arg``, ...).
 - :func:`matrix` / :func:`amatrix` — one build per platform x python x distro x cuda cell,
   returning a :class:`MatrixResult`.
 - :func:`register_backend` — add an external engine.

@@ -12,6 +12,7 @@ and what is allowed) before anything is built or written.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -76,6 +77,16 @@ class BuildOptions:
     no_cache: bool = False
     ca_cert: Path | None = None
     opts: tuple[tuple[str, str | None], ...] = ()
+    # BentoML's containerize flags (BuildRequest fields of the same names)
+    network: str | None = None
+    pull: bool = False
+    ssh: tuple[str, ...] = ()
+    add_hosts: tuple[str, ...] = ()
+    iidfile: Path | None = None
+    metadata_file: Path | None = None
+    quiet: bool = False
+    run_as_root: bool = False
+    features: tuple[str, ...] = ()  # --enable-features: bentoml extras (RenderOptions.features)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,34 +199,54 @@ def _strings(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-# Options that are first-class flags here but BentoML users pass as `--opt key=value`.
+# Options that are first-class flags here but BentoML users pass as `--opt key=value`
+# (BentoML's --help calls its flags "equivalent options" of these --opt forms).
 _OPT_ALIASES = {
     "tag": "tags",
+    "image-tag": "tags",
     "platform": "platforms",
     "secret": "secrets",
     "build-arg": "build_args",
-    "build_arg": "build_args",
     "label": "labels",
     "target": "target",
     "cache-from": "cache_from",
-    "cache_from": "cache_from",
     "cache-to": "cache_to",
-    "cache_to": "cache_to",
     "progress": "progress",
     "output": "output",
     "no-cache": "no_cache",
-    "no_cache": "no_cache",
     "push": "push",
     "load": "load",
+    "network": "network",
+    "pull": "pull",
+    "ssh": "ssh",
+    "add-host": "add_hosts",
+    # our executors write their own --iidfile/--metadata-file: the user's are request fields
+    "iidfile": "iidfile",
+    "metadata-file": "metadata_file",
+    "quiet": "quiet",
 }
 _TRUE = ("", "1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+# podman/buildah's --pull=POLICY values other than always/missing: passed to the engine as is
+_PULL_ALWAYS = ("always", *_TRUE)
+_PULL_DEFAULT = ("missing", *_FALSE)
 
 
-def parse_options(
+def parse_options(**options: Any) -> BuildOptions:
+    """Validate everything a build takes; the single place both the CLI and API go through.
+
+    Takes our keywords (:func:`_parse_options`) and ``bentoml.container.build``'s names for them
+    (:mod:`pipeline.bentoml_keywords`); anything else is a :class:`ConfigError` naming it."""
+    from pipeline.bentoml_keywords import to_our_keywords
+
+    return _parse_options(**to_our_keywords(options, _OPTION_NAMES, also=_CALL_KEYWORDS))
+
+
+def _parse_options(
     *,
     tags: str | Sequence[str] | None = None,
     platforms: str | Sequence[str] | None = None,
-    secrets: Sequence[str | SecretSpec] | None = None,
+    secrets: str | Sequence[str | SecretSpec] | None = None,
     build_args: Mapping[str, str] | Sequence[str] | None = None,
     target: str | None = None,
     cache_from: str | Sequence[str] | None = None,
@@ -227,31 +258,52 @@ def parse_options(
     labels: Mapping[str, str] | Sequence[str] | None = None,
     no_cache: bool = False,
     ca_cert: str | Path | None = None,
-    opts: Sequence[str] | Mapping[str, str | None] | None = None,
+    opts: Sequence[str | tuple[str, str | None]] | Mapping[str, str | None] | None = None,
+    network: str | None = None,
+    pull: bool | str = False,
+    ssh: str | Sequence[str] | None = None,
+    add_hosts: str | Sequence[str] | None = None,
+    iidfile: str | Path | None = None,
+    metadata_file: str | Path | None = None,
+    quiet: bool = False,
+    run_as_root: bool = False,
+    features: str | Sequence[str] | None = None,
 ) -> BuildOptions:
-    """Validate everything a build takes; the single place both the CLI and API go through."""
     raw_opts: list[tuple[str, str | None]] = []
     if isinstance(opts, Mapping):
         raw_opts = [(parse_opt(k)[0], None if v is None else str(v)) for k, v in opts.items()]
     else:
-        raw_opts = [parse_opt(o) for o in _strings(opts)]
+        for item in [opts] if isinstance(opts, str) else opts or ():
+            raw_opts.append(_opt_item(item) if isinstance(item, tuple) else parse_opt(item))
     # repeatable options collect their --opt values; single-valued ones take the last
     lists: dict[str, list[Any]] = {
         "tags": list(_strings(tags)),
         "platforms": list(_strings(platforms)),
-        "secrets": list(secrets or ()),
+        "secrets": [secrets] if isinstance(secrets, str) else list(secrets or ()),
         "build_args": [],
         "labels": [],
         "cache_from": list(_strings(cache_from)),
         "cache_to": list(_strings(cache_to)),
+        "ssh": list(_strings(ssh)),
+        "add_hosts": list(_strings(add_hosts)),
     }
-    values: dict[str, str | None] = {"target": target, "progress": progress, "output": output}
-    flags = {"no_cache": no_cache, "push": push, "load": load}
+    values: dict[str, Any] = {
+        "target": target,
+        "progress": progress,
+        "output": output,
+        "network": network,
+        "iidfile": iidfile,
+        "metadata_file": metadata_file,
+    }
+    flags = {"no_cache": no_cache, "push": push, "load": load, "quiet": quiet}
     passthrough: list[tuple[str, str | None]] = []
+    pull_value = _pull(pull, passthrough)
     for key, value in raw_opts:
-        alias = _OPT_ALIASES.get(key)
+        alias = _OPT_ALIASES.get(key.replace("_", "-"))
         if alias is None:
             passthrough.append((key, value))
+        elif alias == "pull":
+            pull_value = _pull(True if value is None else value, passthrough) or pull_value
         elif alias in flags:
             flags[alias] = flags[alias] or value is None or value.strip().lower() in _TRUE
         elif value is None:
@@ -299,7 +351,99 @@ def parse_options(
         no_cache=no_cache,
         ca_cert=cert,
         opts=tuple(passthrough),
+        network=_network(values["network"]),
+        pull=pull_value,
+        ssh=parse_ssh(lists["ssh"]),
+        add_hosts=parse_add_hosts(lists["add_hosts"]),
+        iidfile=_output_file(values["iidfile"], "--iidfile"),
+        metadata_file=_output_file(values["metadata_file"], "--metadata-file"),
+        quiet=flags["quiet"],
+        run_as_root=bool(run_as_root),
+        features=parse_features(features),
     )
+
+
+_OPTION_NAMES: tuple[str, ...] = tuple(inspect.signature(_parse_options).parameters)
+# build()'s own keywords, named with the options when a keyword is unknown
+_CALL_KEYWORDS = ("bento", "bento_tag", "backend", "template", "graph", "on_output")
+
+
+def _opt_item(item: tuple[str, str | None]) -> tuple[str, str | None]:
+    key, value = item
+    return parse_opt(key)[0], None if value is None else str(value)
+
+
+def _pull(value: bool | str, passthrough: list[tuple[str, str | None]]) -> bool:
+    """``pull``: True/always (pull every base image), False/missing (the engines' default), or
+    another podman/buildah policy (``never``, ``newer``), passed to the engine as ``--pull=X``."""
+    if isinstance(value, bool):
+        return value
+    policy = str(value).strip().lower()
+    if policy in _PULL_ALWAYS:
+        return True
+    if policy in _PULL_DEFAULT:
+        return False
+    if not re.fullmatch(r"[a-z]+", policy):
+        raise ConfigError(
+            f"malformed pull policy {value!r}: expected always, missing, never or newer",
+            field="--pull",
+        )
+    passthrough.append(("pull", policy))
+    return False
+
+
+def _network(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise ConfigError("--network needs a mode, e.g. host, none, default", field="--network")
+    return str(value).strip()
+
+
+def parse_ssh(values: Sequence[str]) -> tuple[str, ...]:
+    """``default``, ``default=$SSH_AUTH_SOCK``, ``id=KEY[,KEY]`` (docker's --ssh syntax)."""
+    for value in values:
+        if not re.match(r"^[A-Za-z0-9_.-]+(=.+)?$", value):
+            raise ConfigError(
+                f"malformed --ssh {value!r}: expected default or ID[=SOCKET|KEY[,KEY]]",
+                field="--ssh",
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def parse_add_hosts(values: Sequence[str]) -> tuple[str, ...]:
+    """``host:ip`` (``host=ip`` as docker 25+ also takes it) -> ``host:ip``."""
+    result = []
+    for value in values:
+        match = re.match(r"^([^:=\s]+)[:=](\S+)$", value)
+        if match is None:
+            raise ConfigError(
+                f"malformed --add-host {value!r}: expected HOST:IP", field="--add-host"
+            )
+        result.append(f"{match[1]}:{match[2]}")
+    return tuple(dict.fromkeys(result))
+
+
+def parse_features(values: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``--enable-features a,b --enable-features c`` -> ``("a", "b", "c")`` (checked against
+    bentoml's extras when the Dockerfile is rendered)."""
+    items = [f.strip() for value in _strings(values) for f in value.split(",")]
+    return tuple(dict.fromkeys(f for f in items if f))
+
+
+def _output_file(value: str | Path | None, option: str) -> Path | None:
+    """A file the build writes for the user: its directory must exist."""
+    if value is None or str(value) == "":
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a directory; give a file", field=option)
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{option} {str(path)!r}: directory {str(path.parent)!r} does not exist",
+            field=option,
+        )
+    return path.absolute()
 
 
 def check_ca_cert(path: str | Path) -> Path:
@@ -375,9 +519,9 @@ class PreparedBuild:
 
 
 def prepare(
-    bento: str | Path | Bento,
-    *,
+    bento: str | Path | Bento | None = None,
     backend: str | None = None,
+    *,
     template: str | Path | None = None,
     graph: StageGraph | None = None,
     **options: Any,
@@ -385,7 +529,9 @@ def prepare(
     """Validate options, resolve the bento and the backend, render the Dockerfile (no build).
 
     ``graph`` is the stage graph to render (default: :func:`pipeline.graph.default_graph`).
+    ``bento_tag=`` (BentoML's name) may stand for ``bento``.
     """
+    bento = _bento_argument(bento, options)
     parsed = parse_options(**options)
     rendered: list[tuple[Selection, str]] = []
 
@@ -399,6 +545,26 @@ def prepare(
         render(resolved)
     selection, dockerfile = rendered[-1]
     return PreparedBuild(resolved, selection, dockerfile, parsed)
+
+
+def _bento_argument(
+    bento: str | Path | Bento | None, options: dict[str, Any]
+) -> str | Path | Bento:
+    """``bento``, or BentoML's ``bento_tag=`` keyword (taken out of ``options``)."""
+    if "bento_tag" in options:
+        if bento is not None:
+            raise ConfigError(
+                "the bento is given twice (as the first argument and as bento_tag=); give one",
+                field="bento_tag",
+            )
+        bento = options.pop("bento_tag")
+    if bento is None or bento == "":
+        raise ConfigError(
+            "no bento given: pass a bento directory, a project directory or a store tag "
+            "(name[:version|latest])",
+            field="bento",
+        )
+    return bento
 
 
 def _resolve(ref: str | Path, *, check: Callable[[Bento], object]) -> Bento:
@@ -420,6 +586,7 @@ def _render(
         template=template,
         buildkit=selection.buildkit,
         ca_cert=options.ca_cert is not None,
+        features=cast(Any, options.features),  # attrs' `tuple` converter confuses mypy
     )
     return str(render_dockerfile(bento, render_options, graph))
 
@@ -453,6 +620,14 @@ def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
             no_cache=options.no_cache,
             progress=options.progress,
             opts=opts,
+            network=options.network,
+            pull=options.pull,
+            ssh=options.ssh,
+            add_hosts=options.add_hosts,
+            iidfile=options.iidfile,
+            metadata_file=options.metadata_file,
+            quiet=options.quiet,
+            run_as_root=options.run_as_root,
         )
 
 
@@ -466,9 +641,9 @@ def _maybe_ca_secret(cert: Path | None) -> Iterator[SecretSpec | None]:
 
 
 async def abuild(
-    bento: str | Path | Bento,
-    *,
+    bento: str | Path | Bento | None = None,
     backend: str | None = None,
+    *,
     on_output: OutputSink | None = None,
     on_prepared: Callable[[PreparedBuild], None] | None = None,
     template: str | Path | None = None,
@@ -480,7 +655,12 @@ async def abuild(
     Keyword options: ``tags``, ``platforms``, ``secrets`` (``"id=X,src=FILE"``,
     ``"id=X,env=VAR"`` or :class:`SecretSpec`), ``build_args``, ``target``, ``cache_from``,
     ``cache_to``, ``progress``, ``push``, ``load``, ``output``, ``labels``, ``no_cache``,
-    ``ca_cert`` and ``opts`` (backend pass-through). ``graph`` is the stage graph to render
+    ``ca_cert``, ``opts`` (backend pass-through), and BentoML's containerize options
+    ``network``, ``pull``, ``ssh``, ``add_hosts``, ``iidfile``, ``metadata_file``, ``quiet``,
+    ``run_as_root`` and ``features`` (bentoml extras). ``bentoml.container.build``'s keyword
+    names are aliases (``bento_tag``, ``image_tag``, ``build_arg``, ``label``, ``secret``,
+    ``platform``, ``add_host``, ...; its other engine flags become ``opts``); any other keyword
+    is a :class:`~pipeline.errors.ConfigError`. ``graph`` is the stage graph to render
     (default :func:`pipeline.graph.default_graph`; add, replace or reorder stages on it).
     ``backend`` defaults to
     ``PIPELINE_BACKEND``/``BENTOML_CONTAINERIZE_BACKEND`` or the first healthy engine.
@@ -557,6 +737,7 @@ def _planned_steps(
         template=template,
         buildkit=prepared.selection.buildkit,
         ca_cert=prepared.options.ca_cert is not None,
+        features=cast(Any, prepared.options.features),
     )
     try:
         instructions = instruction_origins(prepared.bento, render_options, graph)
@@ -580,9 +761,9 @@ def _template_file(bento: Bento) -> Path | None:
 
 
 def build(
-    bento: str | Path | Bento,
-    *,
+    bento: str | Path | Bento | None = None,
     backend: str | None = None,
+    *,
     on_output: OutputSink | None = None,
     template: str | Path | None = None,
     graph: StageGraph | None = None,
@@ -611,9 +792,9 @@ class DryRun:
 
 
 def dry_run(
-    bento: str | Path | Bento,
-    *,
+    bento: str | Path | Bento | None = None,
     backend: str | None = None,
+    *,
     template: str | Path | None = None,
     graph: StageGraph | None = None,
     **options: Any,

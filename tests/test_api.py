@@ -57,6 +57,7 @@ def test_opts_for_first_class_options_are_folded_in() -> None:
             "no-cache",
             "target:base",
             "network=host",
+            "shm-size=1g",
         ]
     )
     assert options.platforms == ("linux/arm64",)
@@ -64,7 +65,8 @@ def test_opts_for_first_class_options_are_folded_in() -> None:
     assert options.labels == {"team": "ml"}
     assert options.no_cache is True
     assert options.target == "base"
-    assert options.opts == (("network", "host"),)
+    assert options.network == "host"
+    assert options.opts == (("shm-size", "1g"),)
     more = api.parse_options(
         tags=["a:1"],
         target="cli-target",
@@ -369,3 +371,139 @@ def test_a_graph_with_a_user_stage_is_rendered_and_built_on() -> None:
     marker = lines.index("RUN echo built-by-graph > /etc/graph-marker")
     assert lines.index("COPY --chown=1034:1034 . ./") < marker < lines.index("EXPOSE 3000")
     assert api.dry_run(HELLO, backend="docker").dockerfile.count("graph-marker") == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# bentoml.container.build's keyword names
+
+
+def test_bentoml_keyword_names_are_aliases(tmp_path: Path) -> None:
+    """``bentoml.container.build(bento_tag, backend, image_tag=..., build_arg=..., ...)`` as a
+    BentoML user writes it: every name lands in our option of the same meaning."""
+    (tmp_path / "creds").write_text("s3cr3t")
+    prepared = api.prepare(
+        bento_tag=str(ROOT / "tests" / "fixtures" / "bento_v1_4"),  # pins bentoml: features
+        backend="docker",
+        image_tag=("svc:1",),
+        build_arg={"A": "1"},
+        label={"team": "ml"},
+        secret=f"id=aws,src={tmp_path / 'creds'}",
+        platform="linux/amd64",
+        add_host={"db": "10.0.0.2"},
+        cache_from={"type": "local", "src": str(tmp_path)},
+        cache_to="type=inline",
+        iidfile=tmp_path / "iid",
+        metadata_file=str(tmp_path / "meta.json"),
+        network="host",
+        no_cache=True,
+        output="type=local,dest=out",
+        progress="plain",
+        pull=True,
+        quiet=True,
+        ssh="default",
+        target="base-container",
+        features=["grpc"],
+    )
+    options = prepared.options
+    assert prepared.tags == ("svc:1",) and prepared.selection.name == "docker"
+    assert options.build_args == {"A": "1"} and options.labels == {"team": "ml"}
+    assert [s.id for s in options.secrets] == ["aws"]
+    assert options.platforms == ("linux/amd64",) and options.add_hosts == ("db:10.0.0.2",)
+    assert options.cache_from == (f"type=local,src={tmp_path}",)
+    assert options.cache_to == ("type=inline",)
+    assert options.iidfile == tmp_path / "iid" and options.metadata_file == tmp_path / "meta.json"
+    assert (options.network, options.no_cache, options.pull, options.quiet) == (
+        "host", True, True, True,
+    )  # fmt: skip
+    assert options.output == "type=local,dest=out" and options.progress == "plain"
+    assert options.ssh == ("default",) and options.target == "base-container"
+    assert options.features == ("grpc",) and options.opts == ()
+    with api.build_request(prepared) as request:
+        assert (request.network, request.pull, request.quiet) == ("host", True, True)
+        assert request.add_hosts == ("db:10.0.0.2",) and request.iidfile == tmp_path / "iid"
+
+
+def test_bentoml_backend_is_the_second_positional_argument() -> None:
+    plan = api.dry_run(str(HELLO), "buildah", tag="svc:2", enable_features=None)
+    assert plan.backend == "buildah" and plan.tags == ("svc:2",)
+
+
+def test_bentoml_engine_flags_become_opts() -> None:
+    """BentoML's per-engine kwargs we have no keyword for are passed to the engine, converted as
+    BentoML converts them (True a flag, False nothing, lists repeated, dicts k=v)."""
+    options = api.parse_options(
+        opts=["a=1"],
+        allow="network.host",
+        shm_size="1g",
+        ulimit={"nofile": (1024, 2048)},
+        cap_add=["NET_ADMIN", "SYS_PTRACE"],
+        squash=True,
+        rm=False,
+        pull_never=None,
+    )
+    assert options.opts == (
+        ("a", "1"),
+        ("allow", "network.host"),
+        ("shm-size", "1g"),
+        ("ulimit", "nofile=1024:2048"),
+        ("cap-add", "NET_ADMIN"),
+        ("cap-add", "SYS_PTRACE"),
+        ("squash", None),
+    )
+
+
+@pytest.mark.parametrize(
+    ("pull", "expected", "opts"),
+    [
+        (True, True, ()),
+        ("always", True, ()),
+        ("true", True, ()),
+        (False, False, ()),
+        ("missing", False, ()),
+        ("never", False, (("pull", "never"),)),
+        ("newer", False, (("pull", "newer"),)),
+    ],
+)
+def test_pull_takes_podmans_policies(
+    pull: bool | str, expected: bool, opts: tuple[tuple[str, str], ...]
+) -> None:
+    options = api.parse_options(pull=pull)
+    assert (options.pull, options.opts) == (expected, opts)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message", "field"),
+    [
+        ({"colour": "red"}, "unknown keyword colour=; allowed: 'bento', 'bento_tag'", "colour"),
+        ({"graf": None}, "unknown keyword graf= (did you mean 'graph'?)", "graf"),
+        ({"image_tags": "x:1"}, "unknown keyword image_tags= (did you mean 'image_tag'?)", None),
+        ({"file": "Dockerfile"}, "file= is not supported: the Dockerfile is rendered", "file"),
+        ({"context_path": "."}, "context_path= is not supported", "context_path"),
+        ({"tags": ["a:1"], "image_tag": ["b:1"]}, "tags= and image_tag= are the same", None),
+        ({"secret": "id=a,env=HOME", "secrets": []}, "secret= and secrets= are the same", None),
+    ],
+)
+def test_unknown_or_refused_keywords_are_config_errors(
+    keywords: dict[str, object], message: str, field: str | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        pipeline.build(HELLO, backend="docker", **keywords)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    if field:
+        assert info.value.field == field
+
+
+def test_unknown_keyword_lists_bentomls_names_too() -> None:
+    with pytest.raises(ConfigError) as info:
+        api.dry_run(HELLO, backend="docker", bogus=1)
+    text = str(info.value)
+    assert "'image_tag'" in text and "'build_arg'" in text and "'add_hosts'" in text
+    assert "passed as opts" in text
+
+
+def test_bento_given_twice_or_not_at_all() -> None:
+    with pytest.raises(ConfigError, match="given twice"):
+        api.dry_run(HELLO, backend="docker", bento_tag="hello:latest")
+    with pytest.raises(ConfigError, match="no bento given") as info:
+        pipeline.build(backend="docker")
+    assert info.value.field == "bento"

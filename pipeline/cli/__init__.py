@@ -12,6 +12,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
+from difflib import get_close_matches
 
 from attrs import frozen
 
@@ -19,6 +20,7 @@ from pipeline.errors import PipelineError, PipelineWarning
 
 COMMAND_MODULES: tuple[str, ...] = (
     "build",
+    "containerize",
     "dockerfile",
     "export",
     "bento",
@@ -35,6 +37,7 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str | None = None
+    usage: str | None = None  # instead of argparse's list of every option
 
 
 def _load_commands() -> list[Command]:
@@ -70,6 +73,7 @@ def make_parser() -> argparse.ArgumentParser:
             command.name,
             help=command.help,
             description=command.description or command.help,
+            usage=command.usage,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub_parser.add_argument(
@@ -79,8 +83,37 @@ def make_parser() -> argparse.ArgumentParser:
             help="show tracebacks for errors",
         )
         command.configure(sub_parser)
-        sub_parser.set_defaults(_run=command.run)
+        sub_parser.set_defaults(_run=command.run, _parser=sub_parser)
     return parser
+
+
+def _close_flag(flag: str, known: Sequence[str]) -> str:
+    """`` (did you mean '--platform'?)`` for a typo; stricter than did_you_mean's default, so
+    an engine flag (``--squash``) is not mistaken for one of ours (``--ssh``)."""
+    matches = get_close_matches(flag, list(known), n=1, cutoff=0.8)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def unrecognized_message(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" plus what to do: a close flag's name, or, on a build
+    command (one with --opt), the ``--opt`` form that passes the flag to the engine."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = [flag for flag in parser._option_string_actions if flag.startswith("--")]
+    hints: list[str] = []
+    for index, item in enumerate(extras):
+        if not item.startswith("--") or item == "--":
+            continue
+        flag, sep, value = item.partition("=")
+        close = _close_flag(flag, known)
+        if close:
+            hints.append(f"{flag}{close}")
+            continue
+        if "--opt" not in parser._option_string_actions:
+            continue
+        if not sep and index + 1 < len(extras) and not extras[index + 1].startswith("-"):
+            sep, value = "=", extras[index + 1]
+        hints.append(f"pass engine options with --opt {flag[2:]}{sep}{value}")
+    return "; ".join([message, *hints, f"all options: {parser.prog} --help"])
 
 
 def _show_warning(
@@ -102,7 +135,10 @@ _default_showwarning = warnings.showwarning
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # the command's own usage, not the top-level one (exits 2)
+        command_parser = getattr(args, "_parser", parser)
+        command_parser.error(unrecognized_message(extras, command_parser))
     warnings.showwarning = _show_warning
     warnings.simplefilter("always", PipelineWarning)
     try:

@@ -49,7 +49,85 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--buildstage",),
         {"action": argparse.BooleanOptionalAction, "default": True},
     ),
+    # BentoML's containerize flags, same names and meanings (BuildRequest fields)
+    "network": (
+        ("--network",),
+        {"metavar": "MODE", "help": "networking mode of the RUN steps (default, host, none, ...)"},
+    ),
+    "pull": (
+        ("--pull",),
+        {"action": "store_true", "help": "always pull the base images, even when present"},
+    ),
+    "ssh": (
+        ("--ssh",),
+        {
+            "action": "append",
+            "metavar": "default|ID[=SOCKET|KEY[,KEY]]",
+            "help": "SSH agent socket or keys for RUN --mount=type=ssh (repeatable)",
+        },
+    ),
+    "add-host": (
+        ("--add-host",),
+        {
+            "action": "append",
+            "dest": "add_hosts",
+            "metavar": "HOST:IP",
+            "help": "extra /etc/hosts entry during the build (repeatable)",
+        },
+    ),
+    "iidfile": (("--iidfile",), {"metavar": "FILE", "help": "write the image id to FILE"}),
+    "metadata-file": (
+        ("--metadata-file",),
+        {"metavar": "FILE", "help": "write the engine's build metadata (JSON) to FILE"},
+    ),
+    "quiet": (
+        ("-q", "--quiet"),
+        {"action": "store_true", "help": "print only the image id on stdout, nothing on stderr"},
+    ),
+    "enable-features": (
+        ("--enable-features",),
+        {
+            "action": "append",
+            "dest": "features",
+            "metavar": "FEATURE[,FEATURE]",
+            "help": "install these bentoml extras, e.g. grpc,tracing (repeatable)",
+        },
+    ),
+    "run-as-root": (
+        ("--run-as-root",),
+        {"action": "store_true", "help": "run the engine command with sudo"},
+    ),
 }
+
+#: BentoML's buildx-only containerize flags: passed to the engine as --opt KEY=VALUE, refused by
+#: engines without them. flag -> (metavar, repeatable)
+ENGINE_FLAGS: dict[str, tuple[str, bool]] = {
+    "--allow": ("ENTITLEMENT", True),
+    "--attest": ("type=TYPE[,KEY=VALUE]", True),
+    "--build-context": ("NAME=VALUE", True),
+    "--builder": ("NAME", False),
+    "--cgroup-parent": ("CGROUP", False),
+    "--no-cache-filter": ("STAGE", True),
+    "--provenance": ("VALUE", False),
+    "--sbom": ("VALUE", False),
+    "--shm-size": ("SIZE", False),
+    "--ulimit": ("TYPE=SOFT[:HARD]", True),
+}
+
+
+class _EngineFlag(argparse.Action):
+    """``--allow X`` -> the --opt item ``allow=X`` (kept in command-line order)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, "engine_flags", None) or [])
+        items.append(f"{self.dest.replace('_', '-')}={values}")
+        namespace.engine_flags = items
 
 
 def add_build_option(
@@ -60,9 +138,41 @@ def add_build_option(
     parser.add_argument(*flags, **{**kwargs, **overrides})
 
 
+def add_engine_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add BentoML's buildx-only flags (:data:`ENGINE_FLAGS`), each one an ``--opt`` item."""
+    for flag, (metavar, repeatable) in ENGINE_FLAGS.items():
+        key = flag[2:]
+        parser.add_argument(
+            flag,
+            action=_EngineFlag,
+            dest=key.replace("-", "_"),
+            default=argparse.SUPPRESS,
+            metavar=metavar,
+            help=f"same as --opt {key}={metavar}" + (" (repeatable)" if repeatable else ""),
+        )
+
+
+# dest -> the api keyword of the BentoML flags a command may have added
+_BENTOML_DESTS = {
+    "network": "network",
+    "pull": "pull",
+    "ssh": "ssh",
+    "add_hosts": "add_hosts",
+    "iidfile": "iidfile",
+    "metadata_file": "metadata_file",
+    "quiet": "quiet",
+    "features": "features",
+    "run_as_root": "run_as_root",
+}
+
+
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
     """The api build keywords read from the shared options (the commands add their own)."""
+    given = vars(args)
+    bentoml = {key: given[dest] for dest, key in _BENTOML_DESTS.items() if dest in given}
+    opts = [*(args.opts or ()), *given.get("engine_flags", ())]
     return {
+        **bentoml,
         "secrets": args.secrets,
         "build_args": args.build_args,
         "target": args.target,
@@ -74,5 +184,5 @@ def build_options(args: argparse.Namespace) -> dict[str, Any]:
         "labels": args.labels,
         "no_cache": args.no_cache,
         "ca_cert": args.ca_cert,
-        "opts": args.opts,
+        "opts": opts or None,
     }

@@ -68,7 +68,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help=f"bentoml version to pin when the service needs it (default: ${BENTOML_VERSION_ENV}, "
         f"else the bentoml installed beside this tool, else {DEFAULT_BENTOML_VERSION})",
     )
-    build.set_defaults(_bento_run=_run_build)
+    build.set_defaults(_bento_run=_run_build, _parser=build)
 
     lister = sub.add_parser(
         "list",
@@ -82,7 +82,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="table for people (default) or json for programs",
     )
-    lister.set_defaults(_bento_run=_run_list)
+    lister.set_defaults(_bento_run=_run_list, _parser=lister)
 
     get = sub.add_parser(
         "get",
@@ -97,7 +97,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default="yaml",
         help="path: the bento directory; yaml/json: its loaded metadata (default: yaml)",
     )
-    get.set_defaults(_bento_run=_run_get)
+    get.set_defaults(_bento_run=_run_get, _parser=get)
     _add_debug(build, lister, get)
 
 

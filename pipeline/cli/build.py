@@ -13,15 +13,16 @@ from typing import Any, TextIO
 from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
 from pipeline.cli import Command
-from pipeline.cli._buildopts import add_build_option, build_options
-from pipeline.errors import PipelineWarning
+from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
+from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.graph import default_graph
 from pipeline.request import BuildResult
 
 RESULT_FORMATS = ("json", "text")
 
 DESCRIPTION = f"""\
-Build a bento into a container image.
+Build a bento into a container image. `containerize` is the same command under BentoML's
+name, and BentoML's containerize flags are options here (docs/build.md has the table).
 
 BENTO is a bento directory (with bento.yaml), a project directory (with bentofile.yaml; built
 into the store first) or a store tag (name[:version|latest]).
@@ -39,6 +40,7 @@ examples:
   python -m pipeline build ./project --ca-cert corp-root.pem       # TLS-intercepting proxy
   python -m pipeline build examples/hello --dry-run                # argv + Dockerfile only
   python -m pipeline build examples/hello --output json            # machine-readable result
+  python -m pipeline build examples/hello -q --iidfile iid.txt     # stdout: the image id only
 """
 
 
@@ -74,10 +76,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-t",
         "--tag",
+        "--image-tag",
+        "--docker-image-tag",
         action="append",
         dest="tags",
         metavar="NAME[:TAG]",
-        help="image tag (repeatable; default <bento name>:<version>, lowercased)",
+        help="image tag (repeatable; default <bento name>:<version>, lowercased); "
+        "--image-tag and --docker-image-tag are BentoML's spellings",
     )
     parser.add_argument(
         "--platform",
@@ -120,6 +125,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE|KEY:VALUE|KEY",
         help="backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
     )
+    add_build_option(parser, "quiet")
+    add_build_option(parser, "enable-features")
     add_build_option(parser, "template")
     add_build_option(
         parser,
@@ -133,14 +140,22 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="print the exact command and the rendered Dockerfile; build nothing",
     )
     parser.add_argument("--json", action="store_true", help="same as --output json")
+    bentoml = parser.add_argument_group(
+        "BentoML containerize options (an engine without one refuses it)"
+    )
+    for name in ("network", "pull", "ssh", "add-host", "iidfile", "metadata-file", "run-as-root"):
+        add_build_option(bentoml, name)
+    add_engine_flags(
+        parser.add_argument_group(
+            "BentoML's buildx options, passed to the engine as --opt KEY=VALUE"
+        )
+    )
     # Deprecated spellings (BentoML / older releases), accepted with a warning.
     for old, dest, new in (
         ("--platforms", "platforms", "--platform"),
         ("--secrets", "secrets", "--secret"),
         ("--build-args", "build_args", "--build-arg"),
         ("--labels", "labels", "--label"),
-        ("--image-tag", "tags", "--tag"),
-        ("--docker-image-tag", "tags", "--tag"),
         ("--backend-opt", "opts", "--opt"),
     ):
         parser.add_argument(old, dest=dest, action=_Deprecated, replacement=new)
@@ -190,6 +205,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.quiet:
+        return _build(args)
+    with warnings.catch_warnings():  # -q: no warnings either, as BentoML's -q
+        warnings.simplefilter("ignore", PipelineWarning)
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     for note in getattr(args, "_deprecated", None) or ():
         warnings.warn(note, PipelineWarning, stacklevel=2)
     as_json = args.json or args.output == "json"
@@ -218,7 +241,10 @@ def _run(args: argparse.Namespace) -> int:
             print(plan.dockerfile, end="" if plan.dockerfile.endswith("\n") else "\n")
         return 0
 
-    display = ProgressDisplay("quiet" if as_json else args.progress)
+    if args.quiet and as_json:
+        raise ConfigError("--quiet and --output json exclude each other", field="--quiet")
+    silent = as_json or args.quiet  # stdout is the result only, stderr gets no progress
+    display = ProgressDisplay("quiet" if silent else args.progress)
     run_hint: list[str] = []
 
     def on_prepared(prepared: api.PreparedBuild) -> None:
@@ -226,7 +252,7 @@ def _run(args: argparse.Namespace) -> int:
         hint = getattr(executor, "run_hint", None)
         if callable(hint) and (command := hint(prepared.tags[0])):
             run_hint.append(command)
-        if not as_json and args.progress != "quiet":
+        if not silent and args.progress != "quiet":
             print(
                 f"building {prepared.bento.tag} as {', '.join(prepared.tags)} with "
                 f"{prepared.selection.name} ({prepared.selection.source})",
@@ -247,9 +273,24 @@ def _run(args: argparse.Namespace) -> int:
         if run_hint:
             payload["run"] = run_hint[0]
         print(json.dumps(payload, indent=2))
+    elif args.quiet:
+        _print_image_id(result)
     else:
         print(_summary(result, run_hint[0] if run_hint else None, args))
     return 0
+
+
+def _print_image_id(result: BuildResult) -> None:
+    """--quiet: the image id alone on stdout (the pushed digest when there is no local image)."""
+    image = result.image_id or result.digest
+    if image:
+        print(image)
+    else:
+        print(
+            f"warning: {result.backend} reported no image id "
+            "(buildctl keeps its image in buildkitd; --output writes files)",
+            file=sys.stderr,
+        )
 
 
 def _summary(result: BuildResult, run_hint: str | None, args: argparse.Namespace) -> str:
@@ -269,4 +310,5 @@ COMMAND = Command(
     description=DESCRIPTION,
     configure=_configure,
     run=_run,
+    usage="%(prog)s BENTO [options]",
 )

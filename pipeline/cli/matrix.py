@@ -10,7 +10,7 @@ from typing import Any, TextIO, cast
 
 import pipeline.matrix as mx
 from pipeline.cli import Command
-from pipeline.cli._buildopts import add_build_option, build_options
+from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
 from pipeline.cli.build import ProgressDisplay
 from pipeline.graph import default_graph
 from render.distros import DISTROS
@@ -125,6 +125,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_build_option(build, "template")
     add_build_option(
         build, "buildstage", help="venv in a build stage (default); --no-buildstage: one stage"
+    )
+    add_build_option(build, "enable-features")
+    # BentoML's containerize flags that mean the same for every cell (not --iidfile,
+    # --metadata-file, -q: one file or one id for many images)
+    for name in ("network", "pull", "ssh", "add-host", "run-as-root"):
+        add_build_option(build, name)
+    add_engine_flags(
+        parser.add_argument_group("BentoML's buildx options, passed to the engine as --opt")
     )
 
 
@@ -276,4 +284,5 @@ COMMAND = Command(
     description=DESCRIPTION,
     configure=_configure,
     run=_run,
+    usage="%(prog)s BENTO [options]",
 )

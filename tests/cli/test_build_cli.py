@@ -32,14 +32,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_dry_run_prints_argv_and_dockerfile(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys, "build", HELLO, "--backend", "podman", "--dry-run", "-t", "hello:cli",
-        "--build-arg", "A=1", "--label", "team=ml", "--opt", "network=host",
+        "--build-arg", "A=1", "--label", "team=ml", "--opt", "squash",
     )  # fmt: skip
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "# backend: podman"
     assert lines[1].startswith("podman build --file /")
     assert "--tag hello:cli" in lines[1] and "--build-arg A=1" in lines[1]
-    assert "--label team=ml" in lines[1] and "--network host" in lines[1]
+    assert "--label team=ml" in lines[1] and " --squash " in lines[1]
     assert "# Dockerfile" in lines and any(line.startswith("FROM ") for line in lines)
 
 
@@ -116,15 +116,14 @@ def test_deprecated_spellings_still_work_with_a_warning(
 ) -> None:
     code, out, err = run(
         capsys, "build", HELLO, "--backend", "docker", "--dry-run",
-        "--platforms", "linux/amd64", "--image-tag", "hello:old", "--docker-image-tag",
-        "hello:older", "--no-buildkit-cache",
+        "--platforms", "linux/amd64", "--secrets", "id=x,env=HOME", "--no-buildkit-cache",
     )  # fmt: skip
     assert code == 0, err
     assert "warning: --platforms is deprecated; use --platform" in err
-    assert "warning: --image-tag is deprecated; use --tag" in err
+    assert "warning: --secrets is deprecated; use --secret" in err
     assert "warning: --no-buildkit-cache is deprecated; use --no-cache" in err
     assert "--platform linux/amd64" in out
-    assert "--tag hello:old --tag hello:older" in out and "--no-cache" in out
+    assert "--secret id=x,env=HOME" in out and "--no-cache" in out
 
 
 def test_classic_builder_drops_cache_mounts_with_a_warning(
