@@ -83,6 +83,9 @@ STATUSES: tuple[str, ...] = ("ok", "failed", "skipped", "cancelled")
 _CELL_OWN_OPTIONS = {
     "tags": "each cell's tag comes from tag_template",
     "output": "every cell would write the same destination; use push=True or load=True",
+    "iidfile": "every cell would write its image id to the same file; read each cell's result",
+    "metadata_file": "every cell would write the same file; read each cell's result",
+    "quiet": "a matrix reports one line per cell; use output json for machine-readable results",
 }
 
 
@@ -421,7 +424,8 @@ def _check_options(options: Mapping[str, Any]) -> None:
     for name, why in _CELL_OWN_OPTIONS.items():
         if options.get(name):
             raise ConfigError(
-                f"a matrix build takes no {name}= option: {why}", field=f"--{name.rstrip('s')}"
+                f"a matrix build takes no {name}= option: {why}",
+                field=f"--{name.rstrip('s').replace('_', '-')}",
             )
     api.parse_options(**options)  # every other option, validated once, up front
 

@@ -338,6 +338,14 @@ def test_options_a_cell_cannot_share_are_refused(sh_backend: dict[str, object]) 
     with pytest.raises(ConfigError) as info:
         matrix(HELLO, backend=SH_BACKEND, output="type=local,dest=out")
     assert info.value.field == "--output" and "same destination" in info.value.message
+    for name, value, flag in (
+        ("iidfile", "/tmp/id", "--iidfile"),
+        ("metadata_file", "/tmp/meta.json", "--metadata-file"),
+        ("quiet", True, "--quiet"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            matrix(HELLO, backend=SH_BACKEND, **{name: value})
+        assert info.value.field == flag, name
     with pytest.raises(ConfigError) as info:
         matrix(HELLO, backend=SH_BACKEND, concurrency=0)
     assert info.value.field == "--concurrency"
