@@ -21,6 +21,7 @@ from pipeline.backends.base import (
     secret_flag,
     which,
 )
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
@@ -46,7 +47,9 @@ def _output(request: BuildRequest) -> list[str]:
     return ["--output", spec]
 
 
-def construct_build_args(request: BuildRequest, *, metadata_file: str | None = None) -> list[str]:
+def construct_build_args(
+    request: BuildRequest, *, metadata_file: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
     context = str(request.context)
     dockerfile_dir = str(request.dockerfile_path.parent)
     argv = [
@@ -79,7 +82,7 @@ def construct_build_args(request: BuildRequest, *, metadata_file: str | None = N
         argv.append("--no-cache")
     argv.append(f"--progress={engine_progress(request.progress)}")
     argv += _output(request)
-    if metadata_file:
+    if metadata_file and flags.has("--metadata-file"):
         argv += ["--metadata-file", metadata_file]
     argv += opt_flags(request.opts)
     return argv
@@ -146,4 +149,5 @@ SPEC = BackendSpec(
     iidfile=False,
     metadata_file=True,
     run_command=None,  # the image stays in buildkitd (or the registry with --push)
+    build_command=(BINARY, "build"),
 )

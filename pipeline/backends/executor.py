@@ -27,6 +27,7 @@ import anyio.to_thread
 from attrs import evolve
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, check_platforms
+from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
 from pipeline.errors import BackendError, BuildError, PipelineWarning
 from pipeline.executor import OutputSink
@@ -37,6 +38,7 @@ _BUILDKIT_ERROR = re.compile(r"^#(\d+) ERROR")
 _BUILDKIT_FAILED = re.compile(r"^ > (\[[^\]]*\] .*):$")
 _BUILDAH_STEP = re.compile(r"^(?:STEP|Step) (\d+/\d+) ?: (.*)$")
 _BUILDAH_ERROR = re.compile(r'building at STEP "(.*)"')
+_PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
 class StepTracker:
@@ -80,30 +82,37 @@ class ExternalExecutor:
         *,
         iidfile: str | None = None,
         metadata_file: str | None = None,
+        flags: BuildFlags = ALL,
     ) -> list[str]:
-        files: dict[str, str] = {}
+        """The build command; ``flags``: what the installed binary takes (default: all)."""
+        options: dict[str, Any] = {}
         if self.spec.iidfile and iidfile is not None:
-            files["iidfile"] = iidfile
+            options["iidfile"] = iidfile
         if self.spec.metadata_file and metadata_file is not None:
-            files["metadata_file"] = metadata_file
-        return list(self.spec.construct_build_args(request, **files))
+            options["metadata_file"] = metadata_file
+        if self.spec.build_command is not None:
+            options["flags"] = flags
+        return list(self.spec.construct_build_args(request, **options))
 
     def dry_run(self, request: BuildRequest) -> str:
         # env secrets on file-only engines: the private file the build would write them to
         request = self._env_secrets_as_files(request, Path(tempfile.gettempdir(), _PRIVATE_DRY))
+        flags = self.flags()
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
-        command = shlex.join(self.argv(request))
+        command = shlex.join(self.argv(request, flags=flags))
         lines = [f"{env} {command}" if env else command]
         if request.push:
-            lines += [shlex.join(argv) for argv in self.push_commands(request)]
+            lines += [shlex.join(argv) for argv in self.push_commands(request, flags=flags)]
         return "\n".join(lines)
 
     def push_commands(
-        self, request: BuildRequest, *, digestfile: str | None = None
+        self, request: BuildRequest, *, digestfile: str | None = None, flags: BuildFlags = ALL
     ) -> list[list[str]]:
         """What runs after the build to push (nothing when the build itself pushes)."""
         if self.spec.push_commands is None:
             return []
+        if self.spec.build_command is not None:
+            return self.spec.push_commands(request, digestfile, flags=flags)
         return self.spec.push_commands(request, digestfile)
 
     def run_hint(self, tag: str) -> str | None:
@@ -113,6 +122,12 @@ class ExternalExecutor:
         return f"{self.spec.run_command} run --rm -p 127.0.0.1:3000:3000 {tag}"
 
     # -- effectful --------------------------------------------------------------------------
+    def flags(self) -> BuildFlags:
+        """The installed binary's build flags (probed once per binary; ``ALL`` for plugins)."""
+        if self.spec.build_command is None:
+            return ALL
+        return probe_build_flags(self.spec.build_command, env=self.spec.env)
+
     def health(self) -> Health:
         return self.spec.health()
 
@@ -177,7 +192,10 @@ class ExternalExecutor:
         with _private_dir() as private:
             request = self._materialize_env_secrets(request, private)
             iidfile, metadata, digestfile = private / "iid", private / "meta.json", private / "dig"
-            argv = self.argv(request, iidfile=str(iidfile), metadata_file=str(metadata))
+            flags = await anyio.to_thread.run_sync(self.flags)
+            argv = self.argv(
+                request, iidfile=str(iidfile), metadata_file=str(metadata), flags=flags
+            )
             # The engine's own temp files go to our private dir too, so they are removed even
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
             engine_tmp = private / "tmp"
@@ -192,10 +210,13 @@ class ExternalExecutor:
             if outcome.returncode != 0:
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
+            if image_id is None and self._asks_for_image_id(request, flags):
+                image_id = await self._inspect_image_id(request.tags[0], redact)
             digest = None
-            if request.push and self.spec.push_commands is not None:
-                await self._push(request, sink, redact, digestfile)
-                digest = _read_digest(digestfile)
+            pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
+            if request.push and pushes:
+                pushed = await self._push(request, pushes, sink, redact)
+                digest = _read_digest(digestfile) or pushed
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
         platforms = request.platforms or caps.platforms[:1]
@@ -210,16 +231,47 @@ class ExternalExecutor:
             argv=argv,
         )
 
+    def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
+        """No ``--iidfile`` on this binary, but the image is in the engine's store by a tag."""
+        return (
+            self.spec.image_id_command is not None
+            and not flags.has("--iidfile")
+            and bool(request.tags)
+            and request.output is None
+            and len(request.platforms) <= 1
+        )
+
+    async def _inspect_image_id(self, tag: str, redact: Redactor) -> str | None:
+        assert self.spec.image_id_command is not None
+        lines: list[str] = []
+        outcome = await run_streaming(
+            self.spec.image_id_command(tag),
+            env=dict(self.spec.env),
+            on_line=lines.append,
+            redact=redact,
+        )
+        found = [line.strip() for line in lines if line.strip().startswith("sha256:")]
+        return found[0] if outcome.returncode == 0 and found else None
+
     async def _push(
         self,
         request: BuildRequest,
+        commands: Sequence[Sequence[str]],
         sink: Callable[[str], None],
         redact: Redactor,
-        digestfile: Path,
-    ) -> None:
-        for argv in self.push_commands(request, digestfile=str(digestfile)):
+    ) -> str | None:
+        """Run the push commands; the first digest a push printed (``docker push`` has no
+        digest file: it prints ``TAG: digest: sha256:... size: N``)."""
+        digests: list[str] = []
+
+        def watch(line: str) -> None:
+            if match := _PUSHED_DIGEST.search(line):
+                digests.append(match.group(1))
+            sink(line)
+
+        for argv in commands:
             outcome = await run_streaming(
-                argv, env=dict(self.spec.env), on_line=sink, redact=redact
+                argv, env=dict(self.spec.env), on_line=watch, redact=redact
             )
             if outcome.returncode != 0:
                 await self.remove_tags(request.tags)
@@ -229,6 +281,7 @@ class ExternalExecutor:
                     step=shlex.join(argv),
                     output_tail=outcome.tail[-12:],
                 )
+        return digests[0] if digests else None
 
     async def remove_tags(self, tags: Sequence[str]) -> None:
         if self.spec.remove_image is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from enginekit import (
+    DOCKER_CLIS,
     HELLO,
     ROOT,
     RUNNER,
@@ -40,12 +41,16 @@ from enginekit import (
     sh,
     sleeping,
     unique_tag,
+    use_cli,
 )
 
 import pipeline
 from pipeline.errors import BackendError, BuildError
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
+# The core tests also run `docker` through the distribution's own CLI (Debian 12: docker.io
+# 20.10, without `build --metadata-file`/`--push`/`--load`) when it is not the first on PATH.
+CORE_ENGINES = [*ENGINES, *DOCKER_CLIS]
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +69,11 @@ def tags() -> Iterator[list[tuple[str, str]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_hello_builds_runs_and_answers_http(
-    engine: str, tags: list[tuple[str, str]], _isolated: Path
+    engine: str, tags: list[tuple[str, str]], _isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "hello")
     tags.append((runner, tag))
     lines: list[str] = []
@@ -83,10 +89,15 @@ def test_hello_builds_runs_and_answers_http(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_secret_is_used_in_the_build_and_found_nowhere(
-    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    tmp_path: Path,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "secret")
     tags.append((runner, tag))
     value = f"pipeline-secret-{secrets.token_hex(12)}"
@@ -115,10 +126,11 @@ def test_secret_is_used_in_the_build_and_found_nowhere(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_env_secret_reaches_the_build(
     engine: str, tags: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, _isolated: Path
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "envsecret")
     tags.append((runner, tag))
     value = f"env-secret-{secrets.token_hex(8)}"
@@ -142,10 +154,15 @@ def test_env_secret_reaches_the_build(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_failing_build_leaves_no_tag_and_no_context(
-    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    tmp_path: Path,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "fails")
     tags.append((runner, tag))
     project = failing_project(tmp_path)
@@ -306,10 +323,15 @@ def _inner_paths(hits: list[str]) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.registry
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_push_lands_in_the_registry(
-    engine: str, tags: list[tuple[str, str]], registry_url: str, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    registry_url: str,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     name = f"pipeline-test-push-{engine}"
     version = secrets.token_hex(4)
     tag = f"{registry_url}/{name}:{version}"
