@@ -117,13 +117,15 @@ def secret_flag(secret: SecretSpec, *, env_ok: bool = True) -> str:
 
 
 def opt_flags(opts: Sequence[tuple[str, str | None]]) -> list[str]:
-    """Pass-through ``--opt key=value`` -> ``--key value``; ``--opt key`` -> ``--key``."""
+    """Pass-through ``--opt key=value`` -> ``--key=value``; ``--opt key`` -> ``--key``.
+
+    One argv item per option: ``--pull never`` as two items is ``--pull`` (a bool-ish flag
+    with an optional value, as in podman) followed by a stray argument ``never``.
+    """
     argv: list[str] = []
     for key, value in opts:
         flag = "--" + key.lstrip("-").replace("_", "-")
-        argv.append(flag)
-        if value is not None:
-            argv.append(value)
+        argv.append(flag if value is None else f"{flag}={value}")
     return argv
 
 

@@ -487,3 +487,15 @@ def test_a_user_stage_added_to_the_graph_lands_in_the_image(tags: list[tuple[str
     pipeline.build(HELLO, backend="docker", tags=[tag], graph=graph)
     marker = run_in_image("docker", tag, "cat", "/home/bentoml/graph-marker")
     assert marker.strip() == "built-by-graph"
+
+
+@pytest.mark.podman
+@pytest.mark.slow
+def test_opt_with_a_value_reaches_podman_as_one_flag(tags: list[tuple[str, str]]) -> None:
+    """``--opt layers=true``: as two items podman reads ``--layers`` and then ``true`` as a
+    second context argument and refuses the build; ``--layers=true`` builds."""
+    tag = unique_tag("podman", "opt")
+    tags.append(("podman", tag))
+    result = pipeline.build(HELLO, backend="podman", tags=[tag], opts=["layers=true"])
+    assert "--layers=true" in result.argv
+    assert image_exists("podman", tag)
