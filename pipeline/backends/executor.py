@@ -29,6 +29,7 @@ from attrs import evolve
 from pipeline.backends.base import BackendSpec, Capabilities, Health, check_platforms
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
+from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.errors import BackendError, BuildError, PipelineWarning
 from pipeline.executor import OutputSink
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
@@ -95,6 +96,7 @@ class ExternalExecutor:
         return list(self.spec.construct_build_args(request, **options))
 
     def dry_run(self, request: BuildRequest) -> str:
+        request = absorb_file_opts(request)
         # env secrets on file-only engines: the private file the build would write them to
         request = self._env_secrets_as_files(request, Path(tempfile.gettempdir(), _PRIVATE_DRY))
         flags = self.flags()
@@ -176,6 +178,8 @@ class ExternalExecutor:
         self, request: BuildRequest, *, on_output: OutputSink | None = None
     ) -> BuildResult:
         started = time.monotonic()
+        request = absorb_file_opts(request)
+        check_user_files(request)
         caps = await anyio.to_thread.run_sync(self.check, request)
         redact = Redactor(secret.read() for secret in request.secrets)
         tracker = StepTracker()
@@ -219,17 +223,19 @@ class ExternalExecutor:
                 digest = _read_digest(digestfile) or pushed
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
-        platforms = request.platforms or caps.platforms[:1]
-        return BuildResult(
-            backend=self.name,
-            tags=request.tags,
-            platforms=platforms,
-            image_id=image_id,
-            digest=digest,
-            duration=time.monotonic() - started,
-            log_tail=outcome.tail,
-            argv=argv,
-        )
+            result = BuildResult(
+                backend=self.name,
+                tags=request.tags,
+                platforms=request.platforms or caps.platforms[:1],
+                image_id=image_id,
+                digest=digest,
+                duration=time.monotonic() - started,
+                log_tail=outcome.tail,
+                argv=argv,
+            )
+            native = self.spec.metadata_file and flags.has("--metadata-file")
+            write_user_files(request, result, engine_metadata=metadata if native else None)
+        return result
 
     def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
         """No ``--iidfile`` on this binary, but the image is in the engine's store by a tag."""

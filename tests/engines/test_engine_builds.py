@@ -499,3 +499,37 @@ def test_opt_with_a_value_reaches_podman_as_one_flag(tags: list[tuple[str, str]]
     result = pipeline.build(HELLO, backend="podman", tags=[tag], opts=["layers=true"])
     assert "--layers=true" in result.argv
     assert image_exists("podman", tag)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        *DOCKER_CLIS,
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_users_iidfile_and_metadata_file_are_written(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--opt iidfile=F`` (BentoML's spelling) beside our own hidden --iidfile: both get the id."""
+    engine = use_cli(engine, monkeypatch)
+    runner, tag = RUNNER[engine], unique_tag(engine, "iidfile")
+    tags.append((runner, tag))
+    iidfile, metadata = tmp_path / "image.id", tmp_path / "metadata.json"
+    result = pipeline.build(
+        HELLO,
+        backend=engine,
+        tags=[tag],
+        opts=[f"iidfile={iidfile}", f"metadata-file={metadata}"],
+    )
+    assert result.argv.count("--iidfile") == 1
+    inspected = sh(runner, "image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    actual = f"sha256:{inspected.removeprefix('sha256:')}"  # podman prints the bare hex
+    assert result.image_id == actual
+    assert f"sha256:{iidfile.read_text().strip().removeprefix('sha256:')}" == actual
+    # the engine's own metadata (buildx's docker driver: the id as containerimage.digest), or
+    # ours where the CLI has no --metadata-file (containerimage.config.digest)
+    data = json.loads(metadata.read_text())
+    assert actual in (data.get("containerimage.digest"), data.get("containerimage.config.digest"))
