@@ -39,7 +39,7 @@ def test_dry_run_prints_argv_and_dockerfile(capsys: pytest.CaptureFixture[str]) 
     assert lines[0] == "# backend: podman"
     assert lines[1].startswith("podman build --file /")
     assert "--tag hello:cli" in lines[1] and "--build-arg A=1" in lines[1]
-    assert "--label team=ml" in lines[1] and "--network host" in lines[1]
+    assert "--label team=ml" in lines[1] and "--network=host" in lines[1]
     assert "# Dockerfile" in lines and any(line.startswith("FROM ") for line in lines)
 
 
