@@ -151,6 +151,44 @@ def build_input_flags(request: BuildRequest, *, secret_env: bool = True) -> list
     return argv
 
 
+def request_option_flags(
+    request: BuildRequest,
+    *,
+    pull: str = "--pull",
+    ssh: bool = True,
+    add_host: bool = True,
+    flags: BuildFlags = ALL,
+) -> list[str]:
+    """BentoML's ``--network``, ``--add-host``, ``--ssh`` and ``--pull`` as docker spells them.
+
+    ``pull``: the engine's spelling of "always pull" (podman/buildah ``--pull=always``, nerdctl
+    ``--pull=true``). ``ssh``/``add_host``: whether the engine has them at all.
+    """
+    argv: list[str] = []
+    if request.network is not None and request.network != "default":
+        _require_flag(flags, "--network")
+        argv.append(f"--network={request.network}")
+    if request.add_hosts:
+        _require(add_host, "--add-host")
+        _require_flag(flags, "--add-host")
+        for host in request.add_hosts:
+            argv += ["--add-host", host]
+    if request.ssh:
+        if not ssh:
+            raise BackendError(
+                "--ssh needs BuildKit; the classic builder cannot forward an SSH agent",
+                field="--ssh",
+                hint="unset DOCKER_BUILDKIT=0, or use the buildx, podman or buildah backend",
+            )
+        _require_flag(flags, "--ssh")
+        for spec in request.ssh:
+            argv += ["--ssh", spec]
+    if request.pull:
+        _require_flag(flags, pull.split("=")[0])
+        argv.append(pull)
+    return argv
+
+
 def docker_style_args(
     request: BuildRequest,
     *,
@@ -165,6 +203,9 @@ def docker_style_args(
     iidfile: str | None = None,
     metadata_file: str | None = None,
     flags: BuildFlags = ALL,
+    pull: str = "--pull",
+    ssh: bool = True,
+    add_host: bool = True,
 ) -> list[str]:
     """The flags docker, buildx, podman, buildah and nerdctl share (context path not included).
 
@@ -194,6 +235,7 @@ def docker_style_args(
         _require(cache_to, "--cache-to")
         _require_flag(flags, "--cache-to")
     argv += build_input_flags(request, secret_env=secret_env)
+    argv += request_option_flags(request, pull=pull, ssh=ssh, add_host=add_host, flags=flags)
     if progress and flags.has("--progress"):
         argv.append(f"--progress={engine_progress(request.progress)}")
     if request.output:

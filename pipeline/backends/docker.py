@@ -78,6 +78,7 @@ def construct_classic_build_args(
             multi_platform=False,
             iidfile=iidfile,
             flags=flags,
+            ssh=False,
         ),
         # the classic builder keeps a failed step's container unless told otherwise
         "--force-rm",

@@ -29,6 +29,7 @@ from attrs import evolve
 from pipeline.backends.base import BackendSpec, Capabilities, Health, check_platforms
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
+from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.errors import BackendError, BuildError, PipelineWarning
 from pipeline.executor import OutputSink
@@ -93,10 +94,29 @@ class ExternalExecutor:
             options["metadata_file"] = metadata_file
         if self.spec.build_command is not None:
             options["flags"] = flags
-        return list(self.spec.construct_build_args(request, **options))
+        return [*self.root_prefix(request), *self.spec.construct_build_args(request, **options)]
+
+    def root_prefix(self, request: BuildRequest, *, euid: int | None = None) -> list[str]:
+        """``sudo -E`` for BentoML's ``--run-as-root`` (nothing when we are root already)."""
+        if not request.run_as_root:
+            return []
+        if (os.geteuid() if euid is None else euid) == 0:
+            return []
+        return ["sudo", "-E"]
+
+    def check_options(self, request: BuildRequest) -> None:
+        """BentoML's containerize options this engine lacks: ConfigError before anything runs."""
+        check_request(request, None if self.spec.plugin else self.name)
+        if self.root_prefix(request) and shutil.which("sudo") is None:
+            raise BackendError(
+                "--run-as-root runs the engine with sudo, and sudo is not installed",
+                field="--run-as-root",
+                hint="run the build as root, or install sudo",
+            )
 
     def dry_run(self, request: BuildRequest) -> str:
         request = absorb_file_opts(request)
+        self.check_options(request)
         # env secrets on file-only engines: the private file the build would write them to
         request = self._env_secrets_as_files(request, Path(tempfile.gettempdir(), _PRIVATE_DRY))
         flags = self.flags()
@@ -114,8 +134,10 @@ class ExternalExecutor:
         if self.spec.push_commands is None:
             return []
         if self.spec.build_command is not None:
-            return self.spec.push_commands(request, digestfile, flags=flags)
-        return self.spec.push_commands(request, digestfile)
+            commands = self.spec.push_commands(request, digestfile, flags=flags)
+        else:
+            commands = self.spec.push_commands(request, digestfile)
+        return [[*self.root_prefix(request), *argv] for argv in commands]
 
     def run_hint(self, tag: str) -> str | None:
         """The command that runs the built image, when it lands in a local image store."""
@@ -138,6 +160,7 @@ class ExternalExecutor:
 
     def check(self, request: BuildRequest) -> Capabilities:
         """Refuse what the engine cannot do before starting it (BackendError, exit 2)."""
+        self.check_options(request)
         health = self.spec.health()
         if not health.ok:
             raise BackendError(f"backend {self.name!r} is not usable: {health.reason}")
@@ -184,12 +207,15 @@ class ExternalExecutor:
         redact = Redactor(secret.read() for secret in request.secrets)
         tracker = StepTracker()
 
+        # --quiet: engine output only for the error message; the CLI prints just the id
+        show = None if request.quiet else on_output
+
         def sink(line: str) -> None:
             tracker(line)
-            if on_output is not None:
-                on_output(line)
+            if show is not None:
+                show(line)
 
-        inherit = request.progress == "tty" and sys.stderr.isatty()
+        inherit = request.progress == "tty" and sys.stderr.isatty() and not request.quiet
         if request.progress == "tty" and not inherit:
             # not a terminal: an engine asked for its tty display fails ("not a console")
             request = evolve(request, progress="plain")
@@ -215,7 +241,7 @@ class ExternalExecutor:
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
-                image_id = await self._inspect_image_id(request.tags[0], redact)
+                image_id = await self._inspect_image_id(request, redact)
             digest = None
             pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
             if request.push and pushes:
@@ -233,8 +259,9 @@ class ExternalExecutor:
                 log_tail=outcome.tail,
                 argv=argv,
             )
-            native = self.spec.metadata_file and flags.has("--metadata-file")
-            write_user_files(request, result, engine_metadata=metadata if native else None)
+            if not self.spec.plugin:  # a plugin got iidfile/metadata_file as its own options
+                native = self.spec.metadata_file and flags.has("--metadata-file")
+                write_user_files(request, result, engine_metadata=metadata if native else None)
         return result
 
     def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
@@ -247,11 +274,11 @@ class ExternalExecutor:
             and len(request.platforms) <= 1
         )
 
-    async def _inspect_image_id(self, tag: str, redact: Redactor) -> str | None:
+    async def _inspect_image_id(self, request: BuildRequest, redact: Redactor) -> str | None:
         assert self.spec.image_id_command is not None
         lines: list[str] = []
         outcome = await run_streaming(
-            self.spec.image_id_command(tag),
+            [*self.root_prefix(request), *self.spec.image_id_command(request.tags[0])],
             env=dict(self.spec.env),
             on_line=lines.append,
             redact=redact,
@@ -280,7 +307,7 @@ class ExternalExecutor:
                 argv, env=dict(self.spec.env), on_line=watch, redact=redact
             )
             if outcome.returncode != 0:
-                await self.remove_tags(request.tags)
+                await self.remove_tags(request.tags, prefix=self.root_prefix(request))
                 raise BuildError(
                     f"push failed (exit {outcome.returncode}); the built tags were removed",
                     backend=self.name,
@@ -289,11 +316,11 @@ class ExternalExecutor:
                 )
         return digests[0] if digests else None
 
-    async def remove_tags(self, tags: Sequence[str]) -> None:
+    async def remove_tags(self, tags: Sequence[str], *, prefix: Sequence[str] = ()) -> None:
         if self.spec.remove_image is None:
             return
         for tag in tags:
-            await run_streaming(self.spec.remove_image(tag), env=dict(self.spec.env))
+            await run_streaming([*prefix, *self.spec.remove_image(tag)], env=dict(self.spec.env))
 
     def _env_secrets_as_files(self, request: BuildRequest, private: Path) -> BuildRequest:
         """For engines without ``env=`` secrets: each one as ``private/secret-<id>`` (pure)."""

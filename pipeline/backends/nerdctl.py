@@ -31,7 +31,9 @@ def construct_build_args(
     return [
         BINARY,
         "build",
-        *docker_style_args(request, push=False, iidfile=iidfile, flags=flags),
+        *docker_style_args(
+            request, push=False, iidfile=iidfile, flags=flags, pull="--pull=true", add_host=False
+        ),
         str(request.context),
     ]
 

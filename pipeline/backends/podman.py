@@ -17,6 +17,7 @@ from pipeline.backends.base import (
     build_input_flags,
     local_platforms,
     opt_flags,
+    request_option_flags,
     which,
 )
 from pipeline.backends.flags import ALL, BuildFlags
@@ -53,6 +54,8 @@ def containers_style_args(
         )
     # env secrets reach podman/buildah as files: the executor writes them out first
     argv += build_input_flags(request, secret_env=False)
+    # `--pull` alone is podman's default ("missing"); BentoML's --pull means always pull
+    argv += request_option_flags(request, pull="--pull=always", flags=flags)
     if request.progress == "quiet":
         argv.append("--quiet")
     if request.output:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
+from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.dagger.connection import session
 from pipeline.dagger.spec import (
@@ -161,6 +162,7 @@ class DaggerExecutor:
     def dry_run(self, request: BuildRequest) -> str:
         """The Dagger operations :meth:`build` would run; secrets by id and source only."""
         request = absorb_file_opts(request)
+        check_request(request, BACKEND)
         spec = spec_from_request(request)
         return describe(spec, {s.id: s.describe() for s in request.secrets})
 
@@ -169,6 +171,7 @@ class DaggerExecutor:
     ) -> BuildResult:
         started = time.monotonic()
         request = absorb_file_opts(request)
+        check_request(request, BACKEND)
         check_user_files(request)
         spec = spec_from_request(request)
         dockerfile_text = read_dockerfile(request)
@@ -187,10 +190,11 @@ class DaggerExecutor:
         def say(line: str) -> None:
             line = scrub(line, plaintexts.values())
             log.append(line)
-            if on_output is not None:
+            if on_output is not None and not request.quiet:
                 on_output(line)
 
-        log_output = None if request.progress == "quiet" else self.log_output
+        quiet = request.progress == "quiet" or request.quiet
+        log_output = None if quiet else self.log_output
         async with session(log_output=log_output) as client:
             import dagger
 

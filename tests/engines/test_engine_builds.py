@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from enginekit import (
     DOCKER_CLIS,
@@ -533,3 +534,75 @@ def test_users_iidfile_and_metadata_file_are_written(
     # ours where the CLI has no --metadata-file (containerimage.config.digest)
     data = json.loads(metadata.read_text())
     assert actual in (data.get("containerimage.digest"), data.get("containerimage.config.digest"))
+
+
+def _build_with(engine: str, project: Path, tag: str, **fields: object) -> pipeline.BuildResult:
+    """Build ``project`` with BuildRequest fields set directly (the CLI/API set them the same)."""
+    from attrs import evolve
+
+    from pipeline import api
+
+    prepared = api.prepare(project, backend=engine, tags=[tag], progress="plain")
+    with api.build_request(prepared) as built:
+        request = evolve(built, **fields)
+        return anyio.run(lambda: prepared.selection.executor.build(request))
+
+
+def _host_interfaces() -> set[str]:
+    """Interfaces only the host has (a build container's own namespace has lo and eth0)."""
+    lines = Path("/proc/net/dev").read_text().splitlines()[2:]
+    return {line.split(":")[0].strip() for line in lines} - {"lo", "eth0"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_add_host_reaches_the_run_steps(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    host = f"myhost-{secrets.token_hex(4)}"  # also keeps the RUN step out of the build cache
+    project = project_with_step(tmp_path, f"RUN getent hosts {host} > /tmp/added-host", name="ah")
+    runner, tag = RUNNER[engine], unique_tag(engine, "addhost")
+    tags.append((runner, tag))
+    result = _build_with(engine, project, tag, add_hosts=(f"{host}:10.11.12.13",))
+    assert f"{host}:10.11.12.13" in result.argv
+    assert run_in_image(runner, tag, "cat", "/tmp/added-host").split() == ["10.11.12.13", host]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_network_host_runs_the_steps_in_the_hosts_network(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    only_host = _host_interfaces()
+    if not only_host:
+        pytest.skip("this host has no interface a build container would not have")
+    marker = secrets.token_hex(4)
+    step = f"RUN cat /proc/net/dev > /tmp/netdev-{marker}"
+    project = project_with_step(tmp_path, step, name="nethost")
+    runner, tag = RUNNER[engine], unique_tag(engine, "nethost")
+    tags.append((runner, tag))
+    _build_with(engine, project, tag, network="host")
+    seen = run_in_image(runner, tag, "cat", f"/tmp/netdev-{marker}")
+    names = {line.split(":")[0].strip() for line in seen.splitlines()[2:]}
+    assert names & only_host, f"the RUN step saw {sorted(names)}, not the host's network"
+    # ...and without --network host it does not (the check can tell them apart)
+    other = unique_tag(engine, "nethost-default")
+    tags.append((runner, other))
+    (project / "Dockerfile.template").write_text(
+        (project / "Dockerfile.template").read_text().replace(marker, f"{marker}-default")
+    )
+    _build_with(engine, project, other)
+    seen = run_in_image(runner, other, "cat", f"/tmp/netdev-{marker}-default")
+    assert not {line.split(":")[0].strip() for line in seen.splitlines()[2:]} & only_host
