@@ -24,11 +24,18 @@ from pipeline.request import BuildRequest, SecretSpec
 
 @frozen
 class Health:
-    """Whether an engine is usable; ``reason`` says why not and how to fix it."""
+    """Whether an engine is usable; ``reason`` says why not and how to fix it.
+
+    Truthy exactly when ``ok``, so ``if get_backend("podman").health():`` reads as BentoML's
+    ``health()`` (a bool) does.
+    """
 
     ok: bool
     reason: str = ""
     version: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @frozen
