@@ -17,17 +17,25 @@ from pathlib import Path
 
 from attrs import field, frozen
 
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.errors import BackendError, ConfigError, allowed
 from pipeline.request import BuildRequest, SecretSpec
 
 
 @frozen
 class Health:
-    """Whether an engine is usable; ``reason`` says why not and how to fix it."""
+    """Whether an engine is usable; ``reason`` says why not and how to fix it.
+
+    Truthy exactly when ``ok``, so ``if get_backend("podman").health():`` reads as BentoML's
+    ``health()`` (a bool) does.
+    """
 
     ok: bool
     reason: str = ""
     version: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @frozen
@@ -52,7 +60,7 @@ class Capabilities:
 
 
 ArgvBuilder = Callable[..., list[str]]
-PushCommands = Callable[[BuildRequest, str | None], list[list[str]]]
+PushCommands = Callable[..., list[list[str]]]  # (request, digestfile[, *, flags])
 
 
 def _env_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -72,6 +80,11 @@ class BackendSpec:
     secrets are written to a private temp file for the build). ``push_commands(request,
     digestfile)``: the engine cannot push from ``build``; these commands push afterwards (the
     first writes the pushed digest to ``digestfile`` where the engine can).
+
+    ``build_command`` (built-in engines): the build command whose ``--help`` is probed for
+    optional flags (:mod:`pipeline.backends.flags`); ``construct_build_args`` and
+    ``push_commands`` then also receive ``flags=BuildFlags``. ``image_id_command(tag)``: asks
+    the engine for a built image's id when its build has no ``--iidfile``.
     """
 
     name: str
@@ -90,6 +103,8 @@ class BackendSpec:
     run_command: str | None = "docker"  # what users run the image with (None: no local image)
     remove_image: Callable[[str], list[str]] | None = None
     plugin: bool = False
+    build_command: tuple[str, ...] | None = None
+    image_id_command: Callable[[str], list[str]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,13 +124,15 @@ def secret_flag(secret: SecretSpec, *, env_ok: bool = True) -> str:
 
 
 def opt_flags(opts: Sequence[tuple[str, str | None]]) -> list[str]:
-    """Pass-through ``--opt key=value`` -> ``--key value``; ``--opt key`` -> ``--key``."""
+    """Pass-through ``--opt key=value`` -> ``--key=value``; ``--opt key`` -> ``--key``.
+
+    One argv item per option: ``--pull never`` as two items is ``--pull`` (a bool-ish flag
+    with an optional value, as in podman) followed by a stray argument ``never``.
+    """
     argv: list[str] = []
     for key, value in opts:
         flag = "--" + key.lstrip("-").replace("_", "-")
-        argv.append(flag)
-        if value is not None:
-            argv.append(value)
+        argv.append(flag if value is None else f"{flag}={value}")
     return argv
 
 
@@ -141,6 +158,44 @@ def build_input_flags(request: BuildRequest, *, secret_env: bool = True) -> list
     return argv
 
 
+def request_option_flags(
+    request: BuildRequest,
+    *,
+    pull: str = "--pull",
+    ssh: bool = True,
+    add_host: bool = True,
+    flags: BuildFlags = ALL,
+) -> list[str]:
+    """BentoML's ``--network``, ``--add-host``, ``--ssh`` and ``--pull`` as docker spells them.
+
+    ``pull``: the engine's spelling of "always pull" (podman/buildah ``--pull=always``, nerdctl
+    ``--pull=true``). ``ssh``/``add_host``: whether the engine has them at all.
+    """
+    argv: list[str] = []
+    if request.network is not None and request.network != "default":
+        _require_flag(flags, "--network")
+        argv.append(f"--network={request.network}")
+    if request.add_hosts:
+        _require(add_host, "--add-host")
+        _require_flag(flags, "--add-host")
+        for host in request.add_hosts:
+            argv += ["--add-host", host]
+    if request.ssh:
+        if not ssh:
+            raise BackendError(
+                "--ssh needs BuildKit; the classic builder cannot forward an SSH agent",
+                field="--ssh",
+                hint="unset DOCKER_BUILDKIT=0, or use the buildx, podman or buildah backend",
+            )
+        _require_flag(flags, "--ssh")
+        for spec in request.ssh:
+            argv += ["--ssh", spec]
+    if request.pull:
+        _require_flag(flags, pull.split("=")[0])
+        argv.append(pull)
+    return argv
+
+
 def docker_style_args(
     request: BuildRequest,
     *,
@@ -154,10 +209,18 @@ def docker_style_args(
     multi_platform: bool = True,
     iidfile: str | None = None,
     metadata_file: str | None = None,
+    flags: BuildFlags = ALL,
+    pull: str = "--pull",
+    ssh: bool = True,
+    add_host: bool = True,
 ) -> list[str]:
     """The flags docker, buildx, podman, buildah and nerdctl share (context path not included).
 
     A flag the engine lacks raises :class:`BackendError` instead of being silently dropped.
+    ``flags`` (probed from the installed binary) leaves out what has a fallback: ``--load``
+    (a CLI without it stores the image in the daemon anyway), ``--push`` (the executor pushes
+    afterwards), ``--iidfile``/``--metadata-file`` (the executor asks the engine instead) and
+    ``--progress``; ``--cache-to`` and ``--output`` have none and are refused.
     """
     argv = ["--file", str(request.dockerfile_path)]
     for tag in request.tags:
@@ -177,19 +240,22 @@ def docker_style_args(
         )
     if request.cache_to:
         _require(cache_to, "--cache-to")
+        _require_flag(flags, "--cache-to")
     argv += build_input_flags(request, secret_env=secret_env)
-    if progress:
+    argv += request_option_flags(request, pull=pull, ssh=ssh, add_host=add_host, flags=flags)
+    if progress and flags.has("--progress"):
         argv.append(f"--progress={engine_progress(request.progress)}")
     if request.output:
         _require(output, "--output")
+        _require_flag(flags, "--output")
         argv += ["--output", request.output]
-    if request.push and push:
+    if request.push and push and flags.has("--push"):
         argv.append("--push")
-    if load:
+    if load and flags.has("--load"):
         argv.append("--load")
-    if iidfile:
+    if iidfile and flags.has("--iidfile"):
         argv += ["--iidfile", iidfile]
-    if metadata_file:
+    if metadata_file and flags.has("--metadata-file"):
         argv += ["--metadata-file", metadata_file]
     argv += opt_flags(request.opts)
     return argv
@@ -203,6 +269,15 @@ def engine_progress(progress: str) -> str:
 def _require(supported: bool, flag: str) -> None:
     if not supported:
         raise BackendError(f"this engine has no {flag}", field=flag)
+
+
+def _require_flag(flags: BuildFlags, flag: str) -> None:
+    if not flags.has(flag):
+        raise BackendError(
+            f"{flags.describe()} has no build {flag} (an older CLI)",
+            field=flag,
+            hint="use --backend buildx, or put a current docker CLI first on PATH",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ them. Pushing is a separate ``buildah push``.
 from __future__ import annotations
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, which
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.podman import (
     buildah_family_capabilities,
     containers_style_args,
@@ -19,11 +20,20 @@ BINARY = "buildah"
 ENV = {"BUILDAH_FORMAT": "oci", "DOCKER_BUILDKIT": "0"}
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
-    return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
+def construct_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
+    return [
+        BINARY,
+        "build",
+        *containers_style_args(request, iidfile=iidfile, flags=flags),
+        str(request.context),
+    ]
 
 
-def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+def push_commands(
+    request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
+) -> list[list[str]]:
     return push_args(BINARY, request, digestfile=digestfile)
 
 
@@ -62,4 +72,5 @@ SPEC = BackendSpec(
     push_commands=push_commands,
     run_command="podman",
     remove_image=remove_image,
+    build_command=(BINARY, "build"),
 )

@@ -2,9 +2,12 @@
 
 Flags follow the BuildKit README: ``buildctl build --frontend dockerfile.v0 --local
 context=DIR --local dockerfile=DIR --opt filename=F --opt platform=a,b --opt target=T
---opt build-arg:K=V --opt label:K=V --secret id=X,src=FILE --import-cache/--export-cache
---output type=image,name=REF[,push=true]``. Plain cache references (``user/app:cache``) become
-``type=registry,ref=...``. Images stay in buildkitd unless pushed or exported with --output.
+--opt build-arg:K=V --opt label:K=V --secret id=X,src=FILE --ssh default --import-cache/
+--export-cache --output type=image,name=REF[,push=true]``; BentoML's ``--network``,
+``--add-host`` and ``--pull`` are the dockerfile frontend's ``--opt force-network-mode=MODE``,
+``--opt add-hosts=HOST=IP,...`` and ``--opt image-resolve-mode=pull``. Plain cache
+references (``user/app:cache``) become ``type=registry,ref=...``. Images stay in buildkitd
+unless pushed or exported with --output.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pipeline.backends.base import (
     secret_flag,
     which,
 )
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
@@ -46,7 +50,9 @@ def _output(request: BuildRequest) -> list[str]:
     return ["--output", spec]
 
 
-def construct_build_args(request: BuildRequest, *, metadata_file: str | None = None) -> list[str]:
+def construct_build_args(
+    request: BuildRequest, *, metadata_file: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
     context = str(request.context)
     dockerfile_dir = str(request.dockerfile_path.parent)
     argv = [
@@ -69,8 +75,17 @@ def construct_build_args(request: BuildRequest, *, metadata_file: str | None = N
         argv += ["--opt", f"build-arg:{key}={value}"]
     for key, value in request.labels.items():
         argv += ["--opt", f"label:{key}={value}"]
+    if request.network is not None and request.network != "default":
+        argv += ["--opt", f"force-network-mode={request.network}"]
+    if request.add_hosts:
+        hosts = ",".join("=".join(host.split(":", 1)) for host in request.add_hosts)
+        argv += ["--opt", f"add-hosts={hosts}"]
+    if request.pull:
+        argv += ["--opt", "image-resolve-mode=pull"]
     for secret in request.secrets:
         argv += ["--secret", secret_flag(secret)]
+    for spec in request.ssh:
+        argv += ["--ssh", spec]
     for source in request.cache_from:
         argv += ["--import-cache", _cache_ref(source, "ref")]
     for dest in request.cache_to:
@@ -79,7 +94,7 @@ def construct_build_args(request: BuildRequest, *, metadata_file: str | None = N
         argv.append("--no-cache")
     argv.append(f"--progress={engine_progress(request.progress)}")
     argv += _output(request)
-    if metadata_file:
+    if metadata_file and flags.has("--metadata-file"):
         argv += ["--metadata-file", metadata_file]
     argv += opt_flags(request.opts)
     return argv
@@ -146,4 +161,5 @@ SPEC = BackendSpec(
     iidfile=False,
     metadata_file=True,
     run_command=None,  # the image stays in buildkitd (or the registry with --push)
+    build_command=(BINARY, "build"),
 )

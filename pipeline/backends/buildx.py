@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pipeline.backends import docker
 from pipeline.backends.base import BackendSpec, Capabilities, Health, docker_style_args, which
+from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
 BINARY = "docker"
+BUILD_COMMAND = (BINARY, "buildx", "build")
 
 
 def wants_load(request: BuildRequest) -> bool:
@@ -22,14 +24,20 @@ def wants_load(request: BuildRequest) -> bool:
 
 
 def construct_build_args(
-    request: BuildRequest, *, iidfile: str | None = None, metadata_file: str | None = None
+    request: BuildRequest,
+    *,
+    iidfile: str | None = None,
+    metadata_file: str | None = None,
+    flags: BuildFlags = ALL,
 ) -> list[str]:
     return [
-        BINARY,
-        "buildx",
-        "build",
+        *BUILD_COMMAND,
         *docker_style_args(
-            request, load=wants_load(request), iidfile=iidfile, metadata_file=metadata_file
+            request,
+            load=wants_load(request),
+            iidfile=iidfile,
+            metadata_file=metadata_file,
+            flags=flags,
         ),
         str(request.context),
     ]
@@ -57,13 +65,13 @@ def health() -> Health:
 
 
 def capabilities() -> Capabilities:
-    help_text = probe([BINARY, "buildx", "build", "--help"]).stdout
+    flags = probe_build_flags(BUILD_COMMAND)
     platforms, driver = docker.buildx_platforms()
     return Capabilities(
-        secrets="--secret" in help_text,
+        secrets=flags.has("--secret"),
         cache_mounts=True,
         multi_platform=driver not in ("", "docker"),
-        push="--push" in help_text,
+        push=flags.has("--push"),
         platforms=platforms,
         notes=(f"builder driver: {driver}",) if driver else (),
     )
@@ -79,4 +87,5 @@ SPEC = BackendSpec(
     description="docker buildx build on the current builder",
     metadata_file=True,
     remove_image=docker.remove_image,
+    build_command=BUILD_COMMAND,
 )

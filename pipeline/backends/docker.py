@@ -1,8 +1,13 @@
 """docker: ``docker build`` with BuildKit (``DOCKER_BUILDKIT=1``), or the classic builder.
 
 ``DOCKER_BUILDKIT=0`` in the environment selects :data:`CLASSIC`: no secrets, no cache mounts,
-no ``--cache-to``/``--output``/``--push``, one platform; the renderer then avoids BuildKit-only
-syntax (``RenderOptions(buildkit=False)``).
+no ``--cache-to``/``--output``, one platform; the renderer then avoids BuildKit-only syntax
+(``RenderOptions(buildkit=False)``).
+
+The CLI's optional flags are probed (:mod:`pipeline.backends.flags`): Debian 12's docker 20.10
+CLI builds with the daemon's BuildKit but has no ``--metadata-file``, ``--push``, ``--load`` or
+``--cache-to``. Without ``--push`` the image is pushed by ``docker push`` after the build
+(the classic builder always does that); the image stays in the daemon without ``--load``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pipeline.backends.base import (
     local_platforms,
     which,
 )
+from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
@@ -30,21 +36,34 @@ START_HINT = (
 )
 
 
+BUILD_COMMAND = (BINARY, "build")
+
+
 def construct_build_args(
-    request: BuildRequest, *, iidfile: str | None = None, metadata_file: str | None = None
+    request: BuildRequest,
+    *,
+    iidfile: str | None = None,
+    metadata_file: str | None = None,
+    flags: BuildFlags = ALL,
 ) -> list[str]:
     """``docker build`` with BuildKit flags; the context path goes last."""
     return [
         BINARY,
         "build",
         *docker_style_args(
-            request, load=request.load, iidfile=iidfile, metadata_file=metadata_file
+            request,
+            load=request.load,
+            iidfile=iidfile,
+            metadata_file=metadata_file,
+            flags=flags,
         ),
         str(request.context),
     ]
 
 
-def construct_classic_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def construct_classic_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
     """``docker build`` on the classic builder: only what it understands, refusing the rest."""
     return [
         BINARY,
@@ -58,11 +77,33 @@ def construct_classic_build_args(request: BuildRequest, *, iidfile: str | None =
             output=False,
             multi_platform=False,
             iidfile=iidfile,
+            flags=flags,
+            ssh=False,
         ),
         # the classic builder keeps a failed step's container unless told otherwise
         "--force-rm",
         str(request.context),
     ]
+
+
+def push_commands(
+    request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
+) -> list[list[str]]:
+    """``docker push TAG`` per tag when the CLI's ``build`` cannot push (no digest file: the
+    executor reads the digest from push's output)."""
+    if flags.has("--push"):
+        return []
+    return [[BINARY, "push", tag] for tag in request.tags]
+
+
+def classic_push_commands(
+    request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
+) -> list[list[str]]:
+    return [[BINARY, "push", tag] for tag in request.tags]
+
+
+def image_id_command(tag: str) -> list[str]:
+    return [BINARY, "image", "inspect", "--format", "{{.Id}}", tag]
 
 
 def server_version() -> tuple[str | None, str]:
@@ -117,23 +158,25 @@ def buildx_platforms() -> tuple[tuple[str, ...], str]:
 
 
 def capabilities() -> Capabilities:
-    help_text = probe([BINARY, "build", "--help"], env=ENV).stdout
+    flags = probe_build_flags(BUILD_COMMAND, env=ENV)
     platforms, driver = buildx_platforms()
     if not platforms:
         platforms = local_platforms()
     containerd_store = "containerd" in probe([BINARY, "info", "--format", "{{.Driver}}"]).stdout
+    notes = () if flags.has("--push") else (f"{flags.describe()}: pushes with `docker push`",)
     return Capabilities(
-        secrets="--secret" in help_text,
-        cache_mounts="--secret" in help_text,  # same BuildKit frontend feature level
+        secrets=flags.has("--secret"),
+        cache_mounts=flags.has("--secret"),  # same BuildKit frontend feature level
         # the `docker` driver stores one platform per image unless the containerd store is on
         multi_platform=driver not in ("", "docker") or containerd_store,
-        push="--push" in help_text,
+        push=True,  # `build --push`, or `docker push` afterwards
         platforms=platforms,
+        notes=notes,
     )
 
 
 def classic_capabilities() -> Capabilities:
-    return Capabilities(platforms=local_platforms())
+    return Capabilities(push=True, platforms=local_platforms())
 
 
 def remove_image(tag: str) -> list[str]:
@@ -154,7 +197,10 @@ SPEC = BackendSpec(
     env=ENV,
     description="docker build with BuildKit",
     metadata_file=True,
+    push_commands=push_commands,
     remove_image=remove_image,
+    build_command=BUILD_COMMAND,
+    image_id_command=image_id_command,
 )
 
 CLASSIC = BackendSpec(
@@ -168,5 +214,8 @@ CLASSIC = BackendSpec(
     description="docker build on the classic builder (DOCKER_BUILDKIT=0)",
     dockerfile_mounts=False,
     secret_env=False,
+    push_commands=classic_push_commands,
     remove_image=remove_image,
+    build_command=BUILD_COMMAND,
+    image_id_command=image_id_command,
 )

@@ -27,7 +27,10 @@ import anyio.to_thread
 from attrs import evolve
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, check_platforms
+from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
+from pipeline.backends.support import check_request
+from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.errors import BackendError, BuildError, PipelineWarning
 from pipeline.executor import OutputSink
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
@@ -37,6 +40,7 @@ _BUILDKIT_ERROR = re.compile(r"^#(\d+) ERROR")
 _BUILDKIT_FAILED = re.compile(r"^ > (\[[^\]]*\] .*):$")
 _BUILDAH_STEP = re.compile(r"^(?:STEP|Step) (\d+/\d+) ?: (.*)$")
 _BUILDAH_ERROR = re.compile(r'building at STEP "(.*)"')
+_PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
 class StepTracker:
@@ -80,31 +84,60 @@ class ExternalExecutor:
         *,
         iidfile: str | None = None,
         metadata_file: str | None = None,
+        flags: BuildFlags = ALL,
     ) -> list[str]:
-        files: dict[str, str] = {}
+        """The build command; ``flags``: what the installed binary takes (default: all)."""
+        options: dict[str, Any] = {}
         if self.spec.iidfile and iidfile is not None:
-            files["iidfile"] = iidfile
+            options["iidfile"] = iidfile
         if self.spec.metadata_file and metadata_file is not None:
-            files["metadata_file"] = metadata_file
-        return list(self.spec.construct_build_args(request, **files))
+            options["metadata_file"] = metadata_file
+        if self.spec.build_command is not None:
+            options["flags"] = flags
+        return [*self.root_prefix(request), *self.spec.construct_build_args(request, **options)]
+
+    def root_prefix(self, request: BuildRequest, *, euid: int | None = None) -> list[str]:
+        """``sudo -E`` for BentoML's ``--run-as-root`` (nothing when we are root already)."""
+        if not request.run_as_root:
+            return []
+        if (os.geteuid() if euid is None else euid) == 0:
+            return []
+        return ["sudo", "-E"]
+
+    def check_options(self, request: BuildRequest) -> None:
+        """BentoML's containerize options this engine lacks: ConfigError before anything runs."""
+        check_request(request, None if self.spec.plugin else self.name)
+        if self.root_prefix(request) and shutil.which("sudo") is None:
+            raise BackendError(
+                "--run-as-root runs the engine with sudo, and sudo is not installed",
+                field="--run-as-root",
+                hint="run the build as root, or install sudo",
+            )
 
     def dry_run(self, request: BuildRequest) -> str:
+        request = absorb_file_opts(request)
+        self.check_options(request)
         # env secrets on file-only engines: the private file the build would write them to
         request = self._env_secrets_as_files(request, Path(tempfile.gettempdir(), _PRIVATE_DRY))
+        flags = self.flags()
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
-        command = shlex.join(self.argv(request))
+        command = shlex.join(self.argv(request, flags=flags))
         lines = [f"{env} {command}" if env else command]
         if request.push:
-            lines += [shlex.join(argv) for argv in self.push_commands(request)]
+            lines += [shlex.join(argv) for argv in self.push_commands(request, flags=flags)]
         return "\n".join(lines)
 
     def push_commands(
-        self, request: BuildRequest, *, digestfile: str | None = None
+        self, request: BuildRequest, *, digestfile: str | None = None, flags: BuildFlags = ALL
     ) -> list[list[str]]:
         """What runs after the build to push (nothing when the build itself pushes)."""
         if self.spec.push_commands is None:
             return []
-        return self.spec.push_commands(request, digestfile)
+        if self.spec.build_command is not None:
+            commands = self.spec.push_commands(request, digestfile, flags=flags)
+        else:
+            commands = self.spec.push_commands(request, digestfile)
+        return [[*self.root_prefix(request), *argv] for argv in commands]
 
     def run_hint(self, tag: str) -> str | None:
         """The command that runs the built image, when it lands in a local image store."""
@@ -113,6 +146,12 @@ class ExternalExecutor:
         return f"{self.spec.run_command} run --rm -p 127.0.0.1:3000:3000 {tag}"
 
     # -- effectful --------------------------------------------------------------------------
+    def flags(self) -> BuildFlags:
+        """The installed binary's build flags (probed once per binary; ``ALL`` for plugins)."""
+        if self.spec.build_command is None:
+            return ALL
+        return probe_build_flags(self.spec.build_command, env=self.spec.env)
+
     def health(self) -> Health:
         return self.spec.health()
 
@@ -121,6 +160,7 @@ class ExternalExecutor:
 
     def check(self, request: BuildRequest) -> Capabilities:
         """Refuse what the engine cannot do before starting it (BackendError, exit 2)."""
+        self.check_options(request)
         health = self.spec.health()
         if not health.ok:
             raise BackendError(f"backend {self.name!r} is not usable: {health.reason}")
@@ -161,23 +201,31 @@ class ExternalExecutor:
         self, request: BuildRequest, *, on_output: OutputSink | None = None
     ) -> BuildResult:
         started = time.monotonic()
+        request = absorb_file_opts(request)
+        check_user_files(request)
         caps = await anyio.to_thread.run_sync(self.check, request)
         redact = Redactor(secret.read() for secret in request.secrets)
         tracker = StepTracker()
 
+        # --quiet: engine output only for the error message; the CLI prints just the id
+        show = None if request.quiet else on_output
+
         def sink(line: str) -> None:
             tracker(line)
-            if on_output is not None:
-                on_output(line)
+            if show is not None:
+                show(line)
 
-        inherit = request.progress == "tty" and sys.stderr.isatty()
+        inherit = request.progress == "tty" and sys.stderr.isatty() and not request.quiet
         if request.progress == "tty" and not inherit:
             # not a terminal: an engine asked for its tty display fails ("not a console")
             request = evolve(request, progress="plain")
         with _private_dir() as private:
             request = self._materialize_env_secrets(request, private)
             iidfile, metadata, digestfile = private / "iid", private / "meta.json", private / "dig"
-            argv = self.argv(request, iidfile=str(iidfile), metadata_file=str(metadata))
+            flags = await anyio.to_thread.run_sync(self.flags)
+            argv = self.argv(
+                request, iidfile=str(iidfile), metadata_file=str(metadata), flags=flags
+            )
             # The engine's own temp files go to our private dir too, so they are removed even
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
             engine_tmp = private / "tmp"
@@ -192,49 +240,87 @@ class ExternalExecutor:
             if outcome.returncode != 0:
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
+            if image_id is None and self._asks_for_image_id(request, flags):
+                image_id = await self._inspect_image_id(request, redact)
             digest = None
-            if request.push and self.spec.push_commands is not None:
-                await self._push(request, sink, redact, digestfile)
-                digest = _read_digest(digestfile)
+            pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
+            if request.push and pushes:
+                pushed = await self._push(request, pushes, sink, redact)
+                digest = _read_digest(digestfile) or pushed
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
-        platforms = request.platforms or caps.platforms[:1]
-        return BuildResult(
-            backend=self.name,
-            tags=request.tags,
-            platforms=platforms,
-            image_id=image_id,
-            digest=digest,
-            duration=time.monotonic() - started,
-            log_tail=outcome.tail,
-            argv=argv,
+            result = BuildResult(
+                backend=self.name,
+                tags=request.tags,
+                platforms=request.platforms or caps.platforms[:1],
+                image_id=image_id,
+                digest=digest,
+                duration=time.monotonic() - started,
+                log_tail=outcome.tail,
+                argv=argv,
+            )
+            if not self.spec.plugin:  # a plugin got iidfile/metadata_file as its own options
+                native = self.spec.metadata_file and flags.has("--metadata-file")
+                write_user_files(request, result, engine_metadata=metadata if native else None)
+        return result
+
+    def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
+        """No ``--iidfile`` on this binary, but the image is in the engine's store by a tag."""
+        return (
+            self.spec.image_id_command is not None
+            and not flags.has("--iidfile")
+            and bool(request.tags)
+            and request.output is None
+            and len(request.platforms) <= 1
         )
+
+    async def _inspect_image_id(self, request: BuildRequest, redact: Redactor) -> str | None:
+        assert self.spec.image_id_command is not None
+        lines: list[str] = []
+        outcome = await run_streaming(
+            [*self.root_prefix(request), *self.spec.image_id_command(request.tags[0])],
+            env=dict(self.spec.env),
+            on_line=lines.append,
+            redact=redact,
+        )
+        found = [line.strip() for line in lines if line.strip().startswith("sha256:")]
+        return found[0] if outcome.returncode == 0 and found else None
 
     async def _push(
         self,
         request: BuildRequest,
+        commands: Sequence[Sequence[str]],
         sink: Callable[[str], None],
         redact: Redactor,
-        digestfile: Path,
-    ) -> None:
-        for argv in self.push_commands(request, digestfile=str(digestfile)):
+    ) -> str | None:
+        """Run the push commands; the first digest a push printed (``docker push`` has no
+        digest file: it prints ``TAG: digest: sha256:... size: N``)."""
+        digests: list[str] = []
+
+        def watch(line: str) -> None:
+            if match := _PUSHED_DIGEST.search(line):
+                digests.append(match.group(1))
+            sink(line)
+
+        for argv in commands:
             outcome = await run_streaming(
-                argv, env=dict(self.spec.env), on_line=sink, redact=redact
+                argv, env=dict(self.spec.env), on_line=watch, redact=redact
             )
             if outcome.returncode != 0:
-                await self.remove_tags(request.tags)
+                await self.remove_tags(request.tags, prefix=self.root_prefix(request))
                 raise BuildError(
                     f"push failed (exit {outcome.returncode}); the built tags were removed",
                     backend=self.name,
                     step=shlex.join(argv),
                     output_tail=outcome.tail[-12:],
                 )
+        return digests[0] if digests else None
 
-    async def remove_tags(self, tags: Sequence[str]) -> None:
+    async def remove_tags(self, tags: Sequence[str], *, prefix: Sequence[str] = ()) -> None:
         if self.spec.remove_image is None:
             return
         for tag in tags:
-            await run_streaming(self.spec.remove_image(tag), env=dict(self.spec.env))
+            await run_streaming([*prefix, *self.spec.remove_image(tag)], env=dict(self.spec.env))
 
     def _env_secrets_as_files(self, request: BuildRequest, private: Path) -> BuildRequest:
         """For engines without ``env=`` secrets: each one as ``private/secret-<id>`` (pure)."""

@@ -18,22 +18,29 @@ from pipeline.backends.base import (
     local_platforms,
     which,
 )
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.request import BuildRequest
 
 BINARY = "nerdctl"
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def construct_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
     return [
         BINARY,
         "build",
-        *docker_style_args(request, push=False, iidfile=iidfile),
+        *docker_style_args(
+            request, push=False, iidfile=iidfile, flags=flags, pull="--pull=true", add_host=False
+        ),
         str(request.context),
     ]
 
 
-def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+def push_commands(
+    request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
+) -> list[list[str]]:
     """``nerdctl push [--all-platforms] TAG`` per tag (no digest file: nerdctl has none)."""
     every = ["--all-platforms"] if len(request.platforms) > 1 else []
     return [[BINARY, "push", *every, tag] for tag in request.tags]
@@ -84,4 +91,5 @@ SPEC = BackendSpec(
     push_commands=push_commands,
     run_command="nerdctl",
     remove_image=remove_image,
+    build_command=(BINARY, "build"),
 )

@@ -17,8 +17,10 @@ from pipeline.backends.base import (
     build_input_flags,
     local_platforms,
     opt_flags,
+    request_option_flags,
     which,
 )
+from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.errors import BackendError
 from pipeline.request import BuildRequest
@@ -26,7 +28,9 @@ from pipeline.request import BuildRequest
 BINARY = "podman"
 
 
-def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
+def containers_style_args(
+    request: BuildRequest, *, iidfile: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
     """Flags podman and buildah share (containers/buildah's ``build`` command)."""
     argv = ["--file", str(request.dockerfile_path)]
     if len(request.platforms) > 1:
@@ -50,6 +54,8 @@ def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) 
         )
     # env secrets reach podman/buildah as files: the executor writes them out first
     argv += build_input_flags(request, secret_env=False)
+    # `--pull` alone is podman's default ("missing"); BentoML's --pull means always pull
+    argv += request_option_flags(request, pull="--pull=always", flags=flags)
     if request.progress == "quiet":
         argv.append("--quiet")
     if request.output:
@@ -57,14 +63,21 @@ def containers_style_args(request: BuildRequest, *, iidfile: str | None = None) 
     # buildah keeps a failed step's working container unless --force-rm (podman removes it)
     argv += ["--layers", "--force-rm"]
     # buildah refuses --iidfile when a build makes several images (one per platform)
-    if iidfile and len(request.platforms) <= 1:
+    if iidfile and len(request.platforms) <= 1 and flags.has("--iidfile"):
         argv += ["--iidfile", iidfile]
     argv += opt_flags(request.opts)
     return argv
 
 
-def construct_build_args(request: BuildRequest, *, iidfile: str | None = None) -> list[str]:
-    return [BINARY, "build", *containers_style_args(request, iidfile=iidfile), str(request.context)]
+def construct_build_args(
+    request: BuildRequest, *, iidfile: str | None = None, flags: BuildFlags = ALL
+) -> list[str]:
+    return [
+        BINARY,
+        "build",
+        *containers_style_args(request, iidfile=iidfile, flags=flags),
+        str(request.context),
+    ]
 
 
 def push_args(
@@ -86,7 +99,9 @@ def push_args(
     ]
 
 
-def push_commands(request: BuildRequest, digestfile: str | None = None) -> list[list[str]]:
+def push_commands(
+    request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
+) -> list[list[str]]:
     return push_args(BINARY, request, digestfile=digestfile)
 
 
@@ -139,4 +154,5 @@ SPEC = BackendSpec(
     push_commands=push_commands,
     run_command="podman",
     remove_image=remove_image,
+    build_command=(BINARY, "build"),
 )

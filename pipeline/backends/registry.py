@@ -103,6 +103,14 @@ def request_options(request: BuildRequest) -> dict[str, Any]:
         "push": request.push,
         "load": request.load,
         "output": request.output,
+        # BentoML's containerize options, under its option names
+        "network": request.network,
+        "pull": request.pull,
+        "ssh": tuple(request.ssh),
+        "add_host": tuple(request.add_hosts),
+        "iidfile": None if request.iidfile is None else str(request.iidfile),
+        "metadata_file": None if request.metadata_file is None else str(request.metadata_file),
+        "quiet": request.quiet,
     }
     for key, value in request.opts:
         options[key.lstrip("-").replace("-", "_")] = True if value is None else value

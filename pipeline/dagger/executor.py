@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
+from pipeline.backends.support import check_request
+from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.dagger.connection import session
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
@@ -159,6 +161,8 @@ class DaggerExecutor:
 
     def dry_run(self, request: BuildRequest) -> str:
         """The Dagger operations :meth:`build` would run; secrets by id and source only."""
+        request = absorb_file_opts(request)
+        check_request(request, BACKEND)
         spec = spec_from_request(request)
         return describe(spec, {s.id: s.describe() for s in request.secrets})
 
@@ -166,6 +170,9 @@ class DaggerExecutor:
         self, request: BuildRequest, *, on_output: OutputSink | None = None
     ) -> BuildResult:
         started = time.monotonic()
+        request = absorb_file_opts(request)
+        check_request(request, BACKEND)
+        check_user_files(request)
         spec = spec_from_request(request)
         dockerfile_text = read_dockerfile(request)
         plaintexts = read_secrets(request.secrets)
@@ -183,10 +190,11 @@ class DaggerExecutor:
         def say(line: str) -> None:
             line = scrub(line, plaintexts.values())
             log.append(line)
-            if on_output is not None:
+            if on_output is not None and not request.quiet:
                 on_output(line)
 
-        log_output = None if request.progress == "quiet" else self.log_output
+        quiet = request.progress == "quiet" or request.quiet
+        log_output = None if quiet else self.log_output
         async with session(log_output=log_output) as client:
             import dagger
 
@@ -194,7 +202,7 @@ class DaggerExecutor:
                 image_id, digest = await self._run(client, spec, dockerfile_text, plaintexts, say)
             except dagger.DaggerError as exc:
                 raise translate(exc, plaintexts.values()) from None
-        return BuildResult(
+        result = BuildResult(
             backend=BACKEND,
             tags=request.tags,
             platforms=spec.platforms,
@@ -203,6 +211,8 @@ class DaggerExecutor:
             duration=time.monotonic() - started,
             log_tail=tuple(log[-20:]),
         )
+        write_user_files(request, result)
+        return result
 
     async def _run(
         self,

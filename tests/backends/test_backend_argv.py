@@ -58,7 +58,7 @@ def test_docker_full_argv_is_exact() -> None:
         "--no-cache",
         "--progress=plain",
         "--iidfile", "/tmp/iid",
-        "--network", "host", "--pull",
+        "--network=host", "--pull",
         "/tmp/ctx",
     ]  # fmt: skip
 
@@ -135,13 +135,25 @@ def test_podman_argv() -> None:
     assert pairs(argv, "--label") == ["team=ml"]
     assert "--layers" in argv and "--no-cache" in argv
     assert pairs(argv, "--iidfile") == ["/i"]
-    assert argv[argv.index("--network") : argv.index("--network") + 3] == [
-        "--network",
-        "host",
+    assert argv[argv.index("--network=host") : argv.index("--network=host") + 2] == [
+        "--network=host",
         "--pull",
     ]
     assert not any(a.startswith("--progress") for a in argv)  # podman has no --progress
     assert argv[-1] == "/tmp/ctx"
+
+
+@pytest.mark.parametrize("module", [docker, buildx, podman, buildah, nerdctl, buildctl])
+def test_opt_with_a_value_is_one_argv_item(module: object) -> None:
+    """``--opt pull=never`` is ``--pull=never``: as two items podman reads ``--pull`` (its
+    optional value defaulting to true) and then ``never`` as the build context."""
+    request = BuildRequest(
+        context=CTX, tags=("a:1",), opts=(("pull", "never"), ("no_cache", None), ("x", "a=b"))
+    )
+    argv = module.construct_build_args(request)  # type: ignore[attr-defined]
+    tail = argv[-3:] if module is buildctl else argv[-4:-1]  # the others end with the context
+    assert tail == ["--pull=never", "--no-cache", "--x=a=b"]
+    assert "never" not in argv and "--pull" not in argv
 
 
 def test_podman_secrets_are_files_only() -> None:

@@ -234,3 +234,12 @@ def test_dagger_missing_is_a_clear_backend_error(monkeypatch: pytest.MonkeyPatch
 def test_lazy_public_api() -> None:
     assert pipeline.register_backend is registry.register_backend
     assert pipeline.get_backend is registry.get_backend
+
+
+def test_health_is_falsy_when_the_engine_is_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not Health(False, "daemon down")
+    assert Health(True, "ok")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    health = registry.get_backend("docker").health()
+    assert health.ok is False and not health
+    assert bool(registry.get_backend("podman").health()) is False

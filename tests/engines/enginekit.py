@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.cli.clirun import pipeline_cli as pipeline_cli  # re-exported for the engine tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +30,31 @@ SERVICE_CMD = ("python", "/home/bentoml/bento/src/service.py")
 
 # which CLI runs/inspects the images each engine produces
 RUNNER = {"docker": "docker", "buildx": "docker", "podman": "podman", "buildah": "podman"}
+
+# The distribution's docker CLI (Debian 12 docker.io: 20.10), when another one comes first on
+# PATH: engine ids "docker@/usr/bin" run with /usr/bin first on PATH (see use_cli).
+DISTRO_DOCKER = Path("/usr/bin/docker")
+
+
+def _docker_clis() -> list[object]:
+    first = shutil.which("docker")
+    if not DISTRO_DOCKER.is_file() or first is None:
+        return []
+    if Path(first).resolve() == DISTRO_DOCKER.resolve():
+        return []
+    engine = f"docker@{DISTRO_DOCKER.parent}"
+    return [pytest.param(engine, marks=pytest.mark.docker, id=engine)]
+
+
+DOCKER_CLIS = _docker_clis()
+
+
+def use_cli(engine: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``"docker@/usr/bin"`` -> ``"docker"`` with /usr/bin first on PATH; names pass through."""
+    name, _, directory = engine.partition("@")
+    if directory:
+        monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return name
 
 
 def containers(runner: str) -> set[str]:

@@ -19,8 +19,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from enginekit import (
+    DOCKER_CLIS,
     HELLO,
     ROOT,
     RUNNER,
@@ -40,12 +42,16 @@ from enginekit import (
     sh,
     sleeping,
     unique_tag,
+    use_cli,
 )
 
 import pipeline
 from pipeline.errors import BackendError, BuildError
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
+# The core tests also run `docker` through the distribution's own CLI (Debian 12: docker.io
+# 20.10, without `build --metadata-file`/`--push`/`--load`) when it is not the first on PATH.
+CORE_ENGINES = [*ENGINES, *DOCKER_CLIS]
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +70,11 @@ def tags() -> Iterator[list[tuple[str, str]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_hello_builds_runs_and_answers_http(
-    engine: str, tags: list[tuple[str, str]], _isolated: Path
+    engine: str, tags: list[tuple[str, str]], _isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "hello")
     tags.append((runner, tag))
     lines: list[str] = []
@@ -83,10 +90,15 @@ def test_hello_builds_runs_and_answers_http(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_secret_is_used_in_the_build_and_found_nowhere(
-    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    tmp_path: Path,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "secret")
     tags.append((runner, tag))
     value = f"pipeline-secret-{secrets.token_hex(12)}"
@@ -115,10 +127,11 @@ def test_secret_is_used_in_the_build_and_found_nowhere(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_env_secret_reaches_the_build(
     engine: str, tags: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, _isolated: Path
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "envsecret")
     tags.append((runner, tag))
     value = f"env-secret-{secrets.token_hex(8)}"
@@ -142,10 +155,15 @@ def test_env_secret_reaches_the_build(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_failing_build_leaves_no_tag_and_no_context(
-    engine: str, tags: list[tuple[str, str]], tmp_path: Path, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    tmp_path: Path,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     runner, tag = RUNNER[engine], unique_tag(engine, "fails")
     tags.append((runner, tag))
     project = failing_project(tmp_path)
@@ -306,10 +324,15 @@ def _inner_paths(hits: list[str]) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.registry
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", CORE_ENGINES)
 def test_push_lands_in_the_registry(
-    engine: str, tags: list[tuple[str, str]], registry_url: str, _isolated: Path
+    engine: str,
+    tags: list[tuple[str, str]],
+    registry_url: str,
+    _isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    engine = use_cli(engine, monkeypatch)
     name = f"pipeline-test-push-{engine}"
     version = secrets.token_hex(4)
     tag = f"{registry_url}/{name}:{version}"
@@ -465,3 +488,121 @@ def test_a_user_stage_added_to_the_graph_lands_in_the_image(tags: list[tuple[str
     pipeline.build(HELLO, backend="docker", tags=[tag], graph=graph)
     marker = run_in_image("docker", tag, "cat", "/home/bentoml/graph-marker")
     assert marker.strip() == "built-by-graph"
+
+
+@pytest.mark.podman
+@pytest.mark.slow
+def test_opt_with_a_value_reaches_podman_as_one_flag(tags: list[tuple[str, str]]) -> None:
+    """``--opt layers=true``: as two items podman reads ``--layers`` and then ``true`` as a
+    second context argument and refuses the build; ``--layers=true`` builds."""
+    tag = unique_tag("podman", "opt")
+    tags.append(("podman", tag))
+    result = pipeline.build(HELLO, backend="podman", tags=[tag], opts=["layers=true"])
+    assert "--layers=true" in result.argv
+    assert image_exists("podman", tag)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        *DOCKER_CLIS,
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_users_iidfile_and_metadata_file_are_written(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--opt iidfile=F`` (BentoML's spelling) beside our own hidden --iidfile: both get the id."""
+    engine = use_cli(engine, monkeypatch)
+    runner, tag = RUNNER[engine], unique_tag(engine, "iidfile")
+    tags.append((runner, tag))
+    iidfile, metadata = tmp_path / "image.id", tmp_path / "metadata.json"
+    result = pipeline.build(
+        HELLO,
+        backend=engine,
+        tags=[tag],
+        opts=[f"iidfile={iidfile}", f"metadata-file={metadata}"],
+    )
+    assert result.argv.count("--iidfile") == 1
+    inspected = sh(runner, "image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    actual = f"sha256:{inspected.removeprefix('sha256:')}"  # podman prints the bare hex
+    assert result.image_id == actual
+    assert f"sha256:{iidfile.read_text().strip().removeprefix('sha256:')}" == actual
+    # the engine's own metadata (buildx's docker driver: the id as containerimage.digest), or
+    # ours where the CLI has no --metadata-file (containerimage.config.digest)
+    data = json.loads(metadata.read_text())
+    assert actual in (data.get("containerimage.digest"), data.get("containerimage.config.digest"))
+
+
+def _build_with(engine: str, project: Path, tag: str, **fields: object) -> pipeline.BuildResult:
+    """Build ``project`` with BuildRequest fields set directly (the CLI/API set them the same)."""
+    from attrs import evolve
+
+    from pipeline import api
+
+    prepared = api.prepare(project, backend=engine, tags=[tag], progress="plain")
+    with api.build_request(prepared) as built:
+        request = evolve(built, **fields)
+        return anyio.run(lambda: prepared.selection.executor.build(request))
+
+
+def _host_interfaces() -> set[str]:
+    """Interfaces only the host has (a build container's own namespace has lo and eth0)."""
+    lines = Path("/proc/net/dev").read_text().splitlines()[2:]
+    return {line.split(":")[0].strip() for line in lines} - {"lo", "eth0"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_add_host_reaches_the_run_steps(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    host = f"myhost-{secrets.token_hex(4)}"  # also keeps the RUN step out of the build cache
+    project = project_with_step(tmp_path, f"RUN getent hosts {host} > /tmp/added-host", name="ah")
+    runner, tag = RUNNER[engine], unique_tag(engine, "addhost")
+    tags.append((runner, tag))
+    result = _build_with(engine, project, tag, add_hosts=(f"{host}:10.11.12.13",))
+    assert f"{host}:10.11.12.13" in result.argv
+    assert run_in_image(runner, tag, "cat", "/tmp/added-host").split() == ["10.11.12.13", host]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.podman),
+    ],
+)
+def test_network_host_runs_the_steps_in_the_hosts_network(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    only_host = _host_interfaces()
+    if not only_host:
+        pytest.skip("this host has no interface a build container would not have")
+    marker = secrets.token_hex(4)
+    step = f"RUN cat /proc/net/dev > /tmp/netdev-{marker}"
+    project = project_with_step(tmp_path, step, name="nethost")
+    runner, tag = RUNNER[engine], unique_tag(engine, "nethost")
+    tags.append((runner, tag))
+    _build_with(engine, project, tag, network="host")
+    seen = run_in_image(runner, tag, "cat", f"/tmp/netdev-{marker}")
+    names = {line.split(":")[0].strip() for line in seen.splitlines()[2:]}
+    assert names & only_host, f"the RUN step saw {sorted(names)}, not the host's network"
+    # ...and without --network host it does not (the check can tell them apart)
+    other = unique_tag(engine, "nethost-default")
+    tags.append((runner, other))
+    (project / "Dockerfile.template").write_text(
+        (project / "Dockerfile.template").read_text().replace(marker, f"{marker}-default")
+    )
+    _build_with(engine, project, other)
+    seen = run_in_image(runner, other, "cat", f"/tmp/netdev-{marker}-default")
+    assert not {line.split(":")[0].strip() for line in seen.splitlines()[2:]} & only_host
