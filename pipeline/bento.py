@@ -414,8 +414,9 @@ def _bento_yaml_data(
         "runners": [],
         "entry_service": spec.service.partition(":")[2] or spec.service,
         "services": [],
-        "envs": [{"name": k, "value": v} for k, v in spec.envs.items()],
+        "envs": [{"name": e.name, "value": e.value, "stage": e.stage} for e in spec.envs],
         "schema": {},
+        "args": dict(spec.args),
         "apis": [],
         "docker": {
             "distro": docker.distro,

@@ -29,10 +29,12 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
 from pipeline.config import (
+    ENV_STAGES,
     Bento,
     BentofileSpec,
     CondaOptions,
     DockerOptions,
+    EnvVar,
     PythonOptions,
     running_python_version,
 )
@@ -96,6 +98,7 @@ class _CondaSection:
 class _EnvItem:
     name: str
     value: str = ""
+    stage: str = "all"
 
 
 @define
@@ -118,6 +121,7 @@ class _Bentofile:
     conda: _CondaSection | None = None
     models: list[_ModelSpec] | None = None
     envs: list[_EnvItem] | None = None
+    args: dict[str, Any] | None = None
 
 
 @define
@@ -159,7 +163,7 @@ class _BentoYaml:
     services: list[Any] | None = None
     envs: list[_EnvItem] | None = None
     schema: Any = None
-    args: Any = None
+    args: dict[str, Any] | None = None
     apis: list[Any] | None = None
     docker: _DockerSection | None = None
     python: _PythonSection | None = None
@@ -723,10 +727,34 @@ def _prepare_sections(doc: _Document, base_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _envs_mapping(doc: _Document, items: list[_EnvItem] | None) -> dict[str, str]:
-    env = {item.name: item.value for item in items or ()}
-    _check_env_names(doc, env, ("envs",))
-    return env
+def _envs(doc: _Document, items: list[_EnvItem] | None) -> tuple[EnvVar, ...]:
+    """The ``envs:`` entries (a later entry of the same name replaces an earlier one, as the
+    environment would), names and values checked, ``stage`` one of :data:`ENV_STAGES`."""
+    found: dict[str, EnvVar] = {}
+    for index, item in enumerate(items or ()):
+        path: FieldPath = ("envs", index)
+        if not _ENV_NAME.match(item.name):
+            raise doc.error(
+                (*path, "name"),
+                f"{item.name!r} is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)",
+            )
+        if item.stage not in ENV_STAGES:
+            raise doc.error(
+                (*path, "stage"),
+                f"unknown stage {item.stage!r}{did_you_mean(item.stage, ENV_STAGES)}",
+                hint=f"allowed: {allowed(ENV_STAGES)} (all: baked into the image; build: a "
+                "build secret during the install steps only; runtime: set by the deployment)",
+            )
+        _check_single_line(doc, {"value": item.value}, path)
+        found.pop(item.name, None)
+        found[item.name] = EnvVar(name=item.name, value=item.value, stage=item.stage)
+    return tuple(found.values())
+
+
+def _baked(envs: tuple[EnvVar, ...]) -> dict[str, str]:
+    """The ``stage: all`` entries as a mapping: what becomes ARG + ENV in the image."""
+    return {e.name: e.value for e in envs if e.stage == "all"}
 
 
 def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
@@ -749,6 +777,15 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
 
     docker = _docker_from_section(raw.docker)
     _check_env_names(doc, docker.env, ("docker", "env"))
+    envs = _envs(doc, raw.envs)
+    for index, item in enumerate(raw.envs or ()):
+        if item.stage != "all" and item.name in docker.env:
+            raise doc.error(
+                ("docker", "env", item.name),
+                f"{item.name!r} is baked into the image by docker.env, but envs[{index}] gives "
+                f"it stage {item.stage!r} (not baked)",
+                hint=f"keep {item.name} in one place: docker.env (baked) or envs with a stage",
+            )
     docker = validate_docker(doc, docker)
     if docker.setup_script is not None:
         script = base_dir / docker.setup_script
@@ -799,8 +836,9 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
         docker=docker,
         python=python,
         conda=conda,
-        envs=_envs_mapping(doc, raw.envs),
+        envs=envs,
         models=tuple(m.tag for m in raw.models or ()),
+        args=raw.args or {},
     )
 
 
@@ -862,7 +900,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
             ("spec",), f"unsupported bento.yaml spec {raw.spec}", hint="allowed: 1 or 2"
         )
 
-    envs = _envs_mapping(doc, raw.envs)
+    envs = _envs(doc, raw.envs)
     python = _python_from_section(raw.python)
     if raw.spec == 2 or raw.image is not None:
         if raw.docker is not None:
@@ -874,13 +912,16 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
             commands=tuple(image.commands),
             post_commands=tuple(image.post_commands),
             build_include=tuple(image.build_include),
-            env=envs,
+            env=_baked(envs),
         )
         python = attrs.evolve(python, requirements_text=image.python_requirements or None)
     else:
         docker = _docker_from_section(raw.docker)
         _check_env_names(doc, docker.env, ("docker", "env"))
-        docker = attrs.evolve(docker, env={**envs, **docker.env})
+        # BentoML 1.4 copies every `envs` entry into a spec-1 docker.env; the stage decides
+        unbaked = {e.name for e in envs if e.stage != "all"}
+        env = {k: v for k, v in docker.env.items() if k not in unbaked}
+        docker = attrs.evolve(docker, env={**_baked(envs), **env})
         docker = validate_docker(doc, docker).with_defaults()
         if docker.setup_script is not None:
             docker = attrs.evolve(
@@ -938,4 +979,6 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
         conda=_conda_from_section(doc, raw.conda),
         creation_time=creation_time,
         bentoml_version=raw.bentoml_version,
+        envs=envs,
+        args=raw.args or {},
     )

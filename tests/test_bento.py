@@ -205,7 +205,7 @@ def test_built_bento_yaml_is_spec1_shape(store: Path, project: Path) -> None:
     }
     assert data["docker"]["setup_script"] == "env/docker/setup_script"
     assert data["docker"]["system_packages"] == ["ffmpeg"]
-    assert data["envs"] == [{"name": "HF_HOME", "value": "/home/bentoml/hf"}]
+    assert data["envs"] == [{"name": "HF_HOME", "value": "/home/bentoml/hf", "stage": "all"}]
 
 
 def test_build_defaults_without_options(store: Path, tmp_path: Path) -> None:
@@ -632,3 +632,28 @@ def test_check_errors_name_the_users_template_through_a_symlinked_store(
         resolve_bento(root, check=render_dockerfile)
     assert (caught.value.file, caught.value.line) == (str(root / "Dockerfile.j2"), 3)
     assert list(real.rglob("bento.yaml")) == []
+
+
+def test_args_and_env_stages_are_kept_in_the_stored_bento_yaml(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: app:Api
+        args: {model: small, n: 2}
+        envs:
+          - {name: A, value: '1'}
+          - {name: TOKEN, value: t, stage: build}
+          - {name: RT, stage: runtime}
+        """,
+        {"app.py": "Api = 1\n"},
+    )
+    bento = build_bento(root)
+    data = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert data["args"] == {"model": "small", "n": 2}
+    assert data["envs"] == [
+        {"name": "A", "value": "1", "stage": "all"},
+        {"name": "TOKEN", "value": "t", "stage": "build"},
+        {"name": "RT", "value": "", "stage": "runtime"},
+    ]
+    assert dict(bento.args) == {"model": "small", "n": 2}
+    assert dict(bento.docker.env) == {"A": "1"}

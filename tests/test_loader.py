@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import running_python_version
+from pipeline.config import EnvVar, running_python_version
 from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.loader import format_path, load_bento_yaml, load_bentofile, parse_dotenv
 
@@ -131,7 +131,7 @@ def test_full_bentofile() -> None:
     assert spec.python.trusted_host == ("pypi.org",)  # a single string becomes a list
     assert spec.python.requirements_txt == "./requirements.txt"
     assert dict(spec.docker.env) == {"LOG_LEVEL": "info", "WORKERS": "2"}
-    assert dict(spec.envs) == {"HF_HOME": "/home/bentoml/hf"}
+    assert spec.envs == (EnvVar("HF_HOME", "/home/bentoml/hf"),)
     assert spec.models == ("summarization-model:latest", "embedder:v2")
     assert spec.project_dir == FIXTURES / "project_summarize"
 
@@ -448,3 +448,121 @@ def test_models_from_services_are_included(tmp_path: Path) -> None:
         )
     )
     assert load_bento_yaml(tmp_path / "bento.yaml").models == ("m:1", "n:2")
+
+
+# --- BentoML 1.4 keys: args, envs[].stage ------------------------------------------------------
+
+
+def test_bentofile_args_mapping(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        """\
+        service: service:Svc
+        args:
+          model: small
+          n: 2
+          tags: [a, b]
+          nested: {x: 1}
+        """,
+    )
+    spec = load_bentofile(path)
+    assert dict(spec.args) == {"model": "small", "n": 2, "tags": ["a", "b"], "nested": {"x": 1}}
+
+
+def test_bentofile_args_must_be_a_mapping(tmp_path: Path) -> None:
+    error = load_error(write_bentofile(tmp_path, "service: s\nargs: [a, b]\n"))
+    assert (error.field, error.line) == ("args", 2)
+    assert "expected a mapping, got a list" in str(error)
+
+
+def test_bento_yaml_args_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "bento.yaml").write_text("name: a\nversion: b\nargs: {model: large, n: 3}\n")
+    assert dict(load_bento_yaml(tmp_path / "bento.yaml").args) == {"model": "large", "n": 3}
+    assert dict(load_bento_yaml(FIXTURES / "bento_v1_4").args) == {}
+
+
+def test_envs_stages(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        """\
+        service: service:Svc
+        envs:
+          - name: ALL_ONE
+            value: a
+          - {name: TOKEN, stage: build}
+          - {name: RT, value: r, stage: runtime}
+        """,
+    )
+    spec = load_bentofile(path)
+    assert spec.envs == (
+        EnvVar("ALL_ONE", "a", "all"),
+        EnvVar("TOKEN", "", "build"),
+        EnvVar("RT", "r", "runtime"),
+    )
+
+
+def test_envs_unknown_stage_names_field_and_allowed(tmp_path: Path) -> None:
+    error = load_error(
+        write_bentofile(tmp_path, "service: s\nenvs:\n  - name: A\n    stage: buld\n")
+    )
+    assert (error.field, error.line) == ("envs[0].stage", 4)
+    assert "did you mean 'build'?" in str(error)
+    assert "'all', 'build' or 'runtime'" in str(error)
+
+
+def test_envs_bad_name_is_an_error(tmp_path: Path) -> None:
+    error = load_error(write_bentofile(tmp_path, "service: s\nenvs:\n  - name: 1A\n"))
+    assert error.field == "envs[0].name"
+
+
+def test_envs_stage_conflicting_with_docker_env(tmp_path: Path) -> None:
+    error = load_error(
+        write_bentofile(
+            tmp_path,
+            "service: s\nenvs:\n  - {name: T, stage: build}\ndocker:\n  env: {T: x}\n",
+        )
+    )
+    assert error.field == "docker.env.T"
+    assert "stage 'build'" in str(error)
+
+
+def test_bento_yaml_only_all_stage_envs_are_baked(tmp_path: Path) -> None:
+    # BentoML 1.4 writes a spec-1 bento's docker.env from every envs entry; the stage decides
+    (tmp_path / "bento.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: a
+            version: b
+            envs:
+              - {name: A, value: '1', stage: all}
+              - {name: TOKEN, value: secret, stage: build}
+              - {name: RT, value: r, stage: runtime}
+            docker:
+              env: {A: '1', TOKEN: secret, RT: r, OWN: o}
+            """
+        )
+    )
+    bento = load_bento_yaml(tmp_path / "bento.yaml")
+    assert dict(bento.docker.env) == {"A": "1", "OWN": "o"}
+    assert bento.build_envs == (EnvVar("TOKEN", "secret", "build"),)
+    assert [e.name for e in bento.envs] == ["A", "TOKEN", "RT"]
+
+
+def test_spec2_envs_stages(tmp_path: Path) -> None:
+    (tmp_path / "bento.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: a
+            version: b
+            spec: 2
+            envs:
+              - {name: A, value: '1'}
+              - {name: TOKEN, stage: build}
+              - {name: RT, value: r, stage: runtime}
+            image: {base_image: 'python:3.11-slim', python_version: '3.11'}
+            """
+        )
+    )
+    bento = load_bento_yaml(tmp_path / "bento.yaml")
+    assert dict(bento.docker.env) == {"A": "1"}
+    assert [e.name for e in bento.build_envs] == ["TOKEN"]
