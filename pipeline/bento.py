@@ -39,8 +39,10 @@ from pipeline.loader import (
     BENTO_DOCKERFILE_TEMPLATE,
     BENTO_SETUP_SCRIPT,
     BENTO_WHEELS_DIR,
+    PYPROJECT,
     load_bento_yaml,
     load_bentofile,
+    pyproject_build_table,
 )
 from pipeline.service_check import check_service
 from render.environment import make_environment, template_errors
@@ -118,19 +120,32 @@ def resolve_bento(
     """
     text = os.fspath(ref)
     path = Path(text).expanduser()
-    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE):
+    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE, PYPROJECT):
         path = path.parent
     if path.is_dir():
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
-        if (path / BENTOFILE).is_file():
+        if build_file(path) is not None:
             return build_bento(path, store=store, check=check)
         raise BentoNotFoundError(
-            f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE})"
+            f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE}, "
+            f"no [tool.bentoml.build] in {PYPROJECT})"
         )
     if _looks_like_path(text):
         raise BentoNotFoundError(f"no such directory: {text}")
     return get_bento(text, store=store)
+
+
+def build_file(project: Path) -> Path | None:
+    """The project's build config, in BentoML's order: ``bentofile.yaml``, else a
+    ``pyproject.toml`` with a ``[tool.bentoml.build]`` table; ``None`` when it has neither."""
+    bentofile = project / BENTOFILE
+    if bentofile.is_file():
+        return bentofile
+    pyproject = project / PYPROJECT
+    if pyproject.is_file() and pyproject_build_table(pyproject):
+        return pyproject
+    return None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -348,6 +363,9 @@ def select_files(spec: BentofileSpec) -> list[tuple[str, Path]]:
                 chosen.append((rel, entry.resolve()))
 
     walk(spec.project_dir, "")
+    if spec.python.is_src_layout:
+        # as BentoML: the project's src/ is the bento's src/ root (src/pkg/x.py -> pkg/x.py)
+        chosen = [(rel[4:] if rel.startswith("src/") else rel, real) for rel, real in chosen]
     return chosen
 
 
@@ -442,6 +460,7 @@ def _bento_yaml_data(
             "extra_index_url": list(python.extra_index_url) or None,
             "pip_args": python.pip_args,
             "wheels": [f"{BENTO_WHEELS_DIR}/{Path(w).name}" for w in python.wheels] or None,
+            "is_src_layout": bool(python.is_src_layout),
         },
         "conda": {
             "environment_yml": "env/conda/environment.yml" if not spec.conda.is_empty else None,
@@ -519,7 +538,10 @@ def _write_bento(
 def _readme(spec: BentofileSpec, name: str, version: str) -> str:
     description = spec.description
     if description is None:
-        return f"# {name}:{version}\n\nBuilt by bento-pipeline from {BENTOFILE}.\n"
+        readme = spec.project_dir / "README.md"
+        if readme.is_file():  # as BentoML: the project's README.md
+            return readme.read_text(encoding="utf-8")
+        return f"# {name}:{version}\n\nBuilt by bento-pipeline from {spec.path.name}.\n"
     if description.startswith("file:"):
         source = spec.project_dir / description[len("file:") :].strip()
         if not source.is_file():
@@ -556,11 +578,15 @@ def build_bento(
     user's file instead.
     """
     project = Path(project_dir).expanduser()
-    bentofile = project / BENTOFILE
-    if not bentofile.is_file():
+    found = build_file(project)
+    if found is None:
         if not project.is_dir():
             raise BentoNotFoundError(f"no such project directory: {project}")
-        raise BentoNotFoundError(f"{project} has no {BENTOFILE}", file=bentofile)
+        raise BentoNotFoundError(
+            f"{project} has no {BENTOFILE} (and no [tool.bentoml.build] table in {PYPROJECT})",
+            file=project / BENTOFILE,
+        )
+    bentofile = found
     spec = load_bentofile(bentofile)
     name = check_tag_part(
         (spec.name or default_bento_name(spec.service)).lower(),

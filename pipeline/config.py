@@ -103,6 +103,8 @@ class PythonOptions:
     pack_git_packages: bool | None = None
     # Spec-2 `image.python_requirements`: the requirements text itself (not a path).
     requirements_text: str | None = None
+    # BentoML 1.4: the project keeps its code in src/, which becomes the bento's src/ root
+    is_src_layout: bool | None = None
 
 
 @frozen

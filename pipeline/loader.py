@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -41,6 +42,11 @@ from pipeline.config import (
 from pipeline.errors import ConfigError, PipelineWarning, allowed, did_you_mean
 from render.distros import DISTROS, cuda_distros
 from render.quoting import control_character
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the 3.10 backport
+    import tomli as tomllib
 
 T = TypeVar("T")
 FieldPath = tuple[str | int, ...]
@@ -84,6 +90,7 @@ class _PythonSection:
     extra_index_url: list[str] | None = None
     pip_args: str | None = None
     wheels: list[str] | None = None
+    is_src_layout: bool | None = None
 
 
 @define
@@ -297,20 +304,31 @@ class _Document:
     file: Path
     data: Any
     lines: dict[FieldPath, int]  # field path -> 1-based line of its key (or item)
+    # where `data` sits in the file: () for YAML, ("tool", "bentoml", "build") in pyproject.toml
+    prefix: FieldPath = ()
 
     def line(self, path: FieldPath) -> int | None:
-        """Line of the longest known prefix of ``path``."""
-        for end in range(len(path), -1, -1):
-            found = self.lines.get(path[:end])
+        """Line of the longest known prefix of ``path`` (relative to ``data``)."""
+        full = (*self.prefix, *path)
+        for end in range(len(full), -1, -1):
+            found = self.lines.get(full[:end])
             if found is not None:
                 return found
         return None
+
+    def where(self, path: FieldPath) -> str:
+        """The dotted path of ``path`` in the file (``tool.bentoml.build.docker.distro``)."""
+        return format_path((*self.prefix, *path))
+
+    @property
+    def top(self) -> str:
+        return f"the {format_path(self.prefix)} table" if self.prefix else "the top level"
 
     def error(self, path: FieldPath, message: str, *, hint: str | None = None) -> ConfigError:
         return ConfigError(
             message,
             file=self.file,
-            field=format_path(path) or None,
+            field=self.where(path) or None,
             line=self.line(path),
             hint=hint,
         )
@@ -385,14 +403,14 @@ def _attr_names(cl: type) -> list[str]:
 _Problem = tuple[FieldPath, str, str | None]
 
 
-def _problems(exc: BaseException, path: FieldPath) -> list[_Problem]:
+def _problems(exc: BaseException, path: FieldPath, top: str = "the top level") -> list[_Problem]:
     """Flatten a cattrs error tree into ``(path, message, hint)`` triples, in document order."""
     if isinstance(exc, ForbiddenExtraKeysError):
         names = _attr_names(exc.cl)
-        section = format_path(path) or "the top level"
+        section = format_path(path)
         out: list[_Problem] = []
         for key in sorted(exc.extra_fields):
-            where = f"the {section} section" if path else "the top level"
+            where = f"the {section} section" if path else top
             message = f"unknown key {key!r} in {where}{did_you_mean(key, names)}"
             out.append(((*path, key), message, f"allowed keys: {', '.join(names)}"))
         return out
@@ -405,7 +423,7 @@ def _problems(exc: BaseException, path: FieldPath) -> list[_Problem]:
                     step = (note.name,)
                 elif isinstance(note, cattrs.IterableValidationNote):
                     step = (note.index,)
-            found.extend(_problems(sub, (*path, *step)))
+            found.extend(_problems(sub, (*path, *step), top))
         return found
     if isinstance(exc, KeyError):
         return [(path, "required key is missing", None)]
@@ -419,13 +437,13 @@ def _structure(doc: _Document, data: Any, cl: type[T], base: FieldPath = ()) -> 
         return CONVERTER.structure(data, cl)
     except (cattrs.BaseValidationError, ForbiddenExtraKeysError) as exc:
         problems = sorted(
-            _problems(exc, base), key=lambda p: (doc.line(p[0]) or 0, format_path(p[0]))
+            _problems(exc, base, doc.top), key=lambda p: (doc.line(p[0]) or 0, format_path(p[0]))
         )
         if not problems:  # pragma: no cover - cattrs always reports at least one
             raise doc.error(base, str(exc)) from None
         path, message, hint = problems[0]
         if len(problems) > 1:
-            others = "; ".join(f"{format_path(p) or '(top)'}: {m}" for p, m, _ in problems[1:4])
+            others = "; ".join(f"{doc.where(p) or '(top)'}: {m}" for p, m, _ in problems[1:4])
             more = f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""
             hint = f"{hint}; also: {others}{more}" if hint else f"also: {others}{more}"
         raise doc.error(path, message, hint=hint) from None
@@ -551,7 +569,7 @@ def validate_docker(
             if value is not None
         ]
         if ignored:
-            where = f"{doc.file}: {format_path(section)}"
+            where = f"{doc.file}: {doc.where(section)}"
             warnings.warn(
                 f"{where}: base_image {docker.base_image!r} is set, so "
                 f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored",
@@ -676,6 +694,7 @@ def _python_from_section(raw: _PythonSection | None) -> PythonOptions:
         pip_args=raw.pip_args,
         wheels=_tuple(raw.wheels),
         pack_git_packages=raw.pack_git_packages,
+        is_src_layout=raw.is_src_layout,
     )
 
 
@@ -758,9 +777,124 @@ def _baked(envs: tuple[EnvVar, ...]) -> dict[str, str]:
 
 
 def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
-    """Load and validate a ``bentofile.yaml``. Relative paths are checked against its directory."""
+    """Load and validate a ``bentofile.yaml`` (or a ``pyproject.toml``: see
+    :func:`load_pyproject`). Relative paths are checked against its directory."""
     file = Path(path)
-    doc = _read_yaml(file)
+    if file.name == PYPROJECT:
+        return load_pyproject(file)
+    return _bentofile_spec(_read_yaml(file))
+
+
+PYPROJECT = "pyproject.toml"
+PYPROJECT_TABLE: FieldPath = ("tool", "bentoml", "build")
+
+
+def pyproject_build_table(file: Path) -> bool:
+    """Whether ``file`` (a ``pyproject.toml``) has a ``[tool.bentoml.build]`` table; an
+    unreadable or malformed file counts as having one, so loading it reports the problem."""
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    table: Any = data
+    for key in PYPROJECT_TABLE:
+        table = table.get(key) if isinstance(table, dict) else None
+    return table is not None
+
+
+def load_pyproject(path: str | os.PathLike[str]) -> BentofileSpec:
+    """``[tool.bentoml.build]`` of a ``pyproject.toml``: the same fields as ``bentofile.yaml``,
+    errors naming ``tool.bentoml.build.<field>``. As BentoML: ``name`` defaults to
+    ``project.name``, ``project.dependencies`` are added to ``python.packages``, and
+    ``python.is_src_layout`` defaults to whether a ``src/`` directory sits next to the file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file does not exist", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=file) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise ConfigError(
+            f"malformed TOML: {exc}", file=file, line=int(match.group(1)) if match else None
+        ) from None
+    lines = _toml_lines(text)
+    table: Any = data
+    for depth, key in enumerate(PYPROJECT_TABLE):
+        table = table.get(key) if isinstance(table, dict) else None
+        if table is None:
+            raise ConfigError(
+                "no [tool.bentoml.build] table",
+                file=file,
+                hint="put the bentofile.yaml keys under [tool.bentoml.build] (service = ...)",
+            )
+        if not isinstance(table, dict):
+            where = format_path(PYPROJECT_TABLE[: depth + 1])
+            raise ConfigError(
+                f"expected a table, got {describe_value(table)}",
+                file=file,
+                field=where,
+                line=lines.get(PYPROJECT_TABLE[: depth + 1]),
+            )
+    config = dict(table)
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    doc = _Document(file=file, data=config, lines=lines, prefix=PYPROJECT_TABLE)
+    if "name" not in config and isinstance(project.get("name"), str):
+        config["name"] = project["name"]
+    dependencies = project.get("dependencies") or []
+    python = config.get("python")
+    if dependencies and isinstance(dependencies, list):
+        python = dict(python) if isinstance(python, Mapping) else {}
+        packages = python.get("packages") or []
+        if isinstance(packages, list):
+            python["packages"] = [*packages, *dependencies]
+        config["python"] = python
+    python = config.get("python", {})
+    src_layout = (file.parent / "src").is_dir()
+    if src_layout and isinstance(python, Mapping) and "is_src_layout" not in python:
+        config["python"] = {**python, "is_src_layout": True}
+    return _bentofile_spec(doc)
+
+
+_TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
+
+
+def _toml_key(text: str) -> FieldPath:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+def _toml_lines(text: str) -> dict[FieldPath, int]:
+    """Field path -> line for table headers and ``key = value`` lines (what the errors need;
+    keys inside multi-line arrays or inline tables get the line of their outer key)."""
+    lines: dict[FieldPath, int] = {}
+    table: FieldPath = ()
+    arrays: dict[FieldPath, int] = {}
+    depth = 0  # open brackets of a multi-line value
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0] if '"' not in raw and "'" not in raw else raw
+        if depth == 0 and (header := _TOML_HEADER.match(line)):
+            path = _toml_key(header.group(2))
+            if header.group(1) == "[[":
+                arrays[path] = arrays.get(path, -1) + 1
+                lines.setdefault(path, number)
+                path = (*path, arrays[path])
+            table = path
+            lines.setdefault(table, number)
+            continue
+        if depth == 0 and (key := _TOML_KEY.match(line)):
+            lines.setdefault((*table, *_toml_key(key.group(1))), number)
+        depth = max(
+            0, depth + line.count("[") + line.count("{") - line.count("]") - line.count("}")
+        )
+    return lines
+
+
+def _bentofile_spec(doc: _Document) -> BentofileSpec:
+    file = doc.file
     base_dir = file.parent
     data = _prepare_sections(doc, base_dir)
     raw = _structure(doc, data, _Bentofile)

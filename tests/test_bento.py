@@ -657,3 +657,60 @@ def test_args_and_env_stages_are_kept_in_the_stored_bento_yaml(store: Path, tmp_
     ]
     assert dict(bento.args) == {"model": "small", "n": 2}
     assert dict(bento.docker.env) == {"A": "1"}
+
+
+def test_project_with_pyproject_build_table(store: Path, tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "service.py").write_text("svc = None\n")
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """\
+            [project]
+            name = "py-proj"
+            dependencies = ["six"]
+
+            [tool.bentoml.build]
+            service = "service:svc"
+            args = {model = "small"}
+
+            [tool.bentoml.build.python]
+            lock_packages = false
+            """
+        )
+    )
+    bento = resolve_bento(root)
+    assert bento.name == "py-proj"
+    # src layout (a src/ next to pyproject.toml): src/service.py is the bento's src/service.py
+    assert (bento.path / "src" / "service.py").is_file()
+    assert not (bento.path / "src" / "src").exists()
+    assert (bento.path / "env/python/requirements.txt").read_text().splitlines() == ["six"]
+    data = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert data["args"] == {"model": "small"} and data["python"]["is_src_layout"] is True
+
+
+def test_bentofile_wins_over_pyproject(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p", "service: app:Api\nname: from-yaml\n", {"app.py": "Api=1\n"}
+    )
+    (root / "pyproject.toml").write_text('[tool.bentoml.build]\nservice = "app:Api"\nname = "t"\n')
+    assert build_bento(root).name == "from-yaml"
+
+
+def test_pyproject_without_build_table_is_not_a_project(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(BentoNotFoundError, match=r"no \[tool.bentoml.build\] in pyproject.toml"):
+        resolve_bento(tmp_path)
+    with pytest.raises(BentoNotFoundError, match=r"no \[tool.bentoml.build\] table"):
+        build_bento(tmp_path)
+
+
+def test_pyproject_error_names_pyproject(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bentoml.build]\nservice = "app:Api"\n\n[tool.bentoml.build.docker]\ndistro = 3\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        build_bento(tmp_path)
+    assert str(info.value).startswith(
+        f"{tmp_path / 'pyproject.toml'}:5: tool.bentoml.build.docker.distro: "
+    )

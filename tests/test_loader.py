@@ -11,7 +11,13 @@ import pytest
 
 from pipeline.config import EnvVar, running_python_version
 from pipeline.errors import ConfigError, PipelineWarning
-from pipeline.loader import format_path, load_bento_yaml, load_bentofile, parse_dotenv
+from pipeline.loader import (
+    format_path,
+    load_bento_yaml,
+    load_bentofile,
+    load_pyproject,
+    parse_dotenv,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -566,3 +572,114 @@ def test_spec2_envs_stages(tmp_path: Path) -> None:
     bento = load_bento_yaml(tmp_path / "bento.yaml")
     assert dict(bento.docker.env) == {"A": "1"}
     assert [e.name for e in bento.build_envs] == ["TOKEN"]
+
+
+# --- [tool.bentoml.build] in pyproject.toml ----------------------------------------------------
+
+
+def write_pyproject(directory: Path, text: str) -> Path:
+    path = directory / "pyproject.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_pyproject_build_table_like_bentoml(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        """\
+        [project]
+        name = "my-project"
+        dependencies = ["six>=1.16"]
+
+        [tool.bentoml.build]
+        service = "service:Svc"
+        labels = {team = "ml"}
+        args = {model = "small"}
+
+        [tool.bentoml.build.python]
+        packages = ["requests"]
+
+        [tool.bentoml.build.docker]
+        distro = "debian"
+        python_version = "3.11"
+
+        [[tool.bentoml.build.envs]]
+        name = "TOKEN"
+        stage = "build"
+        """,
+    )
+    spec = load_bentofile(path)  # load_bentofile takes either file
+    assert spec.path == path and spec.project_dir == tmp_path
+    assert spec.service == "service:Svc"
+    assert spec.name == "my-project"  # from [project]
+    assert spec.python.packages == ("requests", "six>=1.16")  # project.dependencies added
+    assert spec.python.is_src_layout is None  # no src/ next to it
+    assert (spec.docker.distro, spec.docker.python_version) == ("debian", "3.11")
+    assert dict(spec.labels) == {"team": "ml"} and dict(spec.args) == {"model": "small"}
+    assert spec.envs == (EnvVar("TOKEN", "", "build"),)
+
+
+def test_pyproject_src_directory_means_src_layout(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "service:Svc"\n')
+    assert load_pyproject(path).python.is_src_layout is True
+    explicit = write_pyproject(
+        tmp_path,
+        '[tool.bentoml.build]\nservice = "s"\n[tool.bentoml.build.python]\nis_src_layout = false\n',
+    )
+    assert load_pyproject(explicit).python.is_src_layout is False
+
+
+def test_pyproject_errors_name_the_file_and_dotted_path(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        """\
+        [project]
+        name = "p"
+
+        [tool.bentoml.build]
+        service = "service:Svc"
+
+        [tool.bentoml.build.docker]
+        distro = "debain"
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    error = info.value
+    assert error.file == str(path)
+    assert error.field == "tool.bentoml.build.docker.distro"
+    assert error.line == 8
+    assert "did you mean 'debian'?" in str(error)
+    assert str(error).startswith(f"{path}:8: tool.bentoml.build.docker.distro: ")
+
+
+def test_pyproject_unknown_key_names_the_table(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "s"\nservce = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert info.value.field == "tool.bentoml.build.servce"
+    assert info.value.line == 3
+    assert "in the tool.bentoml.build table" in str(info.value)
+
+
+def test_pyproject_type_error_in_an_array_of_tables(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        '[tool.bentoml.build]\nservice = "s"\n\n[[tool.bentoml.build.envs]]\nname = "A"\n\n'
+        '[[tool.bentoml.build.envs]]\nname = "B"\nstage = "later"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert info.value.field == "tool.bentoml.build.envs[1].stage"
+    assert info.value.line == 9
+
+
+def test_pyproject_without_the_table_or_malformed(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, '[project]\nname = "p"\n')
+    with pytest.raises(ConfigError, match=r"no \[tool.bentoml.build\] table"):
+        load_pyproject(path)
+    write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "s\n')
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert "malformed TOML" in str(info.value) and info.value.line == 2
