@@ -42,6 +42,7 @@ from pipeline.loader import (
     PYPROJECT,
     load_bento_yaml,
     load_bentofile,
+    locate_field,
     pyproject_build_table,
 )
 from pipeline.service_check import check_service
@@ -624,8 +625,7 @@ def build_bento(
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     try:
         _write_bento(spec, tmp, name, version, files, user_lines, pin)
-        if check is not None:
-            _run_check(check, spec, tmp)
+        _run_check(check, spec, tmp)
         tmp.chmod(0o755)
         os.rename(tmp, final)
     except BaseException as exc:
@@ -648,12 +648,15 @@ def _load_built(directory: Path) -> Bento:
         return load_bento_yaml(directory / BENTO_YAML)
 
 
-def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
-    """``check`` on the bento in ``tmp``, reporting the user's template instead of its copy."""
+def _run_check(check: BentoCheck | None, spec: BentofileSpec, tmp: Path) -> None:
+    """Load the bento in ``tmp`` and run ``check`` on it, reporting the user's files instead of
+    the copies: the user's template, and for a problem in the copied ``bento.yaml`` the user's
+    bentofile (or pyproject.toml) with the line of the same field."""
     user_template = str(spec.project_dir / (spec.docker.dockerfile_template or ""))
     copy = tmp / BENTO_DOCKERFILE_TEMPLATE
     # The renderer may name the copy by its resolved path (the store can be behind a symlink).
     copies = {str(copy.resolve()), str(copy)} if spec.docker.dockerfile_template else set()
+    metadata = {str((tmp / BENTO_YAML).resolve()), str(tmp / BENTO_YAML)}
 
     def users(text: str) -> str:
         for name in copies:
@@ -664,10 +667,15 @@ def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            check(_load_built(tmp))
+            built = _load_built(tmp)
+            if check is not None:
+                check(built)
         except PipelineError as exc:
             exc.message = users(exc.message)
             exc.args = (exc.message, *exc.args[1:])
+            if exc.file in metadata:
+                exc.field, exc.line = locate_field(spec.path, exc.field)
+                exc.file = str(spec.path)
             exc.file = users(exc.file) if exc.file else None
             error = exc
     for warning in caught:

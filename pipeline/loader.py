@@ -552,11 +552,17 @@ def _normalize_python_version(doc: _Document, raw: Any, path: FieldPath) -> Any:
 
 
 def validate_docker(
-    doc: _Document, docker: DockerOptions, section: FieldPath = ("docker",)
+    doc: _Document,
+    docker: DockerOptions,
+    section: FieldPath = ("docker",),
+    *,
+    check_default_python: bool = False,
 ) -> DockerOptions:
     """Check distro / python / CUDA against :data:`render.distros.DISTROS`; normalize versions
     (``python_version`` to ``major.minor``, ``cuda_version`` to the full version). With
-    ``base_image`` set, warn once naming every ignored option and skip their checks."""
+    ``base_image`` set, warn once naming every ignored option and skip their checks.
+    ``check_default_python``: an unset ``python_version`` is checked as the default it will
+    become (the running interpreter's), so a bentofile is refused before its bento is written."""
     if docker.base_image is not None:
         ignored = [
             name
@@ -588,6 +594,18 @@ def validate_docker(
         )
 
     python_version = docker.python_version
+    default = running_python_version()
+    if python_version is None and check_default_python and default not in spec.python_versions:
+        path = (*section, "distro") if docker.distro is not None else section
+        raise ConfigError(
+            f"Python {default} (the default python_version: the running interpreter's) is not "
+            f"supported on {spec.name}",
+            file=doc.file,
+            field=doc.where((*section, "python_version")),
+            line=doc.line(path),
+            hint=f"set {doc.where((*section, 'python_version'))} to "
+            f"{allowed(spec.python_versions)}",
+        )
     if python_version is not None:
         match = _PYTHON_VERSION.match(python_version)
         if match is None:
@@ -893,6 +911,36 @@ def _toml_lines(text: str) -> dict[FieldPath, int]:
     return lines
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(field: str) -> FieldPath:
+    """``docker.env.FOO`` / ``envs[1].value`` -> ``("docker", "env", "FOO")`` / ``("envs", 1,
+    "value")`` (the inverse of :func:`format_path`)."""
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(field))
+
+
+def locate_field(file: Path, field: str | None) -> tuple[str | None, int | None]:
+    """Where ``field`` (a path in bentofile terms, e.g. ``docker.python_version``) is in the
+    user's ``file`` (``bentofile.yaml`` or ``pyproject.toml``): the field as that file spells it
+    (``tool.bentoml.build.docker.python_version`` in pyproject.toml) and the line of its longest
+    prefix that the file has; ``(field, None)`` when the file cannot be read."""
+    try:
+        if file.name == PYPROJECT:
+            doc = _Document(
+                file=file,
+                data=None,
+                lines=_toml_lines(file.read_text(encoding="utf-8")),
+                prefix=PYPROJECT_TABLE,
+            )
+        else:
+            doc = _read_yaml(file)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return field, None
+    path = parse_path(field) if field else ()
+    return (doc.where(path) or None), doc.line(path)
+
+
 def _bentofile_spec(doc: _Document) -> BentofileSpec:
     file = doc.file
     base_dir = file.parent
@@ -920,7 +968,7 @@ def _bentofile_spec(doc: _Document) -> BentofileSpec:
                 f"it stage {item.stage!r} (not baked)",
                 hint=f"keep {item.name} in one place: docker.env (baked) or envs with a stage",
             )
-    docker = validate_docker(doc, docker)
+    docker = validate_docker(doc, docker, check_default_python=True)
     if docker.setup_script is not None:
         script = base_dir / docker.setup_script
         if not script.is_file():

@@ -714,3 +714,70 @@ def test_pyproject_error_names_pyproject(store: Path, tmp_path: Path) -> None:
     assert str(info.value).startswith(
         f"{tmp_path / 'pyproject.toml'}:5: tool.bentoml.build.docker.distro: "
     )
+
+
+def test_default_python_on_amazonlinux_names_the_users_bentofile(
+    store: Path, tmp_path: Path
+) -> None:
+    # the default python_version (the running interpreter's) is not one amazonlinux has
+    root = make_project(
+        tmp_path / "p",
+        'service: "app:Api"\ninclude: ["*.py"]\ndocker:\n  distro: amazonlinux\n',
+        {"app.py": "Api = 1\n"},
+    )
+    for build in (
+        lambda: build_bento(root),
+        lambda: resolve_bento(root, check=render_dockerfile),
+    ):
+        with pytest.raises(ConfigError) as info:
+            build()
+        assert str(info.value).startswith(f"{root / 'bentofile.yaml'}:4: docker.python_version: ")
+        assert ".tmp-" not in str(info.value)
+        assert "hint: set docker.python_version to '3.8'" in str(info.value)
+    assert not (store / "bentos").exists()
+
+
+def test_render_error_in_the_copied_bento_yaml_names_the_users_file_and_line(
+    store: Path, tmp_path: Path
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: app:Api
+        envs:
+          - name: A
+            value: a
+          - name: TOKEN
+            stage: build
+        """,
+        {"app.py": "Api = 1\n"},
+    )
+    from pipeline.plan import RenderOptions
+
+    with pytest.raises(ConfigError) as info:
+        resolve_bento(root, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))
+    error = info.value
+    assert (error.file, error.line, error.field) == (
+        str(root / "bentofile.yaml"),
+        6,
+        "envs[1].stage",
+    )
+    assert not (store / "bentos").exists()
+
+
+def test_copied_bento_yaml_errors_name_pyproject_fields(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("Api = 1\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bentoml.build]\nservice = "app:Api"\n\n[[tool.bentoml.build.envs]]\n'
+        'name = "TOKEN"\nstage = "build"\n'
+    )
+    from pipeline.plan import RenderOptions
+
+    with pytest.raises(ConfigError) as info:
+        resolve_bento(tmp_path, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))
+    error = info.value
+    assert (error.file, error.field) == (
+        str(tmp_path / "pyproject.toml"),
+        "tool.bentoml.build.envs[0].stage",
+    )
+    assert error.line == 6

@@ -683,3 +683,10 @@ def test_pyproject_without_the_table_or_malformed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_pyproject(path)
     assert "malformed TOML" in str(info.value) and info.value.line == 2
+
+
+def test_parse_path_inverts_format_path() -> None:
+    from pipeline.loader import parse_path
+
+    for path in [("docker", "env", "FOO"), ("envs", 1, "value"), ("python", "wheels", 0), ()]:
+        assert parse_path(format_path(path)) == path
