@@ -45,7 +45,7 @@ from pipeline.loader import (
     locate_field,
     pyproject_build_table,
 )
-from pipeline.service_check import check_service
+from pipeline.service_check import check_service, discover_service
 from render.environment import make_environment, template_errors
 
 # Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
@@ -413,6 +413,14 @@ def _lock_packages(spec: BentofileSpec) -> bool:
     return spec.python.pack_git_packages is not False
 
 
+def _conda_channels(spec: BentofileSpec) -> tuple[str, ...]:
+    """As BentoML: packages without channels (and without environment_yml) use conda-forge."""
+    conda = spec.conda
+    if not conda.channels and not conda.environment_yml and (conda.dependencies or conda.pip):
+        return ("conda-forge",)
+    return conda.channels
+
+
 def _bento_yaml_data(
     spec: BentofileSpec,
     name: str,
@@ -465,7 +473,7 @@ def _bento_yaml_data(
         },
         "conda": {
             "environment_yml": "env/conda/environment.yml" if not spec.conda.is_empty else None,
-            "channels": list(spec.conda.channels) or None,
+            "channels": list(_conda_channels(spec)) or None,
             "dependencies": list(spec.conda.dependencies) or None,
             "pip": list(spec.conda.pip) or None,
         },
@@ -526,7 +534,7 @@ def _write_bento(
             deps: list[Any] = list(spec.conda.dependencies)
             if spec.conda.pip:
                 deps.append({"pip": list(spec.conda.pip)})
-            content = {"channels": list(spec.conda.channels) or ["defaults"], "dependencies": deps}
+            content = {"channels": list(_conda_channels(spec)), "dependencies": deps}
             (conda_dir / "environment.yml").write_text(
                 yaml.safe_dump(content, sort_keys=False), encoding="utf-8"
             )
@@ -589,6 +597,8 @@ def build_bento(
         )
     bentofile = found
     spec = load_bentofile(bentofile)
+    if not spec.service:  # as BentoML: the service defined in service.py
+        spec = attrs.evolve(spec, service=discover_service(select_files(spec), bentofile=bentofile))
     name = check_tag_part(
         (spec.name or default_bento_name(spec.service)).lower(),
         "bento name",

@@ -58,6 +58,9 @@ BENTO_DOCKERFILE_TEMPLATE = f"{BENTO_DOCKER_DIR}/Dockerfile.template"
 BENTO_WHEELS_DIR = "env/python/wheels"
 BENTO_REQUIREMENTS_TXT = "env/python/requirements.txt"
 
+#: what BentoML 1.4.40 makes of ``cuda_version: default``
+BENTOML_DEFAULT_CUDA_VERSION = "12.8.1"
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
 
@@ -117,7 +120,7 @@ class _ModelSpec:
 
 @define
 class _Bentofile:
-    service: str
+    service: str = ""  # BentoML: empty means the service defined in service.py
     name: str | None = None
     description: str | None = None
     labels: dict[str, str] | None = None
@@ -753,6 +756,10 @@ def _prepare_sections(doc: _Document, base_dir: Path) -> dict[str, Any]:
             )
         if isinstance(docker.get("cuda_version"), float):
             docker["cuda_version"] = str(docker["cuda_version"])
+        if docker.get("cuda_version") in ("", "None"):  # BentoML: no CUDA
+            docker["cuda_version"] = None
+        elif docker.get("cuda_version") == "default":  # BentoML's DEFAULT_CUDA_VERSION
+            docker["cuda_version"] = BENTOML_DEFAULT_CUDA_VERSION
         data["docker"] = docker
     python = data.get("python")
     if isinstance(python, Mapping):
@@ -947,8 +954,12 @@ def _bentofile_spec(doc: _Document) -> BentofileSpec:
     data = _prepare_sections(doc, base_dir)
     raw = _structure(doc, data, _Bentofile)
 
-    if not raw.service.strip():
-        raise doc.error(("service",), "must name the service, e.g. 'service:MyService'")
+    if "service" in data and not raw.service.strip():
+        raise doc.error(
+            ("service",),
+            "must name the service, e.g. 'service:MyService' (or be left out: the service "
+            "defined in service.py, as BentoML)",
+        )
     for index, pattern in enumerate(raw.include or ()):
         if _escapes_root(pattern):
             raise doc.error(
@@ -1005,6 +1016,16 @@ def _bentofile_spec(doc: _Document) -> BentofileSpec:
         raise doc.error(
             ("conda", "environment_yml"), f"file {conda.environment_yml!r} does not exist"
         )
+    if conda.environment_yml is not None:
+        ignored = [k for k in ("channels", "dependencies", "pip") if getattr(raw.conda, k)]
+        if ignored:
+            warnings.warn(
+                f"{doc.file}: {doc.where(('conda',))}: environment_yml is set, so "
+                f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored (as BentoML)",
+                PipelineWarning,
+                stacklevel=2,
+            )
+            conda = CondaOptions(environment_yml=conda.environment_yml)
 
     _check_single_line(doc, raw.labels or {}, ("labels",))
     return BentofileSpec(

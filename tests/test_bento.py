@@ -781,3 +781,78 @@ def test_copied_bento_yaml_errors_name_pyproject_fields(store: Path, tmp_path: P
         "tool.bentoml.build.envs[0].stage",
     )
     assert error.line == 6
+
+
+@pytest.mark.parametrize(
+    ("source", "service"),
+    [
+        ("import bentoml\n\n@bentoml.service(resources={'cpu': '1'})\nclass Summarize:\n"
+         "    pass\n", "service:Summarize"),
+        ("from bentoml import service\n\n@service\nclass Echo:\n    pass\n", "service:Echo"),
+        ("import bentoml\nsvc = bentoml.Service('legacy')\n", "service:svc"),
+    ],
+)  # fmt: skip
+def test_no_service_key_means_the_service_in_service_py(
+    store: Path, tmp_path: Path, source: str, service: str
+) -> None:
+    root = make_project(tmp_path / "p", "python:\n  lock_packages: false\n", {"service.py": source})
+    bento = build_bento(root, bentoml_version="1.4.40")
+    assert bento.service == service
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"app.py": "x = 1\n"}, "has no service.py"),
+        ({"service.py": "x = 1\n"}, "defines no service"),
+        (
+            {"service.py": "import bentoml\n@bentoml.service\nclass A: ...\n"
+             "@bentoml.service\nclass B: ...\n"},
+            "several services (A, B)",
+        ),
+    ],
+)  # fmt: skip
+def test_no_service_key_without_one_service_in_service_py(
+    store: Path, tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    root = make_project(tmp_path / "p", "name: x\n", files)
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        build_bento(root)
+    assert info.value.field == "service"
+    assert not (store / "bentos").exists()
+
+
+def test_project_readme_is_the_bento_readme_without_description(
+    store: Path, tmp_path: Path
+) -> None:
+    root = make_project(
+        tmp_path / "p", "service: app:Api\n", {"app.py": "Api = 1\n", "README.md": "# Mine\n"}
+    )
+    assert (build_bento(root).path / "README.md").read_text() == "# Mine\n"
+
+
+def test_conda_packages_without_channels_use_conda_forge(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        "service: app:Api\nconda:\n  dependencies: [numpy]\n",
+        {"app.py": "Api = 1\n"},
+    )
+    bento = build_bento(root)
+    environment = yaml.safe_load((bento.path / "env/conda/environment.yml").read_text())
+    assert environment["channels"] == ["conda-forge"]
+    assert bento.conda.channels == ("conda-forge",)
+
+
+def test_src_layout_strips_src(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        "service: service:svc\npython:\n  is_src_layout: true\n",
+        {"src/service.py": "svc = 1\n", "src/pkg/mod.py": "", "top.txt": "t"},
+    )
+    bento = build_bento(root)
+    files = sorted(
+        p.relative_to(bento.path / "src").as_posix()
+        for p in (bento.path / "src").rglob("*")
+        if p.is_file()
+    )
+    assert files == ["bentofile.yaml", "pkg/mod.py", "service.py", "top.txt"]

@@ -243,10 +243,12 @@ def test_empty_file(tmp_path: Path) -> None:
     assert "expected a mapping" in error.message
 
 
-def test_missing_service(tmp_path: Path) -> None:
-    error = load_error(write_bentofile(tmp_path, "name: x\n"))
+def test_missing_service_is_left_to_discovery_but_empty_is_an_error(tmp_path: Path) -> None:
+    # BentoML: no service: means the service defined in service.py (found at bento build)
+    assert load_bentofile(write_bentofile(tmp_path, "name: x\n")).service == ""
+    error = load_error(write_bentofile(tmp_path, "service: ''\n"))
     assert error.field == "service"
-    assert "required key is missing" in error.message
+    assert "must name the service" in error.message
 
 
 def test_unknown_top_level_key_did_you_mean(tmp_path: Path) -> None:
@@ -690,3 +692,56 @@ def test_parse_path_inverts_format_path() -> None:
 
     for path in [("docker", "env", "FOO"), ("envs", 1, "value"), ("python", "wheels", 0), ()]:
         assert parse_path(format_path(path)) == path
+
+
+# --- field-by-field parity with BentoML 1.4.40 (docs/bentos.md has the table) ------------------
+
+
+def test_spec1_bento_yaml_written_by_bentoml_1_4() -> None:
+    # `bentoml build` (1.4.40) of a project with a dockerfile_template falls back to spec 1 and
+    # writes envs with their stage, args and python.is_src_layout
+    bento = load_bento_yaml(FIXTURES / "bento_v1_4_spec1")
+    assert (bento.spec, bento.bentoml_version) == (1, "1.4.40")
+    assert dict(bento.args) == {"model": "small"}
+    assert bento.build_envs == (EnvVar("TOKEN", "tok", "build"),)
+    assert dict(bento.docker.env) == {"ALL": "a1", "DOCK": "d1"}
+    assert bento.python.is_src_layout is False
+    assert bento.python.trusted_host == ("pypi.org",)
+    assert dict(bento.labels) == {"n": "3"}
+    assert bento.docker.setup_script == "env/docker/setup_script"
+    assert bento.docker.dockerfile_template == "env/docker/Dockerfile.template"
+
+
+@pytest.mark.parametrize(
+    ("given", "loaded"),
+    [("default", "12.8.1"), ("''", None), ("None", None), ("12", "12.8.1")],
+)
+def test_cuda_version_forms_bentoml_accepts(tmp_path: Path, given: str, loaded: str | None) -> None:
+    path = write_bentofile(tmp_path, f"service: s\ndocker:\n  cuda_version: {given}\n")
+    assert load_bentofile(path).docker.cuda_version == loaded
+
+
+def test_conda_environment_yml_ignores_the_other_conda_keys_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "environment.yml").write_text("dependencies: [numpy]\n")
+    path = write_bentofile(
+        tmp_path,
+        "service: s\nconda:\n  environment_yml: environment.yml\n  channels: [x]\n  pip: [a]\n",
+    )
+    with pytest.warns(PipelineWarning, match="channels, pip are ignored"):
+        conda = load_bentofile(path).conda
+    assert (conda.environment_yml, conda.channels, conda.pip) == ("environment.yml", (), ())
+
+
+def test_python_is_src_layout_in_bentofile(tmp_path: Path) -> None:
+    path = write_bentofile(tmp_path, "service: s\npython:\n  is_src_layout: true\n")
+    assert load_bentofile(path).python.is_src_layout is True
+
+
+def test_models_forms(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        "service: s\nmodels:\n  - iris:v1\n  - {tag: 'bert:latest', alias: bert, filter: 'x'}\n",
+    )
+    assert load_bentofile(path).models == ("iris:v1", "bert:latest")
