@@ -594,15 +594,18 @@ def _render(
 @contextmanager
 def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
     """A temp context (and CA bundle) for the build; both are removed on exit, always."""
-    from pipeline.plan import temporary_context
+    from pipeline.plan import build_env_secrets, temporary_context
 
     options = prepared.options
+    given = tuple(s.id for s in options.secrets)
     with (
         _maybe_ca_secret(options.ca_cert) as ca_secret,
+        # the bento's stage-build envs (a --secret of the same id given by the user wins)
+        build_env_secrets(prepared.bento, skip=given) as env_secrets,
         temporary_context(prepared.bento, prepared.dockerfile) as context,
     ):
         # typed Any: attrs' plain `tuple` converters on BuildRequest confuse mypy
-        secrets: Any = (*options.secrets, *([ca_secret] if ca_secret else []))
+        secrets: Any = (*options.secrets, *env_secrets, *([ca_secret] if ca_secret else []))
         opts: Any = options.opts
         yield BuildRequest(
             context=Path(context),

@@ -39,10 +39,13 @@ from pipeline.loader import (
     BENTO_DOCKERFILE_TEMPLATE,
     BENTO_SETUP_SCRIPT,
     BENTO_WHEELS_DIR,
+    PYPROJECT,
     load_bento_yaml,
     load_bentofile,
+    locate_field,
+    pyproject_build_table,
 )
-from pipeline.service_check import check_service
+from pipeline.service_check import check_service, discover_service
 from render.environment import make_environment, template_errors
 
 # Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
@@ -118,19 +121,32 @@ def resolve_bento(
     """
     text = os.fspath(ref)
     path = Path(text).expanduser()
-    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE):
+    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE, PYPROJECT):
         path = path.parent
     if path.is_dir():
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
-        if (path / BENTOFILE).is_file():
+        if build_file(path) is not None:
             return build_bento(path, store=store, check=check)
         raise BentoNotFoundError(
-            f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE})"
+            f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE}, "
+            f"no [tool.bentoml.build] in {PYPROJECT})"
         )
     if _looks_like_path(text):
         raise BentoNotFoundError(f"no such directory: {text}")
     return get_bento(text, store=store)
+
+
+def build_file(project: Path) -> Path | None:
+    """The project's build config, in BentoML's order: ``bentofile.yaml``, else a
+    ``pyproject.toml`` with a ``[tool.bentoml.build]`` table; ``None`` when it has neither."""
+    bentofile = project / BENTOFILE
+    if bentofile.is_file():
+        return bentofile
+    pyproject = project / PYPROJECT
+    if pyproject.is_file() and pyproject_build_table(pyproject):
+        return pyproject
+    return None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -348,6 +364,9 @@ def select_files(spec: BentofileSpec) -> list[tuple[str, Path]]:
                 chosen.append((rel, entry.resolve()))
 
     walk(spec.project_dir, "")
+    if spec.python.is_src_layout:
+        # as BentoML: the project's src/ is the bento's src/ root (src/pkg/x.py -> pkg/x.py)
+        chosen = [(rel[4:] if rel.startswith("src/") else rel, real) for rel, real in chosen]
     return chosen
 
 
@@ -394,6 +413,14 @@ def _lock_packages(spec: BentofileSpec) -> bool:
     return spec.python.pack_git_packages is not False
 
 
+def _conda_channels(spec: BentofileSpec) -> tuple[str, ...]:
+    """As BentoML: packages without channels (and without environment_yml) use conda-forge."""
+    conda = spec.conda
+    if not conda.channels and not conda.environment_yml and (conda.dependencies or conda.pip):
+        return ("conda-forge",)
+    return conda.channels
+
+
 def _bento_yaml_data(
     spec: BentofileSpec,
     name: str,
@@ -414,8 +441,9 @@ def _bento_yaml_data(
         "runners": [],
         "entry_service": spec.service.partition(":")[2] or spec.service,
         "services": [],
-        "envs": [{"name": k, "value": v} for k, v in spec.envs.items()],
+        "envs": [{"name": e.name, "value": e.value, "stage": e.stage} for e in spec.envs],
         "schema": {},
+        "args": dict(spec.args),
         "apis": [],
         "docker": {
             "distro": docker.distro,
@@ -441,10 +469,11 @@ def _bento_yaml_data(
             "extra_index_url": list(python.extra_index_url) or None,
             "pip_args": python.pip_args,
             "wheels": [f"{BENTO_WHEELS_DIR}/{Path(w).name}" for w in python.wheels] or None,
+            "is_src_layout": bool(python.is_src_layout),
         },
         "conda": {
             "environment_yml": "env/conda/environment.yml" if not spec.conda.is_empty else None,
-            "channels": list(spec.conda.channels) or None,
+            "channels": list(_conda_channels(spec)) or None,
             "dependencies": list(spec.conda.dependencies) or None,
             "pip": list(spec.conda.pip) or None,
         },
@@ -505,7 +534,7 @@ def _write_bento(
             deps: list[Any] = list(spec.conda.dependencies)
             if spec.conda.pip:
                 deps.append({"pip": list(spec.conda.pip)})
-            content = {"channels": list(spec.conda.channels) or ["defaults"], "dependencies": deps}
+            content = {"channels": list(_conda_channels(spec)), "dependencies": deps}
             (conda_dir / "environment.yml").write_text(
                 yaml.safe_dump(content, sort_keys=False), encoding="utf-8"
             )
@@ -518,7 +547,10 @@ def _write_bento(
 def _readme(spec: BentofileSpec, name: str, version: str) -> str:
     description = spec.description
     if description is None:
-        return f"# {name}:{version}\n\nBuilt by bento-pipeline from {BENTOFILE}.\n"
+        readme = spec.project_dir / "README.md"
+        if readme.is_file():  # as BentoML: the project's README.md
+            return readme.read_text(encoding="utf-8")
+        return f"# {name}:{version}\n\nBuilt by bento-pipeline from {spec.path.name}.\n"
     if description.startswith("file:"):
         source = spec.project_dir / description[len("file:") :].strip()
         if not source.is_file():
@@ -555,12 +587,18 @@ def build_bento(
     user's file instead.
     """
     project = Path(project_dir).expanduser()
-    bentofile = project / BENTOFILE
-    if not bentofile.is_file():
+    found = build_file(project)
+    if found is None:
         if not project.is_dir():
             raise BentoNotFoundError(f"no such project directory: {project}")
-        raise BentoNotFoundError(f"{project} has no {BENTOFILE}", file=bentofile)
+        raise BentoNotFoundError(
+            f"{project} has no {BENTOFILE} (and no [tool.bentoml.build] table in {PYPROJECT})",
+            file=project / BENTOFILE,
+        )
+    bentofile = found
     spec = load_bentofile(bentofile)
+    if not spec.service:  # as BentoML: the service defined in service.py
+        spec = attrs.evolve(spec, service=discover_service(select_files(spec), bentofile=bentofile))
     name = check_tag_part(
         (spec.name or default_bento_name(spec.service)).lower(),
         "bento name",
@@ -597,8 +635,7 @@ def build_bento(
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     try:
         _write_bento(spec, tmp, name, version, files, user_lines, pin)
-        if check is not None:
-            _run_check(check, spec, tmp)
+        _run_check(check, spec, tmp)
         tmp.chmod(0o755)
         os.rename(tmp, final)
     except BaseException as exc:
@@ -621,12 +658,15 @@ def _load_built(directory: Path) -> Bento:
         return load_bento_yaml(directory / BENTO_YAML)
 
 
-def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
-    """``check`` on the bento in ``tmp``, reporting the user's template instead of its copy."""
+def _run_check(check: BentoCheck | None, spec: BentofileSpec, tmp: Path) -> None:
+    """Load the bento in ``tmp`` and run ``check`` on it, reporting the user's files instead of
+    the copies: the user's template, and for a problem in the copied ``bento.yaml`` the user's
+    bentofile (or pyproject.toml) with the line of the same field."""
     user_template = str(spec.project_dir / (spec.docker.dockerfile_template or ""))
     copy = tmp / BENTO_DOCKERFILE_TEMPLATE
     # The renderer may name the copy by its resolved path (the store can be behind a symlink).
     copies = {str(copy.resolve()), str(copy)} if spec.docker.dockerfile_template else set()
+    metadata = {str((tmp / BENTO_YAML).resolve()), str(tmp / BENTO_YAML)}
 
     def users(text: str) -> str:
         for name in copies:
@@ -637,10 +677,15 @@ def _run_check(check: BentoCheck, spec: BentofileSpec, tmp: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            check(_load_built(tmp))
+            built = _load_built(tmp)
+            if check is not None:
+                check(built)
         except PipelineError as exc:
             exc.message = users(exc.message)
             exc.args = (exc.message, *exc.args[1:])
+            if exc.file in metadata:
+                exc.field, exc.line = locate_field(spec.path, exc.field)
+                exc.file = str(spec.path)
             exc.file = users(exc.file) if exc.file else None
             error = exc
     for warning in caught:

@@ -16,15 +16,33 @@ import sys
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from attrs import evolve, field, frozen
 
 DEFAULT_DISTRO = "debian"
 
+#: ``envs[].stage`` values, as BentoML 1.4: ``all`` is baked (ARG + ENV), ``build`` is a build
+#: secret during the install steps only, ``runtime`` is left for the deployment.
+ENV_STAGES: tuple[str, ...] = ("all", "build", "runtime")
+
 
 def _dict_copy(value: Mapping[str, str] | None) -> Mapping[str, str]:
     # A copy, so a caller's dict changing later does not change the model (typed read-only).
     return dict(value or {})
+
+
+def _args_copy(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@frozen
+class EnvVar:
+    """One ``envs:`` entry. ``value`` is ``""`` when not given (as BentoML)."""
+
+    name: str
+    value: str = ""
+    stage: str = "all"
 
 
 def running_python_version() -> str:
@@ -36,8 +54,9 @@ def running_python_version() -> str:
 class DockerOptions:
     """The ``docker:`` section. ``None`` means "not set" so warnings can name what was set.
 
-    ``cuda_version`` is always the full version (``12.8.1``) once loaded. ``env`` merges the
-    top-level ``envs:`` list with ``docker.env`` (``docker.env`` wins).
+    ``cuda_version`` is always the full version (``12.8.1``) once loaded. ``env`` is what is
+    baked into the image (ARG + ENV): the top-level ``envs:`` entries of stage ``all`` merged with
+    ``docker.env`` (``docker.env`` wins); ``build`` and ``runtime`` entries are never in it.
     """
 
     distro: str | None = None
@@ -84,6 +103,8 @@ class PythonOptions:
     pack_git_packages: bool | None = None
     # Spec-2 `image.python_requirements`: the requirements text itself (not a path).
     requirements_text: str | None = None
+    # BentoML 1.4: the project keeps its code in src/, which becomes the bento's src/ root
+    is_src_layout: bool | None = None
 
 
 @frozen
@@ -117,10 +138,19 @@ class Bento:
     conda: CondaOptions = CondaOptions()
     creation_time: datetime | None = None
     bentoml_version: str | None = None
+    # every top-level `envs:` entry with its stage (docker.env holds the baked ones)
+    envs: tuple[EnvVar, ...] = ()
+    # top-level `args`: the service arguments (`bentoml.use_arguments()`), kept as loaded
+    args: Mapping[str, Any] = field(factory=dict, converter=_args_copy)
 
     @property
     def tag(self) -> str:
         return f"{self.name}:{self.version}"
+
+    @property
+    def build_envs(self) -> tuple[EnvVar, ...]:
+        """``stage: build`` entries: build secrets during the install steps, never baked."""
+        return tuple(e for e in self.envs if e.stage == "build")
 
     @property
     def bento_yaml(self) -> Path:
@@ -145,8 +175,9 @@ class BentofileSpec:
     docker: DockerOptions = DockerOptions()
     python: PythonOptions = PythonOptions()
     conda: CondaOptions = CondaOptions()
-    envs: Mapping[str, str] = field(factory=dict, converter=_dict_copy)
+    envs: tuple[EnvVar, ...] = ()
     models: tuple[str, ...] = ()
+    args: Mapping[str, Any] = field(factory=dict, converter=_args_copy)
 
     @property
     def project_dir(self) -> Path:

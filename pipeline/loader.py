@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -29,16 +30,23 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
 from pipeline.config import (
+    ENV_STAGES,
     Bento,
     BentofileSpec,
     CondaOptions,
     DockerOptions,
+    EnvVar,
     PythonOptions,
     running_python_version,
 )
 from pipeline.errors import ConfigError, PipelineWarning, allowed, did_you_mean
 from render.distros import DISTROS, cuda_distros
 from render.quoting import control_character
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the 3.10 backport
+    import tomli as tomllib
 
 T = TypeVar("T")
 FieldPath = tuple[str | int, ...]
@@ -49,6 +57,9 @@ BENTO_SETUP_SCRIPT = f"{BENTO_DOCKER_DIR}/setup_script"
 BENTO_DOCKERFILE_TEMPLATE = f"{BENTO_DOCKER_DIR}/Dockerfile.template"
 BENTO_WHEELS_DIR = "env/python/wheels"
 BENTO_REQUIREMENTS_TXT = "env/python/requirements.txt"
+
+#: what BentoML 1.4.40 makes of ``cuda_version: default``
+BENTOML_DEFAULT_CUDA_VERSION = "12.8.1"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\w+)?$")
@@ -82,6 +93,7 @@ class _PythonSection:
     extra_index_url: list[str] | None = None
     pip_args: str | None = None
     wheels: list[str] | None = None
+    is_src_layout: bool | None = None
 
 
 @define
@@ -96,6 +108,7 @@ class _CondaSection:
 class _EnvItem:
     name: str
     value: str = ""
+    stage: str = "all"
 
 
 @define
@@ -107,7 +120,7 @@ class _ModelSpec:
 
 @define
 class _Bentofile:
-    service: str
+    service: str = ""  # BentoML: empty means the service defined in service.py
     name: str | None = None
     description: str | None = None
     labels: dict[str, str] | None = None
@@ -118,6 +131,7 @@ class _Bentofile:
     conda: _CondaSection | None = None
     models: list[_ModelSpec] | None = None
     envs: list[_EnvItem] | None = None
+    args: dict[str, Any] | None = None
 
 
 @define
@@ -159,7 +173,7 @@ class _BentoYaml:
     services: list[Any] | None = None
     envs: list[_EnvItem] | None = None
     schema: Any = None
-    args: Any = None
+    args: dict[str, Any] | None = None
     apis: list[Any] | None = None
     docker: _DockerSection | None = None
     python: _PythonSection | None = None
@@ -293,20 +307,31 @@ class _Document:
     file: Path
     data: Any
     lines: dict[FieldPath, int]  # field path -> 1-based line of its key (or item)
+    # where `data` sits in the file: () for YAML, ("tool", "bentoml", "build") in pyproject.toml
+    prefix: FieldPath = ()
 
     def line(self, path: FieldPath) -> int | None:
-        """Line of the longest known prefix of ``path``."""
-        for end in range(len(path), -1, -1):
-            found = self.lines.get(path[:end])
+        """Line of the longest known prefix of ``path`` (relative to ``data``)."""
+        full = (*self.prefix, *path)
+        for end in range(len(full), -1, -1):
+            found = self.lines.get(full[:end])
             if found is not None:
                 return found
         return None
+
+    def where(self, path: FieldPath) -> str:
+        """The dotted path of ``path`` in the file (``tool.bentoml.build.docker.distro``)."""
+        return format_path((*self.prefix, *path))
+
+    @property
+    def top(self) -> str:
+        return f"the {format_path(self.prefix)} table" if self.prefix else "the top level"
 
     def error(self, path: FieldPath, message: str, *, hint: str | None = None) -> ConfigError:
         return ConfigError(
             message,
             file=self.file,
-            field=format_path(path) or None,
+            field=self.where(path) or None,
             line=self.line(path),
             hint=hint,
         )
@@ -381,14 +406,14 @@ def _attr_names(cl: type) -> list[str]:
 _Problem = tuple[FieldPath, str, str | None]
 
 
-def _problems(exc: BaseException, path: FieldPath) -> list[_Problem]:
+def _problems(exc: BaseException, path: FieldPath, top: str = "the top level") -> list[_Problem]:
     """Flatten a cattrs error tree into ``(path, message, hint)`` triples, in document order."""
     if isinstance(exc, ForbiddenExtraKeysError):
         names = _attr_names(exc.cl)
-        section = format_path(path) or "the top level"
+        section = format_path(path)
         out: list[_Problem] = []
         for key in sorted(exc.extra_fields):
-            where = f"the {section} section" if path else "the top level"
+            where = f"the {section} section" if path else top
             message = f"unknown key {key!r} in {where}{did_you_mean(key, names)}"
             out.append(((*path, key), message, f"allowed keys: {', '.join(names)}"))
         return out
@@ -401,7 +426,7 @@ def _problems(exc: BaseException, path: FieldPath) -> list[_Problem]:
                     step = (note.name,)
                 elif isinstance(note, cattrs.IterableValidationNote):
                     step = (note.index,)
-            found.extend(_problems(sub, (*path, *step)))
+            found.extend(_problems(sub, (*path, *step), top))
         return found
     if isinstance(exc, KeyError):
         return [(path, "required key is missing", None)]
@@ -415,13 +440,13 @@ def _structure(doc: _Document, data: Any, cl: type[T], base: FieldPath = ()) -> 
         return CONVERTER.structure(data, cl)
     except (cattrs.BaseValidationError, ForbiddenExtraKeysError) as exc:
         problems = sorted(
-            _problems(exc, base), key=lambda p: (doc.line(p[0]) or 0, format_path(p[0]))
+            _problems(exc, base, doc.top), key=lambda p: (doc.line(p[0]) or 0, format_path(p[0]))
         )
         if not problems:  # pragma: no cover - cattrs always reports at least one
             raise doc.error(base, str(exc)) from None
         path, message, hint = problems[0]
         if len(problems) > 1:
-            others = "; ".join(f"{format_path(p) or '(top)'}: {m}" for p, m, _ in problems[1:4])
+            others = "; ".join(f"{doc.where(p) or '(top)'}: {m}" for p, m, _ in problems[1:4])
             more = f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""
             hint = f"{hint}; also: {others}{more}" if hint else f"also: {others}{more}"
         raise doc.error(path, message, hint=hint) from None
@@ -530,11 +555,17 @@ def _normalize_python_version(doc: _Document, raw: Any, path: FieldPath) -> Any:
 
 
 def validate_docker(
-    doc: _Document, docker: DockerOptions, section: FieldPath = ("docker",)
+    doc: _Document,
+    docker: DockerOptions,
+    section: FieldPath = ("docker",),
+    *,
+    check_default_python: bool = False,
 ) -> DockerOptions:
     """Check distro / python / CUDA against :data:`render.distros.DISTROS`; normalize versions
     (``python_version`` to ``major.minor``, ``cuda_version`` to the full version). With
-    ``base_image`` set, warn once naming every ignored option and skip their checks."""
+    ``base_image`` set, warn once naming every ignored option and skip their checks.
+    ``check_default_python``: an unset ``python_version`` is checked as the default it will
+    become (the running interpreter's), so a bentofile is refused before its bento is written."""
     if docker.base_image is not None:
         ignored = [
             name
@@ -547,7 +578,7 @@ def validate_docker(
             if value is not None
         ]
         if ignored:
-            where = f"{doc.file}: {format_path(section)}"
+            where = f"{doc.file}: {doc.where(section)}"
             warnings.warn(
                 f"{where}: base_image {docker.base_image!r} is set, so "
                 f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored",
@@ -566,6 +597,18 @@ def validate_docker(
         )
 
     python_version = docker.python_version
+    default = running_python_version()
+    if python_version is None and check_default_python and default not in spec.python_versions:
+        path = (*section, "distro") if docker.distro is not None else section
+        raise ConfigError(
+            f"Python {default} (the default python_version: the running interpreter's) is not "
+            f"supported on {spec.name}",
+            file=doc.file,
+            field=doc.where((*section, "python_version")),
+            line=doc.line(path),
+            hint=f"set {doc.where((*section, 'python_version'))} to "
+            f"{allowed(spec.python_versions)}",
+        )
     if python_version is not None:
         match = _PYTHON_VERSION.match(python_version)
         if match is None:
@@ -672,6 +715,7 @@ def _python_from_section(raw: _PythonSection | None) -> PythonOptions:
         pip_args=raw.pip_args,
         wheels=_tuple(raw.wheels),
         pack_git_packages=raw.pack_git_packages,
+        is_src_layout=raw.is_src_layout,
     )
 
 
@@ -712,6 +756,10 @@ def _prepare_sections(doc: _Document, base_dir: Path) -> dict[str, Any]:
             )
         if isinstance(docker.get("cuda_version"), float):
             docker["cuda_version"] = str(docker["cuda_version"])
+        if docker.get("cuda_version") in ("", "None"):  # BentoML: no CUDA
+            docker["cuda_version"] = None
+        elif docker.get("cuda_version") == "default":  # BentoML's DEFAULT_CUDA_VERSION
+            docker["cuda_version"] = BENTOML_DEFAULT_CUDA_VERSION
         data["docker"] = docker
     python = data.get("python")
     if isinstance(python, Mapping):
@@ -723,22 +771,195 @@ def _prepare_sections(doc: _Document, base_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _envs_mapping(doc: _Document, items: list[_EnvItem] | None) -> dict[str, str]:
-    env = {item.name: item.value for item in items or ()}
-    _check_env_names(doc, env, ("envs",))
-    return env
+def _envs(doc: _Document, items: list[_EnvItem] | None) -> tuple[EnvVar, ...]:
+    """The ``envs:`` entries (a later entry of the same name replaces an earlier one, as the
+    environment would), names and values checked, ``stage`` one of :data:`ENV_STAGES`."""
+    found: dict[str, EnvVar] = {}
+    for index, item in enumerate(items or ()):
+        path: FieldPath = ("envs", index)
+        if not _ENV_NAME.match(item.name):
+            raise doc.error(
+                (*path, "name"),
+                f"{item.name!r} is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)",
+            )
+        if item.stage not in ENV_STAGES:
+            raise doc.error(
+                (*path, "stage"),
+                f"unknown stage {item.stage!r}{did_you_mean(item.stage, ENV_STAGES)}",
+                hint=f"allowed: {allowed(ENV_STAGES)} (all: baked into the image; build: a "
+                "build secret during the install steps only; runtime: set by the deployment)",
+            )
+        _check_single_line(doc, {"value": item.value}, path)
+        found.pop(item.name, None)
+        found[item.name] = EnvVar(name=item.name, value=item.value, stage=item.stage)
+    return tuple(found.values())
+
+
+def _baked(envs: tuple[EnvVar, ...]) -> dict[str, str]:
+    """The ``stage: all`` entries as a mapping: what becomes ARG + ENV in the image."""
+    return {e.name: e.value for e in envs if e.stage == "all"}
 
 
 def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
-    """Load and validate a ``bentofile.yaml``. Relative paths are checked against its directory."""
+    """Load and validate a ``bentofile.yaml`` (or a ``pyproject.toml``: see
+    :func:`load_pyproject`). Relative paths are checked against its directory."""
     file = Path(path)
-    doc = _read_yaml(file)
+    if file.name == PYPROJECT:
+        return load_pyproject(file)
+    return _bentofile_spec(_read_yaml(file))
+
+
+PYPROJECT = "pyproject.toml"
+PYPROJECT_TABLE: FieldPath = ("tool", "bentoml", "build")
+
+
+def pyproject_build_table(file: Path) -> bool:
+    """Whether ``file`` (a ``pyproject.toml``) has a ``[tool.bentoml.build]`` table; an
+    unreadable or malformed file counts as having one, so loading it reports the problem."""
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    table: Any = data
+    for key in PYPROJECT_TABLE:
+        table = table.get(key) if isinstance(table, dict) else None
+    return table is not None
+
+
+def load_pyproject(path: str | os.PathLike[str]) -> BentofileSpec:
+    """``[tool.bentoml.build]`` of a ``pyproject.toml``: the same fields as ``bentofile.yaml``,
+    errors naming ``tool.bentoml.build.<field>``. As BentoML: ``name`` defaults to
+    ``project.name``, ``project.dependencies`` are added to ``python.packages``, and
+    ``python.is_src_layout`` defaults to whether a ``src/`` directory sits next to the file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file does not exist", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=file) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise ConfigError(
+            f"malformed TOML: {exc}", file=file, line=int(match.group(1)) if match else None
+        ) from None
+    lines = _toml_lines(text)
+    table: Any = data
+    for depth, key in enumerate(PYPROJECT_TABLE):
+        table = table.get(key) if isinstance(table, dict) else None
+        if table is None:
+            raise ConfigError(
+                "no [tool.bentoml.build] table",
+                file=file,
+                hint="put the bentofile.yaml keys under [tool.bentoml.build] (service = ...)",
+            )
+        if not isinstance(table, dict):
+            where = format_path(PYPROJECT_TABLE[: depth + 1])
+            raise ConfigError(
+                f"expected a table, got {describe_value(table)}",
+                file=file,
+                field=where,
+                line=lines.get(PYPROJECT_TABLE[: depth + 1]),
+            )
+    config = dict(table)
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    doc = _Document(file=file, data=config, lines=lines, prefix=PYPROJECT_TABLE)
+    if "name" not in config and isinstance(project.get("name"), str):
+        config["name"] = project["name"]
+    dependencies = project.get("dependencies") or []
+    python = config.get("python")
+    if dependencies and isinstance(dependencies, list):
+        python = dict(python) if isinstance(python, Mapping) else {}
+        packages = python.get("packages") or []
+        if isinstance(packages, list):
+            python["packages"] = [*packages, *dependencies]
+        config["python"] = python
+    python = config.get("python", {})
+    src_layout = (file.parent / "src").is_dir()
+    if src_layout and isinstance(python, Mapping) and "is_src_layout" not in python:
+        config["python"] = {**python, "is_src_layout": True}
+    return _bentofile_spec(doc)
+
+
+_TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
+
+
+def _toml_key(text: str) -> FieldPath:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+def _toml_lines(text: str) -> dict[FieldPath, int]:
+    """Field path -> line for table headers and ``key = value`` lines (what the errors need;
+    keys inside multi-line arrays or inline tables get the line of their outer key)."""
+    lines: dict[FieldPath, int] = {}
+    table: FieldPath = ()
+    arrays: dict[FieldPath, int] = {}
+    depth = 0  # open brackets of a multi-line value
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0] if '"' not in raw and "'" not in raw else raw
+        if depth == 0 and (header := _TOML_HEADER.match(line)):
+            path = _toml_key(header.group(2))
+            if header.group(1) == "[[":
+                arrays[path] = arrays.get(path, -1) + 1
+                lines.setdefault(path, number)
+                path = (*path, arrays[path])
+            table = path
+            lines.setdefault(table, number)
+            continue
+        if depth == 0 and (key := _TOML_KEY.match(line)):
+            lines.setdefault((*table, *_toml_key(key.group(1))), number)
+        depth = max(
+            0, depth + line.count("[") + line.count("{") - line.count("]") - line.count("}")
+        )
+    return lines
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(field: str) -> FieldPath:
+    """``docker.env.FOO`` / ``envs[1].value`` -> ``("docker", "env", "FOO")`` / ``("envs", 1,
+    "value")`` (the inverse of :func:`format_path`)."""
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(field))
+
+
+def locate_field(file: Path, field: str | None) -> tuple[str | None, int | None]:
+    """Where ``field`` (a path in bentofile terms, e.g. ``docker.python_version``) is in the
+    user's ``file`` (``bentofile.yaml`` or ``pyproject.toml``): the field as that file spells it
+    (``tool.bentoml.build.docker.python_version`` in pyproject.toml) and the line of its longest
+    prefix that the file has; ``(field, None)`` when the file cannot be read."""
+    try:
+        if file.name == PYPROJECT:
+            doc = _Document(
+                file=file,
+                data=None,
+                lines=_toml_lines(file.read_text(encoding="utf-8")),
+                prefix=PYPROJECT_TABLE,
+            )
+        else:
+            doc = _read_yaml(file)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return field, None
+    path = parse_path(field) if field else ()
+    return (doc.where(path) or None), doc.line(path)
+
+
+def _bentofile_spec(doc: _Document) -> BentofileSpec:
+    file = doc.file
     base_dir = file.parent
     data = _prepare_sections(doc, base_dir)
     raw = _structure(doc, data, _Bentofile)
 
-    if not raw.service.strip():
-        raise doc.error(("service",), "must name the service, e.g. 'service:MyService'")
+    if "service" in data and not raw.service.strip():
+        raise doc.error(
+            ("service",),
+            "must name the service, e.g. 'service:MyService' (or be left out: the service "
+            "defined in service.py, as BentoML)",
+        )
     for index, pattern in enumerate(raw.include or ()):
         if _escapes_root(pattern):
             raise doc.error(
@@ -749,7 +970,16 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
 
     docker = _docker_from_section(raw.docker)
     _check_env_names(doc, docker.env, ("docker", "env"))
-    docker = validate_docker(doc, docker)
+    envs = _envs(doc, raw.envs)
+    for index, item in enumerate(raw.envs or ()):
+        if item.stage != "all" and item.name in docker.env:
+            raise doc.error(
+                ("docker", "env", item.name),
+                f"{item.name!r} is baked into the image by docker.env, but envs[{index}] gives "
+                f"it stage {item.stage!r} (not baked)",
+                hint=f"keep {item.name} in one place: docker.env (baked) or envs with a stage",
+            )
+    docker = validate_docker(doc, docker, check_default_python=True)
     if docker.setup_script is not None:
         script = base_dir / docker.setup_script
         if not script.is_file():
@@ -786,6 +1016,16 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
         raise doc.error(
             ("conda", "environment_yml"), f"file {conda.environment_yml!r} does not exist"
         )
+    if conda.environment_yml is not None:
+        ignored = [k for k in ("channels", "dependencies", "pip") if getattr(raw.conda, k)]
+        if ignored:
+            warnings.warn(
+                f"{doc.file}: {doc.where(('conda',))}: environment_yml is set, so "
+                f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored (as BentoML)",
+                PipelineWarning,
+                stacklevel=2,
+            )
+            conda = CondaOptions(environment_yml=conda.environment_yml)
 
     _check_single_line(doc, raw.labels or {}, ("labels",))
     return BentofileSpec(
@@ -799,8 +1039,9 @@ def load_bentofile(path: str | os.PathLike[str]) -> BentofileSpec:
         docker=docker,
         python=python,
         conda=conda,
-        envs=_envs_mapping(doc, raw.envs),
+        envs=envs,
         models=tuple(m.tag for m in raw.models or ()),
+        args=raw.args or {},
     )
 
 
@@ -862,7 +1103,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
             ("spec",), f"unsupported bento.yaml spec {raw.spec}", hint="allowed: 1 or 2"
         )
 
-    envs = _envs_mapping(doc, raw.envs)
+    envs = _envs(doc, raw.envs)
     python = _python_from_section(raw.python)
     if raw.spec == 2 or raw.image is not None:
         if raw.docker is not None:
@@ -874,13 +1115,16 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
             commands=tuple(image.commands),
             post_commands=tuple(image.post_commands),
             build_include=tuple(image.build_include),
-            env=envs,
+            env=_baked(envs),
         )
         python = attrs.evolve(python, requirements_text=image.python_requirements or None)
     else:
         docker = _docker_from_section(raw.docker)
         _check_env_names(doc, docker.env, ("docker", "env"))
-        docker = attrs.evolve(docker, env={**envs, **docker.env})
+        # BentoML 1.4 copies every `envs` entry into a spec-1 docker.env; the stage decides
+        unbaked = {e.name for e in envs if e.stage != "all"}
+        env = {k: v for k, v in docker.env.items() if k not in unbaked}
+        docker = attrs.evolve(docker, env={**_baked(envs), **env})
         docker = validate_docker(doc, docker).with_defaults()
         if docker.setup_script is not None:
             docker = attrs.evolve(
@@ -938,4 +1182,6 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
         conda=_conda_from_section(doc, raw.conda),
         creation_time=creation_time,
         bentoml_version=raw.bentoml_version,
+        envs=envs,
+        args=raw.args or {},
     )

@@ -9,10 +9,16 @@
 With ``RenderOptions(ca_cert=True)`` every ``RUN`` that downloads packages mounts the BuildKit
 secret :data:`CA_CERT_SECRET_ID` and points pip, requests, OpenSSL, curl, apt and yum at it for
 that command only; the file never lands in a layer, ``ENV`` or the context.
+
+``envs`` entries of stage ``build`` work the same way: each install step (system packages,
+commands, the venv install, post_commands, setup_script) mounts the secret ``NAME`` and exports
+``NAME`` for that command only; :func:`build_env_secrets` supplies the values to the engine and
+the context's copies of the bento's metadata carry no value.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -24,12 +30,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from attrs import evolve, field, frozen
 
 from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
+from pipeline.request import SecretSpec
 from pipeline.requirements import pinned_bentoml_version
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
@@ -87,10 +95,12 @@ class RenderOptions:
 
 
 class _RunFlags:
-    """``run_flags(...)`` in templates: the text between ``RUN`` and a command."""
+    """``run_flags(...)`` in templates: the text between ``RUN`` and a command. Every ``download``
+    step (an install step) also mounts the bento's build-stage envs as secrets."""
 
-    def __init__(self, options: RenderOptions) -> None:
+    def __init__(self, options: RenderOptions, build_secrets: tuple[str, ...] = ()) -> None:
         self.options = options
+        self.build_secrets = build_secrets
         self.dropped: dict[str, None] = {}
 
     def __call__(self, *purposes: str, manager: str | None = None) -> str:
@@ -116,10 +126,16 @@ class _RunFlags:
                 parts.append("--network=none")
             else:
                 self.dropped["RUN --network=none on the offline install"] = None
+        exports: list[str] = []
         if "download" in purposes and self.options.ca_cert:
             parts.append(f"--mount=type=secret,id={CA_CERT_SECRET_ID}")
-            exports = " ".join(f"{name}={CA_CERT_PATH}" for name in _CA_ENV)
-            parts.append(f"export {exports} &&")
+            exports.extend(f"{name}={CA_CERT_PATH}" for name in _CA_ENV)
+        if "download" in purposes:
+            # the value is read from the mount inside the command: never an ARG, ENV or layer
+            parts.extend(f"--mount=type=secret,id={name}" for name in self.build_secrets)
+            exports.extend(f'{name}="$(cat /run/secrets/{name})"' for name in self.build_secrets)
+        if exports:
+            parts.append(f"export {' '.join(exports)} &&")
         if not parts:
             return ""
         return " " + " \\\n    ".join(parts) + " \\\n   "
@@ -417,11 +433,22 @@ def _render(
             field="ca_cert",
             hint="build with a BuildKit-capable backend, or drop ca_cert",
         )
+    build_secrets = tuple(e.name for e in bento.build_envs)
+    if build_secrets and not options.buildkit:
+        index = next(i for i, e in enumerate(bento.envs) if e.stage == "build")
+        raise ConfigError(
+            f"{bento.envs[index].name} has stage 'build': it is passed as a build secret "
+            f"(RUN --mount=type=secret,id={bento.envs[index].name}), which needs BuildKit",
+            file=bento.bento_yaml,
+            field=f"envs[{index}].stage",
+            hint="build with a BuildKit-capable backend (docker with BuildKit, buildx, podman, "
+            "buildah, buildctl), or give the variable stage 'all' to bake it into the image",
+        )
     template = _template_path(bento, options)
     sources = base_template_sources(graph)
     env = make_environment(sources)
     context = build_context(bento, options, graph)
-    run_flags = _RunFlags(options)
+    run_flags = _RunFlags(options, build_secrets)
     context["run_flags"] = run_flags
     name = BASE_TEMPLATE_NAME
     if template is not None:
@@ -759,8 +786,102 @@ def _copy_bento(bento: Bento, dest: Path) -> None:
     _copy_tree(root, dest, root)
 
 
+# -- build-stage envs: secrets for the build, no value in the context -----------------------------
+
+
+@contextmanager
+def build_env_secrets(
+    bento: Bento, *, environ: dict[str, str] | None = None, skip: tuple[str, ...] = ()
+) -> Iterator[tuple[SecretSpec, ...]]:
+    """The build secrets for the bento's ``stage: build`` envs (except the ids in ``skip``,
+    which the caller passes itself).
+
+    As BentoML: the builder's environment variable ``NAME`` when it is set, else the entry's
+    ``value``. A value is written to a 0600 file in a private temporary directory that is
+    removed on exit; one from the environment is passed as ``env=NAME``. Neither is an error
+    naming ``envs[i].value``.
+    """
+    env = os.environ if environ is None else environ
+    private: Path | None = None
+    secrets: list[SecretSpec] = []
+    try:
+        for index, item in enumerate(bento.envs):
+            if item.stage != "build" or item.name in skip:
+                continue
+            if item.name in env:
+                secrets.append(SecretSpec(id=item.name, env=item.name))
+                continue
+            if not item.value:
+                raise ConfigError(
+                    f"{item.name} has stage 'build' but no value, and the environment variable "
+                    f"{item.name} is not set",
+                    file=bento.bento_yaml,
+                    field=f"envs[{index}].value",
+                    hint=f"export {item.name}=... before building (it is passed as a build "
+                    "secret, never stored in the image), or give the entry a value",
+                )
+            if private is None:
+                private = Path(tempfile.mkdtemp(prefix="pipeline-envs-"))
+            file = private / item.name
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(item.value)
+            secrets.append(SecretSpec(id=item.name, src=file))
+        yield tuple(secrets)
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _scrub_build_values(bento: Bento, dest: Path) -> None:
+    """Drop build-stage values from the context's copies of the bento's metadata.
+
+    ``bento.yaml`` (and the project's ``bentofile.yaml`` / ``pyproject.toml`` that ``src/``
+    carries when they were included) are copied into the image by ``COPY . ./``; the values of
+    build-stage envs must not be (BentoML's images carry them)."""
+    values = {e.value for e in bento.build_envs if e.value}
+    if not values:
+        return
+    names = {e.name for e in bento.build_envs}
+    bento_yaml = dest / "bento.yaml"
+    if bento_yaml.is_file():
+        data = yaml.safe_load(bento_yaml.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            _drop_values(data, names)
+            docker = data.get("docker")
+            if isinstance(docker, dict) and isinstance(docker.get("env"), dict):
+                docker["env"] = {k: v for k, v in docker["env"].items() if k not in names} or None
+            bento_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    bentofile = dest / "src" / "bentofile.yaml"
+    if bentofile.is_file():
+        try:
+            data = yaml.safe_load(bentofile.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and _drop_values(data, names):
+            bentofile.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    pyproject = dest / "src" / "pyproject.toml"
+    if pyproject.is_file():
+        text = pyproject.read_text(encoding="utf-8")
+        for value in values:
+            # a TOML string holding the value, in either quoting: replaced by an empty one
+            for literal in (json.dumps(value), f"'{value}'"):
+                text = text.replace(literal, '""')
+        pyproject.write_text(text, encoding="utf-8")
+
+
+def _drop_values(data: dict[str, Any], names: set[str]) -> bool:
+    """Remove ``value`` from the build-stage ``envs`` entries of ``data``; whether any was."""
+    dropped = False
+    for item in data.get("envs") or ():
+        if isinstance(item, dict) and item.get("name") in names and item.get("stage") == "build":
+            dropped = item.pop("value", None) is not None or dropped
+    return dropped
+
+
 def _fill_context(bento: Bento, dest: Path, dockerfile: str) -> None:
     _copy_bento(bento, dest)
+    _scrub_build_values(bento, dest)
     requirements = dest / REQUIREMENTS_PATH
     if not requirements.is_file():
         requirements.parent.mkdir(parents=True, exist_ok=True)
@@ -839,6 +960,7 @@ __all__ = [
     "Origin",
     "RenderOptions",
     "build_context",
+    "build_env_secrets",
     "check_output_dir",
     "entrypoint_script",
     "find_step",

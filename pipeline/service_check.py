@@ -91,3 +91,66 @@ def check_service(service: str, included: Sequence[tuple[str, Path]], *, bentofi
             hint=f"service: is 'module:Object'; top-level names in {found}: "
             + (", ".join(sorted(n for n in names if not n.startswith("_"))[:10]) or "(none)"),
         )
+
+
+DEFAULT_SERVICE_MODULE = "service.py"
+
+
+def _service_objects(tree: ast.Module) -> list[str]:
+    """Top-level names that are services: classes decorated ``@bentoml.service`` / ``@service``
+    (with or without arguments) and ``NAME = bentoml.Service(...)`` (BentoML < 1.2)."""
+    found: list[str] = []
+
+    def is_service(node: ast.expr, name: str) -> bool:
+        if isinstance(node, ast.Call):
+            node = node.func
+        if isinstance(node, ast.Attribute):
+            return node.attr == name
+        return isinstance(node, ast.Name) and node.id == name
+
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+            is_service(d, "service") for d in node.decorator_list
+        ):
+            found.append(node.name)
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and is_service(node.value.func, "Service")
+        ):
+            found.extend(t.id for t in node.targets if isinstance(t, ast.Name))
+    return found
+
+
+def discover_service(included: Sequence[tuple[str, Path]], *, bentofile: Path) -> str:
+    """The service of a bentofile without ``service:``: as BentoML, the one defined in
+    ``service.py`` (``service:Name``). A ``service.py`` defining several leaves the choice to
+    the user, as does one defining none."""
+    by_path = dict(included)
+    source = by_path.get(DEFAULT_SERVICE_MODULE)
+    if source is None:
+        raise ConfigError(
+            "no service: given, and the bento has no service.py to find it in",
+            file=bentofile,
+            field="service",
+            hint="set service: 'module:ServiceClass' (BentoML's default is the service in "
+            "service.py)",
+        )
+    try:
+        tree = ast.parse(source.read_bytes(), filename=DEFAULT_SERVICE_MODULE)
+    except (SyntaxError, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"no service: given, and service.py cannot be read: {exc}",
+            file=bentofile,
+            field="service",
+        ) from None
+    services = _service_objects(tree)
+    if len(services) != 1:
+        what = f"several services ({', '.join(services)})" if services else "no service"
+        raise ConfigError(
+            f"no service: given, and service.py defines {what}",
+            file=bentofile,
+            field="service",
+            hint="set service: 'service:ServiceClass'",
+        )
+    return f"service:{services[0]}"

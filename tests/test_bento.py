@@ -205,7 +205,7 @@ def test_built_bento_yaml_is_spec1_shape(store: Path, project: Path) -> None:
     }
     assert data["docker"]["setup_script"] == "env/docker/setup_script"
     assert data["docker"]["system_packages"] == ["ffmpeg"]
-    assert data["envs"] == [{"name": "HF_HOME", "value": "/home/bentoml/hf"}]
+    assert data["envs"] == [{"name": "HF_HOME", "value": "/home/bentoml/hf", "stage": "all"}]
 
 
 def test_build_defaults_without_options(store: Path, tmp_path: Path) -> None:
@@ -632,3 +632,227 @@ def test_check_errors_name_the_users_template_through_a_symlinked_store(
         resolve_bento(root, check=render_dockerfile)
     assert (caught.value.file, caught.value.line) == (str(root / "Dockerfile.j2"), 3)
     assert list(real.rglob("bento.yaml")) == []
+
+
+def test_args_and_env_stages_are_kept_in_the_stored_bento_yaml(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: app:Api
+        args: {model: small, n: 2}
+        envs:
+          - {name: A, value: '1'}
+          - {name: TOKEN, value: t, stage: build}
+          - {name: RT, stage: runtime}
+        """,
+        {"app.py": "Api = 1\n"},
+    )
+    bento = build_bento(root)
+    data = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert data["args"] == {"model": "small", "n": 2}
+    assert data["envs"] == [
+        {"name": "A", "value": "1", "stage": "all"},
+        {"name": "TOKEN", "value": "t", "stage": "build"},
+        {"name": "RT", "value": "", "stage": "runtime"},
+    ]
+    assert dict(bento.args) == {"model": "small", "n": 2}
+    assert dict(bento.docker.env) == {"A": "1"}
+
+
+def test_project_with_pyproject_build_table(store: Path, tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "service.py").write_text("svc = None\n")
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """\
+            [project]
+            name = "py-proj"
+            dependencies = ["six"]
+
+            [tool.bentoml.build]
+            service = "service:svc"
+            args = {model = "small"}
+
+            [tool.bentoml.build.python]
+            lock_packages = false
+            """
+        )
+    )
+    bento = resolve_bento(root)
+    assert bento.name == "py-proj"
+    # src layout (a src/ next to pyproject.toml): src/service.py is the bento's src/service.py
+    assert (bento.path / "src" / "service.py").is_file()
+    assert not (bento.path / "src" / "src").exists()
+    assert (bento.path / "env/python/requirements.txt").read_text().splitlines() == ["six"]
+    data = yaml.safe_load((bento.path / "bento.yaml").read_text())
+    assert data["args"] == {"model": "small"} and data["python"]["is_src_layout"] is True
+
+
+def test_bentofile_wins_over_pyproject(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p", "service: app:Api\nname: from-yaml\n", {"app.py": "Api=1\n"}
+    )
+    (root / "pyproject.toml").write_text('[tool.bentoml.build]\nservice = "app:Api"\nname = "t"\n')
+    assert build_bento(root).name == "from-yaml"
+
+
+def test_pyproject_without_build_table_is_not_a_project(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(BentoNotFoundError, match=r"no \[tool.bentoml.build\] in pyproject.toml"):
+        resolve_bento(tmp_path)
+    with pytest.raises(BentoNotFoundError, match=r"no \[tool.bentoml.build\] table"):
+        build_bento(tmp_path)
+
+
+def test_pyproject_error_names_pyproject(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bentoml.build]\nservice = "app:Api"\n\n[tool.bentoml.build.docker]\ndistro = 3\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        build_bento(tmp_path)
+    assert str(info.value).startswith(
+        f"{tmp_path / 'pyproject.toml'}:5: tool.bentoml.build.docker.distro: "
+    )
+
+
+def test_default_python_on_amazonlinux_names_the_users_bentofile(
+    store: Path, tmp_path: Path
+) -> None:
+    # the default python_version (the running interpreter's) is not one amazonlinux has
+    root = make_project(
+        tmp_path / "p",
+        'service: "app:Api"\ninclude: ["*.py"]\ndocker:\n  distro: amazonlinux\n',
+        {"app.py": "Api = 1\n"},
+    )
+    for build in (
+        lambda: build_bento(root),
+        lambda: resolve_bento(root, check=render_dockerfile),
+    ):
+        with pytest.raises(ConfigError) as info:
+            build()
+        assert str(info.value).startswith(f"{root / 'bentofile.yaml'}:4: docker.python_version: ")
+        assert ".tmp-" not in str(info.value)
+        assert "hint: set docker.python_version to '3.8'" in str(info.value)
+    assert not (store / "bentos").exists()
+
+
+def test_render_error_in_the_copied_bento_yaml_names_the_users_file_and_line(
+    store: Path, tmp_path: Path
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        """\
+        service: app:Api
+        envs:
+          - name: A
+            value: a
+          - name: TOKEN
+            stage: build
+        """,
+        {"app.py": "Api = 1\n"},
+    )
+    from pipeline.plan import RenderOptions
+
+    with pytest.raises(ConfigError) as info:
+        resolve_bento(root, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))
+    error = info.value
+    assert (error.file, error.line, error.field) == (
+        str(root / "bentofile.yaml"),
+        6,
+        "envs[1].stage",
+    )
+    assert not (store / "bentos").exists()
+
+
+def test_copied_bento_yaml_errors_name_pyproject_fields(store: Path, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("Api = 1\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.bentoml.build]\nservice = "app:Api"\n\n[[tool.bentoml.build.envs]]\n'
+        'name = "TOKEN"\nstage = "build"\n'
+    )
+    from pipeline.plan import RenderOptions
+
+    with pytest.raises(ConfigError) as info:
+        resolve_bento(tmp_path, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))
+    error = info.value
+    assert (error.file, error.field) == (
+        str(tmp_path / "pyproject.toml"),
+        "tool.bentoml.build.envs[0].stage",
+    )
+    assert error.line == 6
+
+
+@pytest.mark.parametrize(
+    ("source", "service"),
+    [
+        ("import bentoml\n\n@bentoml.service(resources={'cpu': '1'})\nclass Summarize:\n"
+         "    pass\n", "service:Summarize"),
+        ("from bentoml import service\n\n@service\nclass Echo:\n    pass\n", "service:Echo"),
+        ("import bentoml\nsvc = bentoml.Service('legacy')\n", "service:svc"),
+    ],
+)  # fmt: skip
+def test_no_service_key_means_the_service_in_service_py(
+    store: Path, tmp_path: Path, source: str, service: str
+) -> None:
+    root = make_project(tmp_path / "p", "python:\n  lock_packages: false\n", {"service.py": source})
+    bento = build_bento(root, bentoml_version="1.4.40")
+    assert bento.service == service
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"app.py": "x = 1\n"}, "has no service.py"),
+        ({"service.py": "x = 1\n"}, "defines no service"),
+        (
+            {"service.py": "import bentoml\n@bentoml.service\nclass A: ...\n"
+             "@bentoml.service\nclass B: ...\n"},
+            "several services (A, B)",
+        ),
+    ],
+)  # fmt: skip
+def test_no_service_key_without_one_service_in_service_py(
+    store: Path, tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    root = make_project(tmp_path / "p", "name: x\n", files)
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        build_bento(root)
+    assert info.value.field == "service"
+    assert not (store / "bentos").exists()
+
+
+def test_project_readme_is_the_bento_readme_without_description(
+    store: Path, tmp_path: Path
+) -> None:
+    root = make_project(
+        tmp_path / "p", "service: app:Api\n", {"app.py": "Api = 1\n", "README.md": "# Mine\n"}
+    )
+    assert (build_bento(root).path / "README.md").read_text() == "# Mine\n"
+
+
+def test_conda_packages_without_channels_use_conda_forge(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        "service: app:Api\nconda:\n  dependencies: [numpy]\n",
+        {"app.py": "Api = 1\n"},
+    )
+    bento = build_bento(root)
+    environment = yaml.safe_load((bento.path / "env/conda/environment.yml").read_text())
+    assert environment["channels"] == ["conda-forge"]
+    assert bento.conda.channels == ("conda-forge",)
+
+
+def test_src_layout_strips_src(store: Path, tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        "service: service:svc\npython:\n  is_src_layout: true\n",
+        {"src/service.py": "svc = 1\n", "src/pkg/mod.py": "", "top.txt": "t"},
+    )
+    bento = build_bento(root)
+    files = sorted(
+        p.relative_to(bento.path / "src").as_posix()
+        for p in (bento.path / "src").rglob("*")
+        if p.is_file()
+    )
+    assert files == ["bentofile.yaml", "pkg/mod.py", "service.py", "top.txt"]

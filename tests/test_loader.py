@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import running_python_version
+from pipeline.config import EnvVar, running_python_version
 from pipeline.errors import ConfigError, PipelineWarning
-from pipeline.loader import format_path, load_bento_yaml, load_bentofile, parse_dotenv
+from pipeline.loader import (
+    format_path,
+    load_bento_yaml,
+    load_bentofile,
+    load_pyproject,
+    parse_dotenv,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -131,7 +137,7 @@ def test_full_bentofile() -> None:
     assert spec.python.trusted_host == ("pypi.org",)  # a single string becomes a list
     assert spec.python.requirements_txt == "./requirements.txt"
     assert dict(spec.docker.env) == {"LOG_LEVEL": "info", "WORKERS": "2"}
-    assert dict(spec.envs) == {"HF_HOME": "/home/bentoml/hf"}
+    assert spec.envs == (EnvVar("HF_HOME", "/home/bentoml/hf"),)
     assert spec.models == ("summarization-model:latest", "embedder:v2")
     assert spec.project_dir == FIXTURES / "project_summarize"
 
@@ -237,10 +243,12 @@ def test_empty_file(tmp_path: Path) -> None:
     assert "expected a mapping" in error.message
 
 
-def test_missing_service(tmp_path: Path) -> None:
-    error = load_error(write_bentofile(tmp_path, "name: x\n"))
+def test_missing_service_is_left_to_discovery_but_empty_is_an_error(tmp_path: Path) -> None:
+    # BentoML: no service: means the service defined in service.py (found at bento build)
+    assert load_bentofile(write_bentofile(tmp_path, "name: x\n")).service == ""
+    error = load_error(write_bentofile(tmp_path, "service: ''\n"))
     assert error.field == "service"
-    assert "required key is missing" in error.message
+    assert "must name the service" in error.message
 
 
 def test_unknown_top_level_key_did_you_mean(tmp_path: Path) -> None:
@@ -448,3 +456,292 @@ def test_models_from_services_are_included(tmp_path: Path) -> None:
         )
     )
     assert load_bento_yaml(tmp_path / "bento.yaml").models == ("m:1", "n:2")
+
+
+# --- BentoML 1.4 keys: args, envs[].stage ------------------------------------------------------
+
+
+def test_bentofile_args_mapping(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        """\
+        service: service:Svc
+        args:
+          model: small
+          n: 2
+          tags: [a, b]
+          nested: {x: 1}
+        """,
+    )
+    spec = load_bentofile(path)
+    assert dict(spec.args) == {"model": "small", "n": 2, "tags": ["a", "b"], "nested": {"x": 1}}
+
+
+def test_bentofile_args_must_be_a_mapping(tmp_path: Path) -> None:
+    error = load_error(write_bentofile(tmp_path, "service: s\nargs: [a, b]\n"))
+    assert (error.field, error.line) == ("args", 2)
+    assert "expected a mapping, got a list" in str(error)
+
+
+def test_bento_yaml_args_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "bento.yaml").write_text("name: a\nversion: b\nargs: {model: large, n: 3}\n")
+    assert dict(load_bento_yaml(tmp_path / "bento.yaml").args) == {"model": "large", "n": 3}
+    assert dict(load_bento_yaml(FIXTURES / "bento_v1_4").args) == {}
+
+
+def test_envs_stages(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        """\
+        service: service:Svc
+        envs:
+          - name: ALL_ONE
+            value: a
+          - {name: TOKEN, stage: build}
+          - {name: RT, value: r, stage: runtime}
+        """,
+    )
+    spec = load_bentofile(path)
+    assert spec.envs == (
+        EnvVar("ALL_ONE", "a", "all"),
+        EnvVar("TOKEN", "", "build"),
+        EnvVar("RT", "r", "runtime"),
+    )
+
+
+def test_envs_unknown_stage_names_field_and_allowed(tmp_path: Path) -> None:
+    error = load_error(
+        write_bentofile(tmp_path, "service: s\nenvs:\n  - name: A\n    stage: buld\n")
+    )
+    assert (error.field, error.line) == ("envs[0].stage", 4)
+    assert "did you mean 'build'?" in str(error)
+    assert "'all', 'build' or 'runtime'" in str(error)
+
+
+def test_envs_bad_name_is_an_error(tmp_path: Path) -> None:
+    error = load_error(write_bentofile(tmp_path, "service: s\nenvs:\n  - name: 1A\n"))
+    assert error.field == "envs[0].name"
+
+
+def test_envs_stage_conflicting_with_docker_env(tmp_path: Path) -> None:
+    error = load_error(
+        write_bentofile(
+            tmp_path,
+            "service: s\nenvs:\n  - {name: T, stage: build}\ndocker:\n  env: {T: x}\n",
+        )
+    )
+    assert error.field == "docker.env.T"
+    assert "stage 'build'" in str(error)
+
+
+def test_bento_yaml_only_all_stage_envs_are_baked(tmp_path: Path) -> None:
+    # BentoML 1.4 writes a spec-1 bento's docker.env from every envs entry; the stage decides
+    (tmp_path / "bento.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: a
+            version: b
+            envs:
+              - {name: A, value: '1', stage: all}
+              - {name: TOKEN, value: secret, stage: build}
+              - {name: RT, value: r, stage: runtime}
+            docker:
+              env: {A: '1', TOKEN: secret, RT: r, OWN: o}
+            """
+        )
+    )
+    bento = load_bento_yaml(tmp_path / "bento.yaml")
+    assert dict(bento.docker.env) == {"A": "1", "OWN": "o"}
+    assert bento.build_envs == (EnvVar("TOKEN", "secret", "build"),)
+    assert [e.name for e in bento.envs] == ["A", "TOKEN", "RT"]
+
+
+def test_spec2_envs_stages(tmp_path: Path) -> None:
+    (tmp_path / "bento.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: a
+            version: b
+            spec: 2
+            envs:
+              - {name: A, value: '1'}
+              - {name: TOKEN, stage: build}
+              - {name: RT, value: r, stage: runtime}
+            image: {base_image: 'python:3.11-slim', python_version: '3.11'}
+            """
+        )
+    )
+    bento = load_bento_yaml(tmp_path / "bento.yaml")
+    assert dict(bento.docker.env) == {"A": "1"}
+    assert [e.name for e in bento.build_envs] == ["TOKEN"]
+
+
+# --- [tool.bentoml.build] in pyproject.toml ----------------------------------------------------
+
+
+def write_pyproject(directory: Path, text: str) -> Path:
+    path = directory / "pyproject.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_pyproject_build_table_like_bentoml(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        """\
+        [project]
+        name = "my-project"
+        dependencies = ["six>=1.16"]
+
+        [tool.bentoml.build]
+        service = "service:Svc"
+        labels = {team = "ml"}
+        args = {model = "small"}
+
+        [tool.bentoml.build.python]
+        packages = ["requests"]
+
+        [tool.bentoml.build.docker]
+        distro = "debian"
+        python_version = "3.11"
+
+        [[tool.bentoml.build.envs]]
+        name = "TOKEN"
+        stage = "build"
+        """,
+    )
+    spec = load_bentofile(path)  # load_bentofile takes either file
+    assert spec.path == path and spec.project_dir == tmp_path
+    assert spec.service == "service:Svc"
+    assert spec.name == "my-project"  # from [project]
+    assert spec.python.packages == ("requests", "six>=1.16")  # project.dependencies added
+    assert spec.python.is_src_layout is None  # no src/ next to it
+    assert (spec.docker.distro, spec.docker.python_version) == ("debian", "3.11")
+    assert dict(spec.labels) == {"team": "ml"} and dict(spec.args) == {"model": "small"}
+    assert spec.envs == (EnvVar("TOKEN", "", "build"),)
+
+
+def test_pyproject_src_directory_means_src_layout(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "service:Svc"\n')
+    assert load_pyproject(path).python.is_src_layout is True
+    explicit = write_pyproject(
+        tmp_path,
+        '[tool.bentoml.build]\nservice = "s"\n[tool.bentoml.build.python]\nis_src_layout = false\n',
+    )
+    assert load_pyproject(explicit).python.is_src_layout is False
+
+
+def test_pyproject_errors_name_the_file_and_dotted_path(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        """\
+        [project]
+        name = "p"
+
+        [tool.bentoml.build]
+        service = "service:Svc"
+
+        [tool.bentoml.build.docker]
+        distro = "debain"
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    error = info.value
+    assert error.file == str(path)
+    assert error.field == "tool.bentoml.build.docker.distro"
+    assert error.line == 8
+    assert "did you mean 'debian'?" in str(error)
+    assert str(error).startswith(f"{path}:8: tool.bentoml.build.docker.distro: ")
+
+
+def test_pyproject_unknown_key_names_the_table(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "s"\nservce = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert info.value.field == "tool.bentoml.build.servce"
+    assert info.value.line == 3
+    assert "in the tool.bentoml.build table" in str(info.value)
+
+
+def test_pyproject_type_error_in_an_array_of_tables(tmp_path: Path) -> None:
+    path = write_pyproject(
+        tmp_path,
+        '[tool.bentoml.build]\nservice = "s"\n\n[[tool.bentoml.build.envs]]\nname = "A"\n\n'
+        '[[tool.bentoml.build.envs]]\nname = "B"\nstage = "later"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert info.value.field == "tool.bentoml.build.envs[1].stage"
+    assert info.value.line == 9
+
+
+def test_pyproject_without_the_table_or_malformed(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, '[project]\nname = "p"\n')
+    with pytest.raises(ConfigError, match=r"no \[tool.bentoml.build\] table"):
+        load_pyproject(path)
+    write_pyproject(tmp_path, '[tool.bentoml.build]\nservice = "s\n')
+    with pytest.raises(ConfigError) as info:
+        load_pyproject(path)
+    assert "malformed TOML" in str(info.value) and info.value.line == 2
+
+
+def test_parse_path_inverts_format_path() -> None:
+    from pipeline.loader import parse_path
+
+    for path in [("docker", "env", "FOO"), ("envs", 1, "value"), ("python", "wheels", 0), ()]:
+        assert parse_path(format_path(path)) == path
+
+
+# --- field-by-field parity with BentoML 1.4.40 (docs/bentos.md has the table) ------------------
+
+
+def test_spec1_bento_yaml_written_by_bentoml_1_4() -> None:
+    # `bentoml build` (1.4.40) of a project with a dockerfile_template falls back to spec 1 and
+    # writes envs with their stage, args and python.is_src_layout
+    bento = load_bento_yaml(FIXTURES / "bento_v1_4_spec1")
+    assert (bento.spec, bento.bentoml_version) == (1, "1.4.40")
+    assert dict(bento.args) == {"model": "small"}
+    assert bento.build_envs == (EnvVar("TOKEN", "tok", "build"),)
+    assert dict(bento.docker.env) == {"ALL": "a1", "DOCK": "d1"}
+    assert bento.python.is_src_layout is False
+    assert bento.python.trusted_host == ("pypi.org",)
+    assert dict(bento.labels) == {"n": "3"}
+    assert bento.docker.setup_script == "env/docker/setup_script"
+    assert bento.docker.dockerfile_template == "env/docker/Dockerfile.template"
+
+
+@pytest.mark.parametrize(
+    ("given", "loaded"),
+    [("default", "12.8.1"), ("''", None), ("None", None), ("12", "12.8.1")],
+)
+def test_cuda_version_forms_bentoml_accepts(tmp_path: Path, given: str, loaded: str | None) -> None:
+    path = write_bentofile(tmp_path, f"service: s\ndocker:\n  cuda_version: {given}\n")
+    assert load_bentofile(path).docker.cuda_version == loaded
+
+
+def test_conda_environment_yml_ignores_the_other_conda_keys_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "environment.yml").write_text("dependencies: [numpy]\n")
+    path = write_bentofile(
+        tmp_path,
+        "service: s\nconda:\n  environment_yml: environment.yml\n  channels: [x]\n  pip: [a]\n",
+    )
+    with pytest.warns(PipelineWarning, match="channels, pip are ignored"):
+        conda = load_bentofile(path).conda
+    assert (conda.environment_yml, conda.channels, conda.pip) == ("environment.yml", (), ())
+
+
+def test_python_is_src_layout_in_bentofile(tmp_path: Path) -> None:
+    path = write_bentofile(tmp_path, "service: s\npython:\n  is_src_layout: true\n")
+    assert load_bentofile(path).python.is_src_layout is True
+
+
+def test_models_forms(tmp_path: Path) -> None:
+    path = write_bentofile(
+        tmp_path,
+        "service: s\nmodels:\n  - iris:v1\n  - {tag: 'bert:latest', alias: bert, filter: 'x'}\n",
+    )
+    assert load_bentofile(path).models == ("iris:v1", "bert:latest")

@@ -236,6 +236,10 @@ class ExternalExecutor:
                 on_line=sink,
                 redact=redact,
                 inherit_output=inherit,
+                # podman/buildah mount an empty secret when their environment has a variable
+                # named like its id (`--secret id=TOKEN,src=FILE` with TOKEN set); they get
+                # env secrets as files, so they need none of those variables
+                unset=() if self.spec.secret_env else tuple(s.id for s in request.secrets),
             )
             if outcome.returncode != 0:
                 raise _build_error(self.name, outcome, tracker)

@@ -105,15 +105,19 @@ async def run_streaming(
     redact: Callable[[str], str] = lambda line: line,
     inherit_output: bool = False,
     tail_lines: int = TAIL_LINES,
+    unset: Sequence[str] = (),
 ) -> RunOutcome:
     """Run ``argv`` in its own process group, streaming merged stdout/stderr line by line.
 
     Lines pass through ``redact`` before reaching ``on_line`` or the kept tail. When the caller
     is cancelled (anyio cancellation, Ctrl-C), the whole process group gets SIGTERM and, after
     a grace period, SIGKILL; the engine never outlives the build. ``inherit_output`` lets the
-    engine draw its own TTY progress on our terminal (nothing is captured then).
+    engine draw its own TTY progress on our terminal (nothing is captured then). ``unset``
+    names variables the engine must not inherit.
     """
     full_env = {**os.environ, **(env or {})}
+    for name in unset:
+        full_env.pop(name, None)
     tail: deque[str] = deque(maxlen=tail_lines)
     count = 0
     process: Process = await anyio.open_process(
