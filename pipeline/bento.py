@@ -46,6 +46,7 @@ from pipeline.loader import (
     pyproject_build_table,
 )
 from pipeline.service_check import check_service, discover_service
+from pipeline.services import service_entries
 from render.environment import make_environment, template_errors
 
 # Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
@@ -469,7 +470,8 @@ def _bento_yaml_data(
             "extra_index_url": list(python.extra_index_url) or None,
             "pip_args": python.pip_args,
             "wheels": [f"{BENTO_WHEELS_DIR}/{Path(w).name}" for w in python.wheels] or None,
-            "is_src_layout": bool(python.is_src_layout),
+            # only when set: BentoML before 1.4 refuses the key (a bento pinned to 1.2 serves)
+            **({"is_src_layout": True} if python.is_src_layout else {}),
         },
         "conda": {
             "environment_yml": "env/conda/environment.yml" if not spec.conda.is_empty else None,
@@ -505,13 +507,17 @@ def _write_bento(
     requirements_txt = env_python / "requirements.txt"
     requirements_in.write_text(wanted, encoding="utf-8")
     if _lock_packages(spec) and requirements.has_requirements(wanted):
-        requirements.lock(
+        source_builds = requirements.lock(
             requirements_in,
             requirements_txt,
             python_version=python_version,
             cwd=src_root,
             bentofile=spec.path,
         )
+        if source_builds:
+            (dest / requirements.SOURCE_BUILDS_PATH).write_text(
+                "".join(f"{name}\n" for name in source_builds), encoding="utf-8"
+            )
     else:
         requirements_txt.write_text(wanted, encoding="utf-8")
     (env_python / "version.txt").write_text(python_version + "\n", encoding="utf-8")
@@ -541,6 +547,7 @@ def _write_bento(
     readme = _readme(spec, name, version)
     (dest / "README.md").write_text(readme, encoding="utf-8")
     data = _bento_yaml_data(spec, name, version, created, pin)
+    data["services"] = service_entries(real for _rel, real in files)
     (dest / BENTO_YAML).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 

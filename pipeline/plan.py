@@ -38,7 +38,7 @@ from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
 from pipeline.request import SecretSpec
-from pipeline.requirements import pinned_bentoml_version
+from pipeline.requirements import SOURCE_BUILDS_PATH, pinned_bentoml_version
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
@@ -389,6 +389,8 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "setup_script": bool(docker.setup_script),
         "commands": commands,
         "post_commands": tuple(docker.post_commands),
+        # spec-2 bentos call their setup script from env/docker in post_commands
+        "env_docker": (bento.path / "env" / "docker").is_dir(),
         "conda_channels": tuple(bento.conda.channels),
         "conda_packages": tuple(bento.conda.dependencies),
         "requirements": _has_requirements(lines) or bool(_wheels(bento)) or bool(options.features),
@@ -402,6 +404,9 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "venv_copied": venv_copied,
         # compilers the build stage installs only when a requirement must be built from source
         "build_packages": build_packages,
+        # ... which `bento build` found for some locked requirements: installed up front, a layer
+        # that a dependency change reuses (otherwise only after a wheels-only attempt fails)
+        "source_builds": (bento.path / SOURCE_BUILDS_PATH).is_file(),
         "build_package_manager": package_manager,
         "python_headers": python_headers_package(package_manager or "", recipe.python),
         "build_include": tuple(docker.build_include),

@@ -173,6 +173,9 @@ class BuildResult:
     duration: float = 0.0
     log_tail: tuple[str, ...] = field(default=(), converter=_tuple)
     argv: tuple[str, ...] = field(default=(), converter=_tuple)
+    # where the result was read back and found to hold exactly the requested platforms
+    # ("registry", "local store"); None when it was not checked
+    verified: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -182,4 +185,5 @@ class BuildResult:
             "image_id": self.image_id,
             "digest": self.digest,
             "duration": round(self.duration, 3),
+            "verified": self.verified,
         }

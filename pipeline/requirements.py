@@ -217,17 +217,20 @@ def lock_argv(uv: str, source: Path, dest: Path, python_version: str | None) -> 
     return argv
 
 
+# written by `bento build` beside the lock: one locked requirement per line that has no wheel
+SOURCE_BUILDS_PATH = Path("env/python/build-from-source.txt")
+
+
 def lock(
     source: Path, dest: Path, *, python_version: str | None, cwd: Path, bentofile: Path
-) -> None:
-    """Lock ``source`` into ``dest`` with uv; a failure names the bentofile and how to opt out."""
-    argv = lock_argv(find_uv(), source, dest, python_version)
-    try:
-        done = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, errors="replace", check=False
-        )
-    except OSError as exc:
-        raise PipelineError(f"cannot run uv to lock python requirements: {exc}") from exc
+) -> tuple[str, ...]:
+    """Lock ``source`` into ``dest`` with uv; a failure names the bentofile and how to opt out.
+
+    Returns the locked requirements that have no wheel (the image build builds them from
+    source, so the build stage installs its compilers up front, as a cached layer): the lock
+    is resolved again with wheels only, pinned to what was locked."""
+    uv = find_uv()
+    done = _run_uv(lock_argv(uv, source, dest, python_version), cwd)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
         raise ConfigError(
@@ -236,3 +239,24 @@ def lock(
             field="python",
             hint="fix the requirement, or keep them as given with python.lock_packages: false",
         )
+    check = [uv, "pip", "compile", str(dest), "--universal", "--no-build", "--quiet"]
+    if python_version:
+        check.append(f"--python-version={python_version}")
+    wheels_only = _run_uv(check, cwd)
+    if wheels_only.returncode == 0:
+        return ()
+    names = _WHEELS_REQUIRED.findall(wheels_only.stderr or "")
+    return tuple(dict.fromkeys(names)) or ("(unknown: the lock needs building from source)",)
+
+
+# uv's hint when --no-build cannot be satisfied: "Wheels are required for `netifaces` because ..."
+_WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
+
+
+def _run_uv(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as exc:
+        raise PipelineError(f"cannot run uv to lock python requirements: {exc}") from exc

@@ -328,9 +328,10 @@ def test_instruction_origins_name_the_bentofile_field(tmp_path: Path) -> None:
     runs = by_keyword["RUN"]
     assert runs[0] == evolve(base, field="docker.system_packages")
     assert runs[1] == evolve(base, field="docker.commands[0]")
-    assert runs[2] == evolve(buildstage, field="python.packages / python.requirements_txt")
-    assert runs[3] == Origin("SETUP_BENTO_USER", "user", "built-in stage user")
-    assert runs[4].block == "SETUP_BENTO_ENTRYPOINT"
+    # the uv bootstrap (its own layer), then the requirements
+    assert runs[2:4] == [evolve(buildstage, field="python.packages / python.requirements_txt")] * 2
+    assert runs[4] == Origin("SETUP_BENTO_USER", "user", "built-in stage user")
+    assert runs[5].block == "SETUP_BENTO_ENTRYPOINT"
     envars = Origin("SETUP_BENTO_ENVARS", "envars", "built-in stage envars")
     # the bento's env is set in the build stage too (its install sees it, as in BentoML)
     assert by_keyword["ENV"][1:] == [

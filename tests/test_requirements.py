@@ -15,6 +15,7 @@ from pipeline.bento import build_bento
 from pipeline.cli import main
 from pipeline.config import PythonOptions
 from pipeline.errors import ConfigError
+from pipeline.requirements import SOURCE_BUILDS_PATH
 
 BENTOML_SERVICE = """\
 import bentoml
@@ -174,6 +175,24 @@ def test_lock_pins_every_package_for_the_bentos_python(store: Path, tmp_path: Pa
     lines = [line for line in env_python(bento.path, "requirements.txt").splitlines() if line]
     assert lines[0].startswith("--index-url ")
     assert len(lines) == 2 and lines[1].startswith("six==")
+
+
+def test_requirements_without_wheels_are_recorded_beside_the_lock(
+    store: Path, tmp_path: Path
+) -> None:
+    # crcmod 1.7 is an sdist only: the image build compiles it, so the build stage installs its
+    # compilers up front; six has a wheel, so a bento of six alone records nothing
+    compiled = project(
+        tmp_path / "c",
+        "service: app:svc\npython:\n  packages: ['crcmod==1.7', 'six']\n",
+        {"app.py": "svc = 1\n"},
+    )
+    recorded = build_bento(compiled).path / SOURCE_BUILDS_PATH
+    assert recorded.read_text() == "crcmod\n"
+    wheels = project(
+        tmp_path / "w", "service: app:svc\npython:\n  packages: ['six']\n", {"app.py": "svc = 1\n"}
+    )
+    assert not (build_bento(wheels).path / SOURCE_BUILDS_PATH).exists()
 
 
 def test_a_lock_that_cannot_resolve_is_exit_2_and_stores_nothing(

@@ -18,6 +18,7 @@ from pathlib import Path
 from attrs import field, frozen
 
 from pipeline.backends.flags import ALL, BuildFlags
+from pipeline.backends.verify import Store
 from pipeline.errors import BackendError, ConfigError, allowed
 from pipeline.request import BuildRequest, SecretSpec
 
@@ -85,6 +86,11 @@ class BackendSpec:
     optional flags (:mod:`pipeline.backends.flags`); ``construct_build_args`` and
     ``push_commands`` then also receive ``flags=BuildFlags``. ``image_id_command(tag)``: asks
     the engine for a built image's id when its build has no ``--iidfile``.
+
+    ``result_store(request)``: where the built image lands on this machine (a
+    :class:`~pipeline.backends.verify.Store` that reads it back), or None when the request
+    leaves nothing local (an export, a buildx build kept in its cache). The executor reads an
+    explicit-platform result back from there, or from the registry it was pushed to.
     """
 
     name: str
@@ -105,6 +111,10 @@ class BackendSpec:
     plugin: bool = False
     build_command: tuple[str, ...] | None = None
     image_id_command: Callable[[str], list[str]] | None = None
+    result_store: Callable[[BuildRequest], Store | None] | None = None
+    # commands run before the build whose failure is expected and ignored (podman/buildah: drop
+    # an earlier manifest list of the same name, which `--manifest` would add to)
+    prepare_commands: Callable[[BuildRequest], list[list[str]]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------

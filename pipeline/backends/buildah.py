@@ -11,9 +11,11 @@ from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.podman import (
     buildah_family_capabilities,
     containers_style_args,
+    manifest_reset,
     push_args,
 )
 from pipeline.backends.process import probe
+from pipeline.backends.verify import ContainersStore
 from pipeline.request import BuildRequest
 
 BINARY = "buildah"
@@ -35,6 +37,10 @@ def push_commands(
     request: BuildRequest, digestfile: str | None = None, *, flags: BuildFlags = ALL
 ) -> list[list[str]]:
     return push_args(BINARY, request, digestfile=digestfile)
+
+
+def prepare_commands(request: BuildRequest) -> list[list[str]]:
+    return manifest_reset(BINARY, request)
 
 
 def health() -> Health:
@@ -59,6 +65,11 @@ def remove_image(tag: str) -> list[str]:
     return [BINARY, "rmi", tag]
 
 
+def result_store(request: BuildRequest) -> ContainersStore | None:
+    """Where the image lands on this machine (read back to verify its platforms)."""
+    return None if request.output else ContainersStore(BINARY)
+
+
 SPEC = BackendSpec(
     name="buildah",
     binary=BINARY,
@@ -73,4 +84,6 @@ SPEC = BackendSpec(
     run_command="podman",
     remove_image=remove_image,
     build_command=(BINARY, "build"),
+    result_store=result_store,
+    prepare_commands=prepare_commands,
 )

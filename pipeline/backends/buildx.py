@@ -11,6 +11,7 @@ from pipeline.backends import docker
 from pipeline.backends.base import BackendSpec, Capabilities, Health, docker_style_args, which
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import probe
+from pipeline.backends.verify import DockerStore
 from pipeline.request import BuildRequest
 
 BINARY = "docker"
@@ -77,6 +78,11 @@ def capabilities() -> Capabilities:
     )
 
 
+def result_store(request: BuildRequest) -> DockerStore | None:
+    """Where the image lands on this machine (read back to verify its platforms)."""
+    return DockerStore(BINARY) if wants_load(request) else None
+
+
 SPEC = BackendSpec(
     name="buildx",
     binary=BINARY,
@@ -88,4 +94,5 @@ SPEC = BackendSpec(
     metadata_file=True,
     remove_image=docker.remove_image,
     build_command=BUILD_COMMAND,
+    result_store=result_store,
 )

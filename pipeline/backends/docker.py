@@ -25,6 +25,7 @@ from pipeline.backends.base import (
 )
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import probe
+from pipeline.backends.verify import DockerStore
 from pipeline.request import BuildRequest
 
 BINARY = "docker"
@@ -187,6 +188,11 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", version)[:2]) or (0,)
 
 
+def result_store(request: BuildRequest) -> DockerStore | None:
+    """Where the image lands on this machine (read back to verify its platforms)."""
+    return None if request.output else DockerStore(BINARY)
+
+
 SPEC = BackendSpec(
     name="docker",
     binary=BINARY,
@@ -201,6 +207,7 @@ SPEC = BackendSpec(
     remove_image=remove_image,
     build_command=BUILD_COMMAND,
     image_id_command=image_id_command,
+    result_store=result_store,
 )
 
 CLASSIC = BackendSpec(
@@ -218,4 +225,5 @@ CLASSIC = BackendSpec(
     remove_image=remove_image,
     build_command=BUILD_COMMAND,
     image_id_command=image_id_command,
+    result_store=result_store,
 )

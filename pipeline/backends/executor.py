@@ -26,7 +26,14 @@ import anyio
 import anyio.to_thread
 from attrs import evolve
 
-from pipeline.backends.base import BackendSpec, Capabilities, Health, check_platforms
+from pipeline.backends import verify
+from pipeline.backends.base import (
+    BackendSpec,
+    Capabilities,
+    Health,
+    check_platforms,
+    native_platform,
+)
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
 from pipeline.backends.support import check_request
@@ -122,10 +129,17 @@ class ExternalExecutor:
         flags = self.flags()
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.spec.env.items()))
         command = shlex.join(self.argv(request, flags=flags))
-        lines = [f"{env} {command}" if env else command]
+        lines = [f"{shlex.join(argv)} || true" for argv in self.prepare_commands(request)]
+        lines.append(f"{env} {command}" if env else command)
         if request.push:
             lines += [shlex.join(argv) for argv in self.push_commands(request, flags=flags)]
         return "\n".join(lines)
+
+    def prepare_commands(self, request: BuildRequest) -> list[list[str]]:
+        """What runs before the build, its failure ignored (e.g. dropping an old manifest list)."""
+        if self.spec.prepare_commands is None:
+            return []
+        return [[*self.root_prefix(request), *argv] for argv in self.spec.prepare_commands(request)]
 
     def push_commands(
         self, request: BuildRequest, *, digestfile: str | None = None, flags: BuildFlags = ALL
@@ -230,6 +244,8 @@ class ExternalExecutor:
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
             engine_tmp = private / "tmp"
             engine_tmp.mkdir()
+            for prepare in self.prepare_commands(request):
+                await run_streaming(prepare, env=dict(self.spec.env), redact=redact)
             outcome = await run_streaming(
                 argv,
                 env={**self.spec.env, "TMPDIR": str(engine_tmp), **request.env},
@@ -246,6 +262,8 @@ class ExternalExecutor:
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
                 image_id = await self._inspect_image_id(request, redact)
+            checked = self._verification_wanted(request)
+            verified = await self._verify_local(request) if checked else None
             digest = None
             pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
             if request.push and pushes:
@@ -253,6 +271,8 @@ class ExternalExecutor:
                 digest = _read_digest(digestfile) or pushed
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
+            if checked and request.push and request.tags:
+                verified, digest = await self._verify_pushed(request, digest)
             result = BuildResult(
                 backend=self.name,
                 tags=request.tags,
@@ -262,11 +282,56 @@ class ExternalExecutor:
                 duration=time.monotonic() - started,
                 log_tail=outcome.tail,
                 argv=argv,
+                verified=verified,
             )
             if not self.spec.plugin:  # a plugin got iidfile/metadata_file as its own options
                 native = self.spec.metadata_file and flags.has("--metadata-file")
                 write_user_files(request, result, engine_metadata=metadata if native else None)
         return result
+
+    def _verification_wanted(self, request: BuildRequest) -> bool:
+        """Read the result back when platforms were asked for explicitly and could come out
+        wrong: several of them, a foreign one, or a push (what ships is what gets checked)."""
+        if self.spec.plugin or not request.platforms:
+            return False
+        foreign = request.platforms != (native_platform(),)
+        return bool(request.push or len(request.platforms) > 1 or foreign)
+
+    async def _verify_local(self, request: BuildRequest) -> str | None:
+        """Check the result in the engine's local store (before anything is pushed)."""
+        store = self.spec.result_store(request) if self.spec.result_store else None
+        if store is None or not request.tags:
+            return None
+        tag = request.tags[0]
+        try:
+            entries = await anyio.to_thread.run_sync(store.entries, tag, request.platforms)
+        except verify.Unreadable as exc:
+            verify.warn_unverified(tag, str(exc))
+            return None
+        if found := verify.problems(request.platforms, entries):
+            await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+            raise verify.wrong_result(
+                self.name, tag, request.platforms, found, entries, pushed=False
+            )
+        return "local store"
+
+    async def _verify_pushed(
+        self, request: BuildRequest, digest: str | None
+    ) -> tuple[str | None, str | None]:
+        """Check what the registry now holds under the first tag; its digest is the result's."""
+        tag = request.tags[0]
+        try:
+            found, entries, actual = await anyio.to_thread.run_sync(
+                verify.check_pushed, tag, request.platforms, digest
+            )
+        except verify.Unreadable as exc:
+            verify.warn_unverified(tag, str(exc))
+            return None, digest
+        if found:
+            raise verify.wrong_result(
+                self.name, tag, request.platforms, found, entries, pushed=True
+            )
+        return "registry", actual
 
     def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
         """No ``--iidfile`` on this binary, but the image is in the engine's store by a tag."""

@@ -22,6 +22,7 @@ from pipeline.backends.base import (
 )
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
+from pipeline.backends.verify import ContainersStore
 from pipeline.errors import BackendError
 from pipeline.request import BuildRequest
 
@@ -78,6 +79,19 @@ def construct_build_args(
         *containers_style_args(request, iidfile=iidfile, flags=flags),
         str(request.context),
     ]
+
+
+def manifest_reset(binary: str, request: BuildRequest) -> list[list[str]]:
+    """A multi-platform build adds its images to the manifest list named by the first tag; an
+    older list of that name would keep its entries (a second build: four entries for two
+    platforms), so it is removed first (absent: the command fails, and that is fine)."""
+    if len(request.platforms) <= 1 or not request.tags:
+        return []
+    return [[binary, "manifest", "rm", request.tags[0]]]
+
+
+def prepare_commands(request: BuildRequest) -> list[list[str]]:
+    return manifest_reset(BINARY, request)
 
 
 def push_args(
@@ -142,6 +156,11 @@ def remove_image(tag: str) -> list[str]:
     return [BINARY, "image", "rm", tag]
 
 
+def result_store(request: BuildRequest) -> ContainersStore | None:
+    """Where the image lands on this machine (read back to verify its platforms)."""
+    return None if request.output else ContainersStore(BINARY)
+
+
 SPEC = BackendSpec(
     name="podman",
     binary=BINARY,
@@ -155,4 +174,6 @@ SPEC = BackendSpec(
     run_command="podman",
     remove_image=remove_image,
     build_command=(BINARY, "build"),
+    result_store=result_store,
+    prepare_commands=prepare_commands,
 )

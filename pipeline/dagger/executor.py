@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
+import anyio.to_thread
 
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
@@ -202,6 +203,9 @@ class DaggerExecutor:
                 image_id, digest = await self._run(client, spec, dockerfile_text, plaintexts, say)
             except dagger.DaggerError as exc:
                 raise translate(exc, plaintexts.values()) from None
+        verified = None
+        if spec.output.kind == "push" and spec.platforms and spec.output.refs:
+            verified, digest = await _verify_published(spec.output.refs[0], spec.platforms, digest)
         result = BuildResult(
             backend=BACKEND,
             tags=request.tags,
@@ -210,6 +214,7 @@ class DaggerExecutor:
             digest=digest,
             duration=time.monotonic() - started,
             log_tail=tuple(log[-20:]),
+            verified=verified,
         )
         write_user_files(request, result)
         return result
@@ -310,3 +315,22 @@ class DaggerExecutor:
                     output_tail=tail(tagged.stderr.decode(errors="replace"), plaintexts.values()),
                 )
         return image_id
+
+
+async def _verify_published(
+    ref: str, platforms: Sequence[str], digest: str | None
+) -> tuple[str | None, str | None]:
+    """Read a published multi-platform (or explicit-platform) image back from its registry:
+    one entry per platform, each of its architecture; the registry's digest is the result's."""
+    from pipeline.backends import verify
+
+    try:
+        found, entries, actual = await anyio.to_thread.run_sync(
+            verify.check_pushed, ref, platforms, digest
+        )
+    except verify.Unreadable as exc:
+        verify.warn_unverified(ref, str(exc))
+        return None, digest
+    if found:
+        raise verify.wrong_result(BACKEND, ref, platforms, found, entries, pushed=True)
+    return "registry", actual

@@ -326,3 +326,20 @@ def test_run_hint_only_where_the_image_lands_in_a_local_store() -> None:
     )
     # buildctl leaves the image in buildkitd: there is nothing local to run
     assert ExternalExecutor(buildctl.SPEC).run_hint("a:1") is None
+
+
+@pytest.mark.parametrize("module", [podman, buildah], ids=["podman", "buildah"])
+def test_a_multi_platform_build_drops_an_older_manifest_list_of_its_name_first(
+    module: object,
+) -> None:
+    # `--manifest NAME` adds to an existing list: a rebuild would give four entries for two
+    request = BuildRequest(
+        context=CTX, tags=("r/app:1", "r/app:2"), platforms=("linux/amd64", "linux/arm64")
+    )
+    spec = module.SPEC  # type: ignore[attr-defined]
+    executor = ExternalExecutor(spec)
+    assert executor.prepare_commands(request) == [[spec.binary, "manifest", "rm", "r/app:1"]]
+    assert executor.dry_run(request).splitlines()[0] == f"{spec.binary} manifest rm r/app:1 || true"
+    # one platform: no list, nothing to drop
+    single = BuildRequest(context=CTX, tags=("r/app:1",), platforms=("linux/amd64",))
+    assert executor.prepare_commands(single) == []

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import fakeregistry
 import graphql
 from graphql import (
     DocumentNode,
@@ -45,7 +46,9 @@ from graphql import (
 # The shared folder sits beside the checkout (../shared) on developer machines and in CI.
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "dagger" / "schema.graphqls"
 
-FAKE_DIGEST = "sha256:" + "ab" * 32
+# what every publish reports: the digest of the correct two-platform index the fake registry
+# serves for any tag, so the executor's read-back of a published image finds it as reported
+FAKE_DIGEST = fakeregistry.STANDARD
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import fakeregistry
 import graphql
 import httpx
 import pytest
 from dagger_contract import FAKE_DIGEST, ContractServer, ExecFailure, Obj
+from fakeregistry import REGISTRY
 
 from pipeline.dagger.executor import DaggerExecutor
 from pipeline.errors import BackendError, BuildError, ConfigError, PipelineError
@@ -85,7 +87,7 @@ def variant_platforms(server: ContractServer, ids: list[str]) -> list[str]:
 def test_two_platform_publish_sends_two_docker_builds(
     contract: ContractServer, context: Path, secret_env: SecretSpec
 ) -> None:
-    result = build(request_for(context, secret_env, tags=("registry.test/app:1",), push=True))
+    result = build(request_for(context, secret_env, tags=(f"{REGISTRY}/app:1",), push=True))
 
     assert contract.rejected() == []
     builds = contract.calls("dockerBuild")
@@ -98,11 +100,40 @@ def test_two_platform_publish_sends_two_docker_builds(
         assert call.args["target"] == "final"
         assert secret_names(contract, call.args["secrets"]) == ["hf_token"]
     [publish] = contract.calls("publish")
-    assert publish.args["address"] == "registry.test/app:1"
+    assert publish.args["address"] == f"{REGISTRY}/app:1"
     # the receiver is one platform, platformVariants carries the other
     assert variant_platforms(contract, publish.args["platformVariants"]) == ["linux/arm64"]
     assert result.digest == FAKE_DIGEST
     assert result.platforms == ("linux/amd64", "linux/arm64")
+    # read back from the registry: one entry per platform, each of its architecture
+    assert result.verified == "registry"
+
+
+def test_a_published_image_of_the_wrong_architecture_is_an_error(
+    contract: ContractServer, context: Path, secret_env: SecretSpec
+) -> None:
+    # what buildah once pushed: one entry, labelled arm64, whose binaries are x86_64
+    wrong = fakeregistry.STORE.index([("arm64", "arm64", "amd64")])
+    fakeregistry.STORE.tag("wrong", "1", wrong)
+    contract.override("Container", "publish", lambda obj, args: f"{args['address']}@{wrong}")
+
+    with pytest.raises(BuildError) as caught:
+        build(request_for(context, secret_env, tags=(f"{REGISTRY}/wrong:1",), push=True))
+
+    message = str(caught.value)
+    assert "not what was asked for" in message
+    assert "no entry for linux/amd64" in message
+    assert "the linux/arm64 entry's binaries are linux/amd64" in message
+
+
+def test_a_digest_other_than_the_registry_s_is_an_error(
+    contract: ContractServer, context: Path, secret_env: SecretSpec
+) -> None:
+    other = "sha256:" + "cd" * 32
+    contract.override("Container", "publish", lambda obj, args: f"{args['address']}@{other}")
+
+    with pytest.raises(BuildError, match=f"the registry has {FAKE_DIGEST}.*reported {other}"):
+        build(request_for(context, secret_env, tags=(f"{REGISTRY}/app:7",), push=True))
 
 
 def test_context_upload_honours_dockerignore_and_adds_rendered_dockerfile(
@@ -211,7 +242,7 @@ def test_exec_failure_names_the_step_and_hides_the_secret(
     caplog.set_level(logging.DEBUG)
     lines: list[str] = []
     with pytest.raises(BuildError) as info:
-        build(request_for(context, secret_env, tags=("registry.test/app:1",), push=True), lines)
+        build(request_for(context, secret_env, tags=(f"{REGISTRY}/app:1",), push=True), lines)
 
     text = str(info.value)
     assert "exit code 7" in text
@@ -235,7 +266,7 @@ def test_secret_never_appears_in_successful_output(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     lines: list[str] = []
-    result = build(request_for(context, secret_env, tags=("r.test/a:1",), push=True), lines)
+    result = build(request_for(context, secret_env, tags=(f"{REGISTRY}/a:1",), push=True), lines)
     dry = DaggerExecutor().dry_run(request_for(context, secret_env, push=True, tags=("r/a:1",)))
     captured = capsys.readouterr()
     assert lines, "the executor reports progress"
@@ -289,7 +320,7 @@ def test_query_outside_the_schema_is_rejected(
 ) -> None:
     corrupt_wire(old, new)
     with pytest.raises(BuildError) as info:
-        build(request_for(context, secret_env, tags=("r.test/a:1",), push=True))
+        build(request_for(context, secret_env, tags=(f"{REGISTRY}/a:1",), push=True))
     assert complaint in str(info.value)
     [rejected, *_] = contract.rejected()
     assert any(complaint in e for e in rejected.errors)
@@ -443,7 +474,7 @@ def test_concurrent_builds_in_one_process_do_not_share_a_session(
     results: dict[str, Any] = {}
 
     async def one(tag: str) -> None:
-        request = request_for(context, secret_env, tags=(f"registry.test/app:{tag}",), push=True)
+        request = request_for(context, secret_env, tags=(f"{REGISTRY}/app:{tag}",), push=True)
         results[tag] = await executor.build(request)
 
     async def both() -> None:

@@ -8,9 +8,13 @@ builds the same bento as before.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import secrets
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,15 +44,24 @@ def tags() -> Iterator[list[tuple[str, str]]]:
         remove_image(runner, tag)
 
 
-def compiled_project(root: Path) -> Path:
+def compiled_project(root: Path, extra: tuple[str, ...] = (), *, lock: bool = True) -> Path:
     project = root / "compiled"
     project.mkdir()
     (project / "service.py").write_text(SERVICE.format(version=1))
+    packages = "".join(f"    - {p}\n" for p in ("crcmod==1.7", *extra))
     (project / "bentofile.yaml").write_text(
         'service: "service:svc"\nname: compiled\ninclude: ["*.py"]\n'
-        "python:\n  packages:\n    - crcmod==1.7\n"
+        f"python:\n  lock_packages: {str(lock).lower()}\n  packages:\n{packages}"
     )
     return project
+
+
+def assert_crcmod_compiled(runner: str, tag: str) -> None:
+    probe = subprocess.run(
+        [runner, "run", "--rm", "--entrypoint", "python", tag, "-c", PROBE],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert probe.returncode == 0, f"crcmod's C extension is not in the image: {probe.stderr}"
 
 
 def build(project: Path, engine: str, tag: str, *extra: str) -> str:
@@ -104,12 +117,10 @@ def test_a_compiled_requirement_is_built_in_the_build_stage_only(
     runner, tag = RUNNER[engine], unique_tag(engine, "compiled")
     tags.append((runner, tag))
     output = build(compiled_project(tmp_path), engine, tag)
-    assert "installing build-essential" in output  # the wheels-only attempt failed as it should
-    probe = subprocess.run(
-        [runner, "run", "--rm", "--entrypoint", "python", tag, "-c", PROBE],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert probe.returncode == 0, f"crcmod's C extension is not in the image: {probe.stderr}"
+    # bento build recorded crcmod as having no wheel: the compilers come first, no failed attempt
+    assert "no-install-recommends build-essential" in output
+    assert "installing build-essential" not in output
+    assert_crcmod_compiled(runner, tag)
     found = run_in_image(runner, tag, "sh", "-c", TOOLS).split()
     assert found == [], f"build tools reached the runtime image: {found}"
     packages = run_in_image(runner, tag, "sh", "-c", "dpkg-query -W -f '${Package}\\n'")
@@ -123,7 +134,11 @@ def test_a_code_change_rebuilds_no_dependency_step(
 ) -> None:
     runner, tag = RUNNER[engine], unique_tag(engine, "codechange")
     tags.append((runner, tag))
+    # requirements no other build has (a wheel of a version of its own), so the build stage is
+    # built exactly once whatever ran here before; podman still misses the venv copy's cache
+    # now and then (docs/backends.md, "A podman/buildah cache quirk"; cause not established)
     project = compiled_project(tmp_path)
+    add_probe_wheel(project)
     build(project, engine, tag)
     (project / "service.py").write_text(SERVICE.format(version=2))
     stages = steps_by_stage(engine, build(project, engine, tag))
@@ -136,6 +151,77 @@ def test_a_code_change_rebuilds_no_dependency_step(
     assert all(cached for _, cached in runtime[:code]), runtime
     assert not runtime[code][1], runtime
     assert "VERSION = 2" in run_in_image(runner, tag, "cat", "src/service.py")
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_an_unrecorded_compiled_requirement_gets_the_compilers_after_a_wheels_only_attempt(
+    tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    # BentoML's bentos and unlocked ones have no env/python/build-from-source.txt
+    tag = unique_tag("docker", "fallback")
+    tags.append(("docker", tag))
+    output = build(compiled_project(tmp_path, lock=False), "docker", tag)
+    assert "installing build-essential" in output  # the wheels-only attempt failed as it should
+    assert_crcmod_compiled("docker", tag)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_dependency_added_to_a_compiled_bento_reuses_the_compilers_layer(
+    tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    tag = unique_tag("docker", "depadded")
+    tags.append(("docker", tag))
+    project = compiled_project(tmp_path)
+    build(project, "docker", tag)
+    # the added dependency: a wheel with a version of its own, so no earlier run's cache has it
+    version = add_probe_wheel(project)
+    stages = steps_by_stage("docker", build(project, "docker", tag))
+    steps = stages["buildstage"]
+    compilers = [
+        cached for line, cached in steps if "no-install-recommends build-essential" in line
+    ]
+    assert compilers == [True], steps  # installed once, before the requirements, and cached
+    install = [cached for line, cached in steps if "uv pip install --python" in line]
+    assert install == [False], steps  # the changed requirements are installed again
+    found = run_in_image("docker", tag, "python", "-c", "import probe_dep; print(probe_dep.V)")
+    assert found.strip() == version
+
+
+def add_probe_wheel(project: Path) -> str:
+    """Add a ``probe_dep`` wheel of a random version to the project's ``python.wheels``
+    (``python:`` is the bentofile's last section); returns the version."""
+    version = f"1.0.{secrets.randbelow(10**9)}"
+    wheel = probe_wheel(project, version)
+    config = project / "bentofile.yaml"
+    config.write_text(config.read_text() + f"  wheels:\n    - ./{wheel.name}\n")
+    return version
+
+
+def probe_wheel(directory: Path, version: str) -> Path:
+    """A pure-Python wheel ``probe_dep`` of ``version`` (module attribute ``V``)."""
+    info = f"probe_dep-{version}.dist-info"
+    files = {
+        "probe_dep.py": f"V = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: probe-dep\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    records = [
+        f"{name},sha256={_digest(body)},{len(body.encode())}" for name, body in files.items()
+    ]
+    files[f"{info}/RECORD"] = "\n".join([*records, f"{info}/RECORD,,"]) + "\n"
+    path = directory / f"probe_dep-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, body in files.items():
+            archive.writestr(name, body)
+    return path
+
+
+def _digest(body: str) -> str:
+    digest = hashlib.sha256(body.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @pytest.mark.slow

@@ -7,11 +7,14 @@ ENV LANG=C.UTF-8 \
 
 FROM base-container AS buildstage
 
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9
+
 COPY ./env/python /tmp/bento/env/python/
 
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=cache,target=/root/.cache/uv \
-    cd /tmp/bento && python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt && rm -rf /tmp/uv
+    cd /tmp/bento && python3 -m venv --without-pip /app/.venv && export UV_COMPILE_BYTECODE=1 && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt
 
 FROM base-container AS runtime
 

@@ -9,13 +9,16 @@ RUN conda install -y python=3.11 && conda clean -afy
 
 FROM base-container AS buildstage
 
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9
+
 COPY ./env/python /tmp/bento/env/python/
 
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
     --mount=type=cache,target=/root/.cache/pip \
     --mount=type=cache,target=/root/.cache/uv \
-    cd /tmp/bento && python -m venv --without-pip /app/.venv && python -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing build-essential to build it' >&2 && headers=$(test -e "$(python -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || echo python3-dev) && export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends build-essential $headers && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv
+    cd /tmp/bento && python -m venv --without-pip /app/.venv && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing build-essential to build it' >&2 && headers=$(test -e "$(python -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || echo python3-dev) && export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -q -y --no-install-recommends build-essential $headers && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi
 
 FROM base-container AS runtime
 

@@ -9,11 +9,14 @@ ENV LANG=C.UTF-8 \
 
 FROM base-container AS buildstage
 
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9
+
 COPY ./env/python /tmp/bento/env/python/
 
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=cache,target=/root/.cache/uv \
-    cd /tmp/bento && python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv==0.13.9 && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing gcc gcc-c++ make to build it' >&2 && headers=$(test -e "$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || echo python3-devel) && yum install -y gcc gcc-c++ make $headers && yum clean all && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv
+    cd /tmp/bento && python3 -m venv --without-pip /app/.venv && export UV_COMPILE_BYTECODE=1 && if ! /tmp/uv/bin/uv pip install --python /app/.venv/bin/python --no-build -r /tmp/bento/env/python/requirements.txt; then echo 'bento-pipeline: a requirement has no wheel for this platform; installing gcc gcc-c++ make to build it' >&2 && headers=$(test -e "$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || echo python3-devel) && yum install -y gcc gcc-c++ make $headers && yum clean all && /tmp/uv/bin/uv pip install --python /app/.venv/bin/python -r /tmp/bento/env/python/requirements.txt; fi
 
 FROM base-container AS runtime
 

@@ -72,14 +72,17 @@ def test_no_requirements_installs_nothing(make_bento: MakeBento) -> None:
 def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None:
     bento = make_bento(files={"env/python/requirements.txt": "# locked\nrequests==2.32.3\n"})
     text = render_quiet(bento)
-    # uv (bootstrapped by pip into a throwaway venv) installs into a pip-less venv, wheels
-    # only first; compilers come only when that fails
-    assert "python3 -m venv --without-pip /app/.venv && python3 -m venv /tmp/uv" in text, text
+    # uv (bootstrapped by pip into a throwaway venv, in its own layer before the requirements
+    # are copied: a changed requirement reuses it) installs into a pip-less venv, wheels only
+    # first; compilers come only when that fails
+    bootstrap = "python3 -m venv /tmp/uv && /tmp/uv/bin/pip install -q uv=="
+    assert text.index(bootstrap) < text.index("COPY ./env/python /tmp/bento/env/python/"), text
+    assert "cd /tmp/bento && python3 -m venv --without-pip /app/.venv && export" in text
     install = "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python"
     assert f"if ! {install} --no-build -r /tmp/bento/env/python/requirements.txt; then" in text
     assert (
         "apt-get install -q -y --no-install-recommends build-essential $headers "
-        f"&& {install} -r /tmp/bento/env/python/requirements.txt; fi && rm -rf /tmp/uv"
+        f"&& {install} -r /tmp/bento/env/python/requirements.txt; fi\n"
     ) in text
     # the interpreter's headers come along only when it lacks them (a distro's own python3)
     assert (
@@ -89,6 +92,23 @@ def test_requirements_are_installed_into_the_venv(make_bento: MakeBento) -> None
     assert "--mount=type=cache,target=/root/.cache/pip" in text
     assert "--mount=type=cache,target=/root/.cache/uv" in text
     assert "UV_COMPILE_BYTECODE=1" in text
+
+
+def test_requirements_without_wheels_get_the_compilers_first(make_bento: MakeBento) -> None:
+    bento = make_bento(
+        files={
+            "env/python/requirements.txt": "crcmod==1.7\n",
+            "env/python/build-from-source.txt": "crcmod\n",
+        }
+    )
+    text = render_quiet(bento)
+    toolchain = "apt-get install -q -y --no-install-recommends build-essential $headers"
+    # a layer of their own before the requirements are copied: a dependency change reuses it
+    assert text.index(toolchain) < text.index("COPY ./env/python /tmp/bento/env/python/"), text
+    assert text.count(toolchain) == 1
+    assert "--no-build" not in text  # no wheels-only attempt: it is known to fail
+    install = "/tmp/uv/bin/uv pip install --python /app/.venv/bin/python"
+    assert f"{install} -r /tmp/bento/env/python/requirements.txt\n" in text
 
 
 def test_pip_args_keep_pip_as_the_installer(make_bento: MakeBento) -> None:
@@ -325,7 +345,8 @@ def test_ca_cert_mounts_the_secret_on_every_download(make_bento: MakeBento) -> N
     text = render_quiet(bento, RenderOptions(ca_cert=True))
     runs = [line for line in instructions(text) if line.startswith("RUN ")]
     downloading = [r for r in runs if re.search(r"apt-get|pip install|setup_script", r)]
-    assert len(downloading) == 3
+    # system packages, the uv bootstrap, the requirements, the setup script
+    assert len(downloading) == 4
     for run in downloading:
         assert f"--mount=type=secret,id={CA_CERT_SECRET_ID}" in run
         assert "PIP_CERT=/run/secrets/ca_cert" in run
