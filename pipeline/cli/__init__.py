@@ -1,7 +1,10 @@
 """Command-line interface: ``python -m pipeline <command>``.
 
 Each command lives in its own module under :mod:`pipeline.cli` and exposes ``COMMAND``, a
-:class:`Command`. The order of :data:`COMMAND_MODULES` is the order ``--help`` lists them in.
+:class:`Command`. The order of :data:`COMMANDS` is the order ``--help`` lists them in. Only the
+invoked command's module is imported (``build`` does not pay for ``base-image``'s imports); the
+others appear in ``--help`` by the one-line help recorded here, which a test keeps equal to the
+module's own.
 """
 
 from __future__ import annotations
@@ -18,16 +21,26 @@ from attrs import frozen
 
 from pipeline.errors import PipelineError, PipelineWarning
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "build",
-    "containerize",
-    "dockerfile",
-    "export",
-    "bento",
-    "backends",
-    "base_image",
-    "matrix",
-)
+#: command name -> (module under pipeline.cli, the one-line help ``--help`` lists)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": (
+        "build",
+        "build a bento into a container image on docker, buildx, podman, buildah, ...",
+    ),
+    "containerize": ("containerize", "BentoML's spelling of `build` (same options)"),
+    "dockerfile": ("dockerfile", "print the Dockerfile a bento renders to (no image is built)"),
+    "export": (
+        "export",
+        "write a self-contained build context (bento files + Dockerfile + entrypoint)",
+    ),
+    "bento": ("bento", "build bentos from projects, list the store, show a bento"),
+    "backends": ("backends", "list build engines: availability, version, health, capabilities"),
+    "base-image": (
+        "base_image",
+        "build a python base image from Debian packages (no registry needed)",
+    ),
+    "matrix": ("matrix", "build one image per platform x python x distro x cuda cell"),
+}
 
 
 @frozen
@@ -40,21 +53,33 @@ class Command:
     usage: str | None = None  # instead of argparse's list of every option
 
 
-def _load_commands() -> list[Command]:
-    commands = []
-    for module_name in COMMAND_MODULES:
-        qualified = f"pipeline.cli.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified:
-                continue  # command not shipped in this build
-            raise
-        commands.append(module.COMMAND)
-    return commands
+def load_command(name: str) -> Command | None:
+    """The command's :class:`Command` (None when its module is not shipped in this build)."""
+    qualified = f"pipeline.cli.{COMMANDS[name][0]}"
+    try:
+        module = importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name == qualified:
+            return None
+        raise
+    command: Command = module.COMMAND
+    return command
 
 
-def make_parser() -> argparse.ArgumentParser:
+def invoked_command(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (the first item that is not an option), if it is one."""
+    for item in argv:
+        if item == "--":
+            return None
+        if not item.startswith("-"):
+            return item if item in COMMANDS else None
+    return None
+
+
+def make_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``argv``, only the command it invokes is configured (the rest
+    are listed in ``--help`` but not imported)."""
+    wanted = None if argv is None else invoked_command(argv)
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description=(
@@ -68,7 +93,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
-    for command in _load_commands():
+    for name, (_module, one_line) in COMMANDS.items():
+        if argv is not None and name != wanted:
+            sub.add_parser(name, help=one_line)  # listed; never parsed in this process
+            continue
+        command = load_command(name)
+        if command is None:
+            continue
         sub_parser = sub.add_parser(
             command.name,
             help=command.help,
@@ -134,7 +165,9 @@ _default_showwarning = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = make_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = make_parser(argv)
     args, extras = parser.parse_known_args(argv)
     if extras:  # the command's own usage, not the top-level one (exits 2)
         command_parser = getattr(args, "_parser", parser)
