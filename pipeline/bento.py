@@ -514,10 +514,10 @@ def _write_bento(
             cwd=src_root,
             bentofile=spec.path,
         )
-        if source_builds:
-            (dest / requirements.SOURCE_BUILDS_PATH).write_text(
-                "".join(f"{name}\n" for name in source_builds), encoding="utf-8"
-            )
+        # written when empty too: "checked, none", so no build checks again
+        (dest / requirements.SOURCE_BUILDS_PATH).write_text(
+            "".join(f"{name}\n" for name in source_builds), encoding="utf-8"
+        )
     else:
         requirements_txt.write_text(wanted, encoding="utf-8")
     (env_python / "version.txt").write_text(python_version + "\n", encoding="utf-8")

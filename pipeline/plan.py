@@ -38,7 +38,7 @@ from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
 from pipeline.request import SecretSpec
-from pipeline.requirements import SOURCE_BUILDS_PATH, pinned_bentoml_version
+from pipeline.requirements import pinned_bentoml_version, source_builds
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
@@ -406,7 +406,8 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "build_packages": build_packages,
         # ... which `bento build` found for some locked requirements: installed up front, a layer
         # that a dependency change reuses (otherwise only after a wheels-only attempt fails)
-        "source_builds": (bento.path / SOURCE_BUILDS_PATH).is_file(),
+        "source_builds": bool(build_packages)
+        and bool(source_builds(bento.path, python_version=bento.docker.python_version)),
         "build_package_manager": package_manager,
         "python_headers": python_headers_package(package_manager or "", recipe.python),
         "build_include": tuple(docker.build_include),

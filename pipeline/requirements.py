@@ -8,8 +8,11 @@ A bento keeps two files under ``env/python/``:
 - ``requirements.txt``: the same, locked by ``uv pip compile`` (every package pinned, the index
   URL on top) unless ``python.lock_packages`` is false, when it is a copy of the ``.in`` file.
 
+and, when locked, ``build-from-source.txt`` (:data:`SOURCE_BUILDS_PATH`): the locked
+requirements that have no wheel, one per line, empty when every one has.
+
 The pure parts (composing the text, deciding the pin, the uv argv) are plain functions; only
-:func:`lock` runs a process.
+:func:`lock` and :func:`source_builds` run a process.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from attrs import frozen
 
 from pipeline.config import PythonOptions
+from pipeline.diskcache import JsonCache, digest
 from pipeline.errors import ConfigError, PipelineError
 
 #: the bentoml version pinned when none is installed beside us and none is asked for
@@ -219,6 +223,7 @@ def lock_argv(uv: str, source: Path, dest: Path, python_version: str | None) -> 
 
 # written by `bento build` beside the lock: one locked requirement per line that has no wheel
 SOURCE_BUILDS_PATH = Path("env/python/build-from-source.txt")
+LOCKED_PATH = Path("env/python/requirements.txt")
 
 
 def lock(
@@ -239,14 +244,100 @@ def lock(
             field="python",
             hint="fix the requirement, or keep them as given with python.lock_packages: false",
         )
-    check = [uv, "pip", "compile", str(dest), "--universal", "--no-build", "--quiet"]
-    if python_version:
-        check.append(f"--python-version={python_version}")
-    wheels_only = _run_uv(check, cwd)
+    wheels_only = _run_uv(_wheels_only_argv(uv, dest, python_version), cwd)
     if wheels_only.returncode == 0:
         return ()
     names = _WHEELS_REQUIRED.findall(wheels_only.stderr or "")
     return tuple(dict.fromkeys(names)) or ("(unknown: the lock needs building from source)",)
+
+
+def _wheels_only_argv(uv: str, locked: Path, python_version: str | None) -> list[str]:
+    argv = [uv, "pip", "compile", str(locked), "--universal", "--no-build", "--quiet"]
+    if python_version:
+        argv.append(f"--python-version={python_version}")
+    return argv
+
+
+# `name[extras]==1.2.3`, with markers, hashes and a comment allowed
+_PINNED = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*[^\s;,#]+"
+    r"\s*(;[^#]*?)?(\s+--hash=\S+)*\s*(#.*)?$"
+)
+# the only options a lock may carry: where its packages come from
+_INDEX_OPTIONS = frozenset(
+    {"--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index", "--trusted-host"}
+)
+
+
+def is_locked(text: str) -> bool:
+    """Whether a requirements text pins every requirement to one version (and includes
+    nothing else: no ``-r``, ``-e``, paths or URLs)."""
+    pinned = 0
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            if re.split(r"[=\s]", line, maxsplit=1)[0] not in _INDEX_OPTIONS:
+                return False
+            continue
+        if not _PINNED.match(line):
+            return False
+        pinned += 1
+    return pinned > 0
+
+
+_CHECKED = JsonCache("source-builds", entries=256)
+# what changes where uv looks for packages besides the file itself
+_INDEX_ENV = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL",
+              "UV_FIND_LINKS", "UV_NO_INDEX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")  # fmt: skip
+_CHECK_TIMEOUT = 60.0
+
+
+def source_builds(bento_dir: Path, *, python_version: str | None) -> tuple[str, ...]:
+    """The locked requirements of a stored bento that have no wheel, so its image build builds
+    them from source (and the build stage installs its compilers first, as a cached layer).
+
+    The record ``bento build`` wrote, else (a bento BentoML stored, or an older one of ours) a
+    wheels-only ``uv pip compile`` of its lock on this machine, cached on disk by the lock's
+    content, the Python version and the index settings. Empty when every requirement has a
+    wheel, and when that cannot be known here (no lock, no uv, no index): the build then
+    finds out itself, with a wheels-only attempt before the compilers.
+    """
+    record = bento_dir / SOURCE_BUILDS_PATH
+    if record.is_file():
+        return tuple(record.read_text(encoding="utf-8", errors="replace").split())
+    try:
+        text = (bento_dir / LOCKED_PATH).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ()
+    if not is_locked(text):
+        return ()
+    env = sorted((name, os.environ[name]) for name in _INDEX_ENV if name in os.environ)
+    key = digest([1, text, python_version, env])
+    known = _CHECKED.get(key)
+    if isinstance(known, list) and all(isinstance(name, str) for name in known):
+        return tuple(known)
+    try:
+        uv = find_uv()
+    except PipelineError:
+        return ()
+    argv = _wheels_only_argv(uv, bento_dir / LOCKED_PATH, python_version)
+    try:
+        done = subprocess.run(
+            argv, cwd=bento_dir, capture_output=True, text=True, errors="replace",
+            timeout=_CHECK_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    if done.returncode == 0:
+        names: tuple[str, ...] = ()
+    else:
+        names = tuple(dict.fromkeys(_WHEELS_REQUIRED.findall(done.stderr or "")))
+        if not names:
+            return ()  # failed for another reason (offline, a bad pin): unknown, not cached
+    _CHECKED.put(key, list(names))
+    return names
 
 
 # uv's hint when --no-build cannot be satisfied: "Wheels are required for `netifaces` because ..."

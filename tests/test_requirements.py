@@ -192,7 +192,7 @@ def test_requirements_without_wheels_are_recorded_beside_the_lock(
     wheels = project(
         tmp_path / "w", "service: app:svc\npython:\n  packages: ['six']\n", {"app.py": "svc = 1\n"}
     )
-    assert not (build_bento(wheels).path / SOURCE_BUILDS_PATH).exists()
+    assert (build_bento(wheels).path / SOURCE_BUILDS_PATH).read_text() == ""  # checked: none
 
 
 def test_a_lock_that_cannot_resolve_is_exit_2_and_stores_nothing(
@@ -289,3 +289,65 @@ def test_bento_build_cli_takes_bentoml_version(
     tag = capsys.readouterr().out.strip()
     bento_dir = store / "bentos" / tag.replace(":", "/")
     assert env_python(bento_dir, "requirements.txt") == "bentoml==1.4.3\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "locked"),
+    [
+        ("six==1.16.0\n", True),
+        (
+            "# locked by uv\n--index-url https://pypi.org/simple\nsix==1.16.0\nattrs[tests]==23.1\n",
+            True,
+        ),
+        ("six==1.16.0 ; python_version >= '3.8'  # via x\n", True),
+        ("six==1.16.0 \\\n    --hash=sha256:abc \\\n    --hash=sha256:def\n", True),
+        ("six\n", False),
+        ("six>=1.16\n", False),
+        ("six==1.16.0\n-r other.txt\n", False),
+        ("-e .\n", False),
+        ("./wheels/demo-1.0-py3-none-any.whl\n", False),
+        ("# nothing\n\n", False),
+    ],
+)
+def test_a_lock_pins_every_requirement_and_nothing_else(text: str, locked: bool) -> None:
+    assert requirements.is_locked(text) is locked
+
+
+def _stored(root: Path, locked: str, record: str | None = None) -> Path:
+    (root / "env" / "python").mkdir(parents=True)
+    (root / "env" / "python" / "requirements.txt").write_text(locked)
+    if record is not None:
+        (root / requirements.SOURCE_BUILDS_PATH).write_text(record)
+    return root
+
+
+def test_source_builds_are_checked_with_uv_once_per_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    bento = _stored(tmp_path / "b", "crcmod==1.7\nsix==1.16.0\n")
+    assert requirements.source_builds(bento, python_version="3.11") == ("crcmod",)
+    wheels = _stored(tmp_path / "w", "six==1.16.0\n")
+    assert requirements.source_builds(wheels, python_version="3.11") == ()
+
+    def no_uv() -> str:
+        raise AssertionError("uv must not run again for a lock already checked")
+
+    monkeypatch.setattr(requirements, "find_uv", no_uv)
+    assert requirements.source_builds(bento, python_version="3.11") == ("crcmod",)
+    assert requirements.source_builds(wheels, python_version="3.11") == ()
+    # the record `bento build` wrote wins, and an unlocked file is never checked
+    recorded = _stored(tmp_path / "r", "crcmod==1.7\n", record="")
+    assert requirements.source_builds(recorded, python_version="3.11") == ()
+    unlocked = _stored(tmp_path / "u", "crcmod\n")
+    assert requirements.source_builds(unlocked, python_version="3.11") == ()
+
+
+def test_a_check_that_fails_otherwise_is_unknown_and_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(cache))
+    bento = _stored(tmp_path / "b", "six==99.99.99\n")  # no such release
+    assert requirements.source_builds(bento, python_version="3.11") == ()
+    assert not (cache / "source-builds.json").exists()

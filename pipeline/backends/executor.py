@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,15 +170,33 @@ class ExternalExecutor:
     def health(self) -> Health:
         return self.spec.health()
 
-    def capabilities(self) -> Capabilities:
-        return self.spec.capabilities()
-
-    def check(self, request: BuildRequest) -> Capabilities:
-        """Refuse what the engine cannot do before starting it (BackendError, exit 2)."""
-        self.check_options(request)
+    def require_healthy(self) -> None:
+        """BackendError (exit 2) naming why the engine is not usable."""
         health = self.spec.health()
         if not health.ok:
             raise BackendError(f"backend {self.name!r} is not usable: {health.reason}")
+
+    def _binary_found(self) -> bool:
+        return bool(self.spec.binary) and shutil.which(self.spec.binary) is not None
+
+    def capabilities(self) -> Capabilities:
+        return self.spec.capabilities()
+
+    def check(self, request: BuildRequest, *, thorough: bool = True) -> Capabilities | None:
+        """Refuse what the engine cannot do before starting it (BackendError, exit 2).
+
+        ``thorough=False`` is a real build's check, which spends no engine process on what the
+        build itself will show: the health probe runs only to explain a failed build (or when
+        the binary is missing), and capabilities are probed only when the request depends on
+        one (secrets, push, platforms); ``None`` then. ``--dry-run`` and ``backends`` check
+        everything.
+        """
+        self.check_options(request)
+        lazy = not thorough and not self.spec.plugin
+        if not lazy or not self._binary_found():
+            self.require_healthy()
+        if lazy and not (request.secrets or request.push or request.platforms):
+            return None
         caps = self.spec.capabilities()
         if self.spec.plugin:
             return caps
@@ -217,7 +236,7 @@ class ExternalExecutor:
         started = time.monotonic()
         request = absorb_file_opts(request)
         check_user_files(request)
-        caps = await anyio.to_thread.run_sync(self.check, request)
+        caps = await anyio.to_thread.run_sync(partial(self.check, request, thorough=False))
         redact = Redactor(secret.read() for secret in request.secrets)
         tracker = StepTracker()
 
@@ -258,6 +277,9 @@ class ExternalExecutor:
                 unset=() if self.spec.secret_env else tuple(s.id for s in request.secrets),
             )
             if outcome.returncode != 0:
+                if outcome.returncode > 0 and not self.spec.plugin:
+                    # the check skipped the health probe: an unusable engine says so (exit 2)
+                    await anyio.to_thread.run_sync(self.require_healthy)
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
@@ -276,7 +298,10 @@ class ExternalExecutor:
             result = BuildResult(
                 backend=self.name,
                 tags=request.tags,
-                platforms=request.platforms or caps.platforms[:1],
+                # not asked for: the engine's default, this machine's unless probed
+                platforms=request.platforms
+                or (caps.platforms[:1] if caps else ())
+                or (native_platform(),),
                 image_id=image_id,
                 digest=digest,
                 duration=time.monotonic() - started,

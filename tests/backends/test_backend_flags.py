@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -156,3 +157,85 @@ def test_the_distribution_docker_cli_is_probed_as_it_is(monkeypatch: pytest.Monk
         BuildRequest(context=CTX), iidfile="/i", metadata_file="/m", flags=probed
     )
     assert ("--metadata-file" in argv) == probed.has("--metadata-file")
+
+
+def _counting_engine(directory: Path, help_text: str) -> tuple[Path, Path]:
+    """A fake `docker` whose every run appends a line to ``calls``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    calls = directory / "calls"
+    script = directory / "docker"
+    script.write_text(f"#!/bin/sh\necho run >> {calls}\ncat <<'EOF'\n{help_text}\nEOF\n")
+    script.chmod(0o755)
+    return script, calls
+
+
+def _runs(calls: Path) -> int:
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_probes_are_kept_on_disk_across_processes_until_an_input_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, calls = _counting_engine(tmp_path / "bin", DOCKER_20_HELP)
+    config = tmp_path / "dockercfg"
+    (config / "cli-plugins").mkdir(parents=True)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    flags.clear_cache()
+    assert probe_build_flags(("docker", "build")).has("--iidfile")
+    assert _runs(calls) == 1
+    flags.clear_cache()  # a new process: memory empty, disk kept
+    assert probe_build_flags(("docker", "build")).has("--iidfile")
+    assert _runs(calls) == 1
+    # a buildx plugin appears in the CLI's plugin dir: `docker build` may now be buildx
+    plugin = config / "cli-plugins" / "docker-buildx"
+    plugin.write_text("#!/bin/sh\n")
+    flags.clear_cache()
+    probe_build_flags(("docker", "build"))
+    assert _runs(calls) == 2
+    # the CLI's config changes (aliases, plugin dirs)
+    (config / "config.json").write_text('{"aliases": {"builder": "buildx"}}')
+    flags.clear_cache()
+    probe_build_flags(("docker", "build"))
+    assert _runs(calls) == 3
+    # another environment for the probe is another answer
+    flags.clear_cache()
+    probe_build_flags(("docker", "build"), env={"DOCKER_BUILDKIT": "0"})
+    assert _runs(calls) == 4
+    flags.clear_cache()
+
+
+def test_an_unreadable_or_corrupt_disk_cache_costs_only_a_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, calls = _counting_engine(tmp_path / "bin", DOCKER_20_HELP)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "probes.json").write_text("{not json")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(cache))
+    flags.clear_cache()
+    assert probe_build_flags(("docker", "build")).has("--iidfile")
+    assert json.loads((cache / "probes.json").read_text())  # replaced by a valid one
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(blocked / "cache"))
+    flags.clear_cache()
+    assert probe_build_flags(("docker", "build")).has("--iidfile")  # no error, just a probe
+    assert _runs(calls) == 2
+    flags.clear_cache()
+
+
+def test_a_failed_probe_is_not_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    script = directory / "docker"
+    script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{DOCKER_20_HELP}\nEOF\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    flags.clear_cache()
+    probe_build_flags(("docker", "build"))
+    assert not (tmp_path / "cache" / "probes.json").exists()
+    flags.clear_cache()

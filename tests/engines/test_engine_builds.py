@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -46,7 +47,7 @@ from enginekit import (
 )
 
 import pipeline
-from pipeline.backends import verify
+from pipeline.backends import flags, verify
 from pipeline.errors import BackendError, BuildError
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
@@ -620,3 +621,45 @@ def test_network_host_runs_the_steps_in_the_hosts_network(
     _build_with(engine, project, other)
     seen = run_in_image(runner, other, "cat", f"/tmp/netdev-{marker}-default")
     assert not {line.split(":")[0].strip() for line in seen.splitlines()[2:]} & only_host
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", CORE_ENGINES)
+def test_a_cached_rebuild_runs_only_the_engines_build_command(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No health, flag or capability probe on the way of a plain build (docs/backends.md,
+    "What runs before a build"): every engine process is logged by a wrapper on PATH."""
+    engine = use_cli(engine, monkeypatch)
+    runner, tag = RUNNER[engine], unique_tag(engine, "probes")
+    tags.append((runner, tag))
+    binary = "docker" if engine == "buildx" else engine
+    real = shutil.which(binary)
+    assert real is not None
+    log = tmp_path / "calls"
+    wrapper = tmp_path / "wrap" / binary
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    first = pipeline.build(HELLO, backend=engine, tags=[tag])
+    assert any(call.endswith("--help") for call in log.read_text().splitlines())
+    log.write_text("")
+    flags.clear_cache()  # as a new process would start: only the disk cache is left
+    second = pipeline.build(HELLO, backend=engine, tags=[tag])
+    calls = log.read_text().splitlines()
+    build_word = "buildx build" if engine == "buildx" else "build"
+    assert len(calls) == 1 and calls[0].startswith(f"{build_word} "), calls
+    assert second.image_id == first.image_id and second.platforms == first.platforms
+
+
+@pytest.mark.docker
+def test_an_unreachable_engine_is_named_after_the_build_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The health probe left out of a build's way still explains an engine that is down."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(BackendError, match="cannot reach the docker daemon") as raised:
+        pipeline.build(HELLO, backend="docker")
+    assert raised.value.exit_code == 2

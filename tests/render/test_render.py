@@ -111,6 +111,17 @@ def test_requirements_without_wheels_get_the_compilers_first(make_bento: MakeBen
     assert f"{install} -r /tmp/bento/env/python/requirements.txt\n" in text
 
 
+def test_a_stored_bento_without_the_record_is_checked_on_this_machine(
+    make_bento: MakeBento, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BentoML's bentos carry no build-from-source.txt: uv finds the sdist-only pin here."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    text = render_quiet(make_bento(files={"env/python/requirements.txt": "crcmod==1.7\n"}))
+    toolchain = "apt-get install -q -y --no-install-recommends build-essential $headers"
+    assert text.index(toolchain) < text.index("COPY ./env/python /tmp/bento/env/python/"), text
+    assert "--no-build" not in text
+
+
 def test_pip_args_keep_pip_as_the_installer(make_bento: MakeBento) -> None:
     bento = make_bento(python={"packages": ("six",), "pip_args": "--pre"})
     text = render_quiet(bento)
