@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 from attrs import field, frozen
 
+from pipeline._fs import user_path
 from pipeline.backends.base import normalize_platform
 from pipeline.backends.registry import Selection, select_backend
 from pipeline.config import Bento
@@ -435,7 +436,7 @@ def _output_file(value: str | Path | None, option: str) -> Path | None:
     """A file the build writes for the user: its directory must exist."""
     if value is None or str(value) == "":
         return None
-    path = Path(value).expanduser()
+    path = user_path(value, field=option)
     if path.is_dir():
         raise ConfigError(f"{option} {str(path)!r} is a directory; give a file", field=option)
     if not path.parent.is_dir():
@@ -447,7 +448,7 @@ def _output_file(value: str | Path | None, option: str) -> Path | None:
 
 
 def check_ca_cert(path: str | Path) -> Path:
-    cert = Path(path).expanduser()
+    cert = user_path(path, field="--ca-cert")
     if not cert.is_file():
         raise ConfigError(f"CA certificate {str(cert)!r} does not exist", field="--ca-cert")
     try:

@@ -26,7 +26,7 @@ import pathspec
 import yaml
 
 from pipeline import requirements
-from pipeline._fs import make_dirs, remove_created
+from pipeline._fs import kind_of, make_dirs, remove_created, user_path
 from pipeline.config import Bento, BentofileSpec, running_python_version
 from pipeline.errors import (
     BentoNotFoundError,
@@ -47,7 +47,7 @@ from pipeline.loader import (
 )
 from pipeline.service_check import check_service, discover_service
 from pipeline.services import service_entries
-from render.environment import make_environment, template_errors
+from render.environment import make_environment, read_template, template_errors
 
 # Called on a freshly built bento before it enters the store (e.g. rendering its Dockerfile);
 # raising a PipelineError aborts the build with nothing stored.
@@ -69,7 +69,9 @@ _TAG_PART = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
 def store_home() -> Path:
     """``$BENTOML_HOME`` or ``~/bentoml``."""
     home = os.environ.get("BENTOML_HOME")
-    return Path(home).expanduser() if home else Path.home() / "bentoml"
+    if home:
+        return user_path(home, field="BENTOML_HOME")
+    return user_path("~/bentoml", field="HOME")
 
 
 def _bentos_dir(store: Path | None) -> Path:
@@ -121,10 +123,10 @@ def resolve_bento(
     ``check`` only runs for a project: see :func:`build_bento`.
     """
     text = os.fspath(ref)
-    path = Path(text).expanduser()
-    if path.is_file() and path.name in (BENTO_YAML, BENTOFILE, PYPROJECT):
+    path = user_path(text, field="bento")
+    if kind_of(path) == "file" and path.name in (BENTO_YAML, BENTOFILE, PYPROJECT):
         path = path.parent
-    if path.is_dir():
+    if kind_of(path) == "dir":
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
         if build_file(path) is not None:
@@ -261,8 +263,24 @@ def list_bentos(store: Path | None = None) -> list[Bento]:
 # --- building --------------------------------------------------------------------------------
 
 
-def _spec(lines: list[str] | tuple[str, ...]) -> pathspec.PathSpec:
-    # GitIgnoreSpec: git's own semantics (negation, anchoring, dir-only patterns).
+def _spec(
+    lines: list[str] | tuple[str, ...], *, file: Path | None = None, field: str | None = None
+) -> pathspec.PathSpec:
+    """GitIgnoreSpec: git's own semantics (negation, anchoring, dir-only patterns). A pattern
+    git would refuse (one ending in a lone backslash, ...) is a ConfigError naming it."""
+    for index, line in enumerate(lines):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except (ValueError, TypeError) as exc:  # pathspec's GitIgnorePatternError is a ValueError
+            where = f"{field}[{index}]" if field else None
+            raise ConfigError(
+                f"{line!r} is not a valid gitignore pattern ({exc})",
+                file=file,
+                field=where,
+                line=None if field else index + 1,
+                hint="a pattern may not end in one backslash (it escapes nothing): remove it, "
+                "or end in two for a literal backslash",
+            ) from None
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -271,14 +289,19 @@ class _Selector:
 
     def __init__(self, root: Path, spec: BentofileSpec) -> None:
         self.root = root
-        self.include = _spec(spec.include if spec.include is not None else ["*"])
-        self.exclude = _spec(list(spec.exclude or ()))
+        self.include = _spec(
+            spec.include if spec.include is not None else ["*"], file=spec.path, field="include"
+        )
+        self.exclude = _spec(list(spec.exclude or ()), file=spec.path, field="exclude")
         self.always = _spec(ALWAYS_EXCLUDED)
         self.ignores: list[tuple[str, pathspec.PathSpec]] = []
 
     def add_ignore_file(self, rel_dir: str, file: Path) -> None:
-        lines = file.read_text(encoding="utf-8").splitlines()
-        self.ignores.append((rel_dir, _spec(lines)))
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc}", file=file) from None
+        self.ignores.append((rel_dir, _spec(lines, file=file)))
 
     def _ignored(self, rel: str) -> bool:
         for parent, spec in self.ignores:
@@ -593,7 +616,7 @@ def build_bento(
     stored, and errors and warnings naming the bento's copy of the user's template name the
     user's file instead.
     """
-    project = Path(project_dir).expanduser()
+    project = user_path(project_dir, field="project")
     found = build_file(project)
     if found is None:
         if not project.is_dir():
@@ -626,7 +649,7 @@ def build_bento(
     if spec.docker.dockerfile_template:
         template = spec.project_dir / spec.docker.dockerfile_template
         with template_errors(template):
-            make_environment().parse(template.read_text(encoding="utf-8"), filename=str(template))
+            make_environment().parse(read_template(template), filename=str(template))
 
     bentos = _bentos_dir(store)
     name_dir = bentos / name

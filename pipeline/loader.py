@@ -24,11 +24,11 @@ from typing import Any, TypeVar, get_origin
 import attrs
 import cattrs
 import cattrs.cols
-import yaml
 from attrs import define, field
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
+from pipeline import documents
 from pipeline.config import (
     ENV_STAGES,
     Bento,
@@ -348,45 +348,8 @@ def format_path(path: FieldPath) -> str:
     return text
 
 
-def _index_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            sub = (*path, key)
-            lines[sub] = key_node.start_mark.line + 1
-            _index_lines(value_node, sub, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            sub = (*path, index)
-            lines[sub] = item.start_mark.line + 1
-            _index_lines(item, sub, lines)
-
-
 def _read_yaml(file: Path) -> _Document:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file does not exist", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=file) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or str(exc)
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise ConfigError(
-            f"malformed YAML: {problem}",
-            file=file,
-            line=mark.line + 1 if mark is not None else None,
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", file=file) from None
-    lines: dict[FieldPath, int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
+    data, lines = documents.read_yaml(file)  # bounded: size, depth, aliases, keys, text
     if not isinstance(data, dict):
         raise ConfigError(
             f"expected a mapping of keys (service:, docker:, ...), got {describe_value(data)}",
@@ -467,8 +430,11 @@ def parse_dotenv(text: str, *, file: Path) -> dict[str, str]:
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not _ENV_NAME.match(key):
+            # never the line itself: a dotenv file holds values that may be secrets
+            found = f"the key is {key[:40]!a}" if sep else "the line has no '='"
             raise ConfigError(
-                f"expected KEY=VALUE with KEY made of letters, digits and '_', got {raw.strip()!r}",
+                f"expected KEY=VALUE with KEY made of letters, digits and '_' ({found}; "
+                "values are not shown)",
                 file=file,
                 line=number,
             )
@@ -484,7 +450,10 @@ def parse_dotenv(text: str, *, file: Path) -> dict[str, str]:
 def _normalize_env(doc: _Document, raw: Any, path: FieldPath, base_dir: Path) -> Any:
     """Turn the list and dotenv forms of ``docker.env`` into a mapping; leave others to cattrs."""
     if isinstance(raw, str):
-        env_file = Path(os.path.expandvars(raw)).expanduser()
+        try:
+            env_file = Path(os.path.expandvars(raw)).expanduser()
+        except RuntimeError:
+            raise doc.error(path, f"cannot expand {raw.split('/', 1)[0]!r}: no such user") from None
         if not env_file.is_absolute():
             env_file = base_dir / env_file
         if not env_file.is_file():
@@ -833,12 +802,7 @@ def load_pyproject(path: str | os.PathLike[str]) -> BentofileSpec:
     ``project.name``, ``project.dependencies`` are added to ``python.packages``, and
     ``python.is_src_layout`` defaults to whether a ``src/`` directory sits next to the file."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file does not exist", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=file) from None
+    text = documents.read_text(file)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -846,7 +810,11 @@ def load_pyproject(path: str | os.PathLike[str]) -> BentofileSpec:
         raise ConfigError(
             f"malformed TOML: {exc}", file=file, line=int(match.group(1)) if match else None
         ) from None
+    except RecursionError:
+        deep = f"nested more than {documents.MAX_DEPTH} levels deep"
+        raise ConfigError(deep, file=file) from None
     lines = _toml_lines(text)
+    documents.check_data(data, file, lines)
     table: Any = data
     for depth, key in enumerate(PYPROJECT_TABLE):
         table = table.get(key) if isinstance(table, dict) else None

@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 from attrs import evolve, field, frozen
 
-from pipeline._fs import make_dirs, remove_created
+from pipeline._fs import kind_of, make_dirs, remove_created, user_path
 from pipeline.config import Bento
+from pipeline.diskcache import cache_dir
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
 from pipeline.request import SecretSpec
@@ -42,10 +43,12 @@ from pipeline.requirements import pinned_bentoml_version, source_builds
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
+    CompiledTemplateCache,
     LineSource,
     base_template_sources,
     check_template_path,
     make_environment,
+    read_template,
     render_template,
     render_traced,
     template_line,
@@ -452,13 +455,13 @@ def _render(
         )
     template = _template_path(bento, options)
     sources = base_template_sources(graph)
-    env = make_environment(sources)
+    env = make_environment(sources, bytecode_cache=CompiledTemplateCache(cache_dir()))
     context = build_context(bento, options, graph)
     run_flags = _RunFlags(options, build_secrets)
     context["run_flags"] = run_flags
     name = BASE_TEMPLATE_NAME
     if template is not None:
-        source = template.read_text(encoding="utf-8")
+        source = read_template(template)
         lint_template(
             source, template, graph=graph, buildkit=options.buildkit, strict=options.strict, env=env
         )
@@ -755,7 +758,7 @@ def find_step(step: str, instructions: list[Instruction]) -> Instruction | None:
 
 
 def entrypoint_script(bento_path: str = "/home/bentoml/bento") -> str:
-    env = make_environment()
+    env = make_environment(bytecode_cache=CompiledTemplateCache(cache_dir()))
     return render_template(env, "entrypoint.sh.j2", {"bento_path": bento_path}, file=None)
 
 
@@ -915,18 +918,51 @@ def _fill_context(bento: Bento, dest: Path, dockerfile: str) -> None:
 
 
 def check_output_dir(dest: str | os.PathLike[str]) -> Path:
-    """``dest`` as an absolute path, if :func:`write_context` may write there (it does not exist
-    or is an empty directory)."""
-    target = Path(dest).absolute()
-    if target.exists():
-        if not target.is_dir():
-            raise ConfigError("output path exists and is not a directory", file=target)
-        if any(target.iterdir()):
+    """``dest`` as an absolute path, if :func:`write_context` may write there: it does not exist
+    (nor as a dangling symlink) or is an empty directory, and the nearest existing directory
+    above it is a writable directory. A ConfigError naming ``dest`` otherwise (exit 2)."""
+    target = user_path(dest, field="--output").absolute()
+    field = "-o/--output"
+    if target.is_symlink() and not target.exists():
+        raise ConfigError(
+            "output path is a symlink to nothing; remove it or pass another",
+            file=target,
+            field=field,
+        )
+    kind = kind_of(target)
+    if kind not in (None, "dir") or (kind is None and os.path.lexists(target)):
+        raise ConfigError("output path exists and is not a directory", file=target, field=field)
+    if kind == "dir":
+        try:
+            empty = not any(target.iterdir())
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the output directory: {exc.strerror}", file=target, field=field
+            ) from None
+        if not empty:
             raise ConfigError(
                 "output directory is not empty; refusing to write into it",
                 file=target,
+                field=field,
                 hint="pass a new or empty directory",
             )
+    parent = target.parent
+    while kind_of(parent) is None and parent != parent.parent:
+        if os.path.lexists(parent):
+            break
+        parent = parent.parent
+    if kind_of(parent) != "dir":
+        raise ConfigError(
+            f"cannot create the output directory: {str(parent)!r} is not a directory",
+            file=target,
+            field=field,
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot create the output directory: {str(parent)!r} is not writable",
+            file=target,
+            field=field,
+        )
     return target
 
 
@@ -935,8 +971,13 @@ def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -
     the bento's files, ``Dockerfile`` and ``env/docker/entrypoint.sh``. All or nothing: it is
     assembled in a sibling temporary directory and renamed into place."""
     target = check_output_dir(dest)
-    created = make_dirs(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        created = make_dirs(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the output directory: {exc.strerror or exc}", file=target
+        ) from None
     try:
         _fill_context(bento, staging, dockerfile)
         staging.chmod(0o755)

@@ -16,6 +16,7 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from pipeline._fs import user_path
 from pipeline.errors import ConfigError
 
 Progress = Literal["auto", "plain", "tty", "quiet"]
@@ -82,7 +83,7 @@ class SecretSpec:
         if src is None and env is None:
             # `id=FOO` alone means "from the environment variable FOO", as in docker.
             env = sid
-        return cls(id=sid, src=Path(src).expanduser() if src else None, env=env)
+        return cls(id=sid, src=user_path(src, field="--secret") if src else None, env=env)
 
     def check(self) -> None:
         """Fail early, with a clear message, when the secret's source is missing."""

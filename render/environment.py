@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 from attrs import frozen
 
 from pipeline.errors import PipelineError, TemplateError
@@ -91,10 +92,43 @@ class _UserTemplateLoader(jinja2.BaseLoader):
         return path.read_text(encoding="utf-8"), str(path), lambda: True
 
 
-def make_environment(extra_sources: Mapping[str, str] | None = None) -> jinja2.Environment:
+class CompiledTemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept in ``directory`` (compiling the stage templates costs more than
+    rendering them). Jinja keys each entry by template name and a checksum of its source, so a
+    changed template is compiled again; this subclass only makes the cache best effort: a
+    missing, unreadable or unwritable directory costs a compile, never a failed render."""
+
+    def __init__(self, directory: Path) -> None:
+        # compiled code also depends on the environment's settings and Jinja's version
+        super().__init__(str(directory / f"jinja-{jinja2.__version__}-{_SETTINGS_VERSION}"))
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            return
+
+
+# bump when make_environment's settings change (they shape the compiled code)
+_SETTINGS_VERSION = 1
+
+
+def make_environment(
+    extra_sources: Mapping[str, str] | None = None,
+    *,
+    bytecode_cache: jinja2.BytecodeCache | None = None,
+) -> jinja2.Environment:
     """The environment every Dockerfile is rendered with: ``trim_blocks``, ``lstrip_blocks``,
     strict undefined variables, the quoting filters; templates from ``render/templates``,
-    ``extra_sources`` (the generated base) and user templates by absolute path."""
+    ``extra_sources`` (the generated base) and user templates by absolute path; compiled
+    templates from ``bytecode_cache`` when given (:class:`CompiledTemplateCache`)."""
     loader = jinja2.ChoiceLoader(
         [
             jinja2.DictLoader(dict(extra_sources or {})),
@@ -109,6 +143,7 @@ def make_environment(extra_sources: Mapping[str, str] | None = None) -> jinja2.E
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
+        bytecode_cache=bytecode_cache,
     )
     env.filters.update(FILTERS)
     return env
@@ -126,6 +161,21 @@ def check_template_path(path: Path, *, field: str = "docker.dockerfile_template"
     if not path.is_file():
         raise TemplateError("template file not found", file=path, field=field)
     return path
+
+
+def read_template(path: Path, *, field: str = "docker.dockerfile_template") -> str:
+    """A user template's text: UTF-8 or a TemplateError naming the file (exit 2)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(
+            f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): "
+            "a template is a text file",
+            file=path,
+            field=field,
+        ) from None
+    except OSError as exc:
+        raise TemplateError(f"cannot read: {exc.strerror or exc}", file=path, field=field) from None
 
 
 def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from attrs import evolve
 
+from pipeline._fs import user_path
 from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.request import BuildRequest, BuildResult
 
@@ -42,7 +43,7 @@ def absorb_file_opts(request: BuildRequest) -> BuildRequest:
         flag = "--" + name.replace("_", "-")
         if not value:
             raise ConfigError(f"--opt {key} needs a file ({key}=FILE)", field=flag)
-        found[name] = Path(value).expanduser()
+        found[name] = user_path(value, field=flag)
     if not found:
         return request
     for name, path in found.items():

@@ -16,17 +16,11 @@ credentials we do not have) the build is reported with a warning, never as verif
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
 import os
 import re
-import ssl
 import subprocess
-import tarfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import closing, suppress
@@ -36,6 +30,9 @@ from typing import IO, Protocol
 from attrs import frozen
 
 from pipeline.errors import BuildError, PipelineWarning
+
+# ssl, tarfile, gzip and urllib are imported where they are used: a plain build, which never
+# reads a result back, does not pay for them
 
 # e_machine -> GOARCH (the architecture names image configs use)
 _ELF_MACHINES = {
@@ -116,6 +113,9 @@ def problems(requested: Sequence[str], entries: Sequence[PlatformEntry]) -> list
 def first_elf(stream: IO[bytes]) -> str | None:
     """The architecture (os/arch) of the first executable in a tar stream (a layer, an
     export), or None. Reads sequentially and stops at the first hit."""
+    import gzip
+    import tarfile
+
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
@@ -200,11 +200,16 @@ class Registry:
 
     def __init__(self, registry: str) -> None:
         self.registry = registry
+        import ssl
+
         self.scheme = "http" if _loopback(registry) else "https"
         self.context = ssl.create_default_context()
         self._auth: str | None = None
 
     def _open(self, path: str, accept: Iterable[str] = ()) -> IO[bytes]:
+        import urllib.error
+        import urllib.request
+
         url = f"{self.scheme}://{self.registry}/v2/{path}"
         headers = {"Accept": ", ".join(accept)} if accept else {}
         for attempt in range(2):
@@ -222,6 +227,10 @@ class Registry:
         raise Unreadable(f"{url}: not authorized")
 
     def _login(self, headers: object) -> bool:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
         challenge = str(getattr(headers, "get", lambda *_: "")("WWW-Authenticate") or "")
         basic = _docker_auth(self.registry)
         if challenge.lower().startswith("basic"):
@@ -353,6 +362,8 @@ class DockerStore:
 
 def _elf_in_saved(stream: IO[bytes]) -> str | None:
     """A ``docker save`` / OCI archive: tar of layer tars (and JSON files, skipped)."""
+    import tarfile
+
     try:
         with tarfile.open(fileobj=stream, mode="r|") as outer:
             for member in outer:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline._fs import kind_of, user_path
 from pipeline.bento import (
     BENTO_YAML,
     BENTOFILE,
@@ -151,8 +152,8 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _find(ref: str) -> Bento:
-    path = Path(ref).expanduser()
-    if path.is_dir():
+    path = user_path(ref, field="bento")
+    if kind_of(path) == "dir":
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
         raise BentoNotFoundError(
