@@ -957,12 +957,14 @@ def check_output_dir(dest: str | os.PathLike[str]) -> Path:
             file=target,
             field=field,
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    try:  # really try: permissions, read-only mounts and pseudo file systems all say no here
+        Path(tempfile.mkdtemp(prefix=".pipeline-probe-", dir=parent)).rmdir()
+    except OSError as exc:
         raise ConfigError(
-            f"cannot create the output directory: {str(parent)!r} is not writable",
+            f"cannot create the output directory in {str(parent)!r}: {exc.strerror or exc}",
             file=target,
             field=field,
-        )
+        ) from None
     return target
 
 
