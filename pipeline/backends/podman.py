@@ -16,6 +16,7 @@ from pipeline.backends.base import (
     Health,
     build_input_flags,
     local_platforms,
+    native_platform,
     opt_flags,
     request_option_flags,
     which,
@@ -47,6 +48,12 @@ def containers_style_args(
             argv += ["--tag", tag]
     if request.platforms:
         argv += ["--platform", ",".join(request.platforms)]
+    elif not any(key.lstrip("-") in ("platform", "arch", "os") for key, _ in request.opts):
+        # This machine's platform, said explicitly: containers-storage keeps one image per name,
+        # so after a `--platform linux/arm64` build `FROM python:3.11-slim` would silently mean
+        # the arm64 image (built under emulation, shipped to the wrong machines); with
+        # --platform podman/buildah pick, or pull, the image of the right architecture.
+        argv += ["--platform", native_platform()]
     # podman/buildah take one repository each (--cache-from/--cache-to are not repeatable)
     if len(request.cache_from) > 1 or len(request.cache_to) > 1:
         raise BackendError(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.backends import buildah, buildctl, buildx, docker, nerdctl, podman
+from pipeline.backends.base import native_platform
 from pipeline.backends.executor import ExternalExecutor
 from pipeline.errors import BackendError
 from pipeline.request import BuildRequest, SecretSpec
@@ -141,6 +142,18 @@ def test_podman_argv() -> None:
     ]
     assert not any(a.startswith("--progress") for a in argv)  # podman has no --progress
     assert argv[-1] == "/tmp/ctx"
+
+
+@pytest.mark.parametrize("module", [podman, buildah])
+def test_containers_engines_are_told_this_machines_platform(module: object) -> None:
+    """containers-storage keeps one image per name: without --platform, a base image an arm64
+    build left under its name would be used for a native build."""
+    build = module.construct_build_args  # type: ignore[attr-defined]
+    assert pairs(build(BuildRequest(context=CTX)), "--platform") == [native_platform()]
+    chosen = BuildRequest(context=CTX, platforms=("linux/arm64",))
+    assert pairs(build(chosen), "--platform") == ["linux/arm64"]
+    own = build(BuildRequest(context=CTX, opts=(("platform", "linux/s390x"),)))
+    assert pairs(own, "--platform") == [] and "--platform=linux/s390x" in own
 
 
 @pytest.mark.parametrize("module", [docker, buildx, podman, buildah, nerdctl, buildctl])

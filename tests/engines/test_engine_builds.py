@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -48,6 +49,7 @@ from enginekit import (
 
 import pipeline
 from pipeline.backends import flags, verify
+from pipeline.backends.base import native_platform
 from pipeline.errors import BackendError, BuildError
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
@@ -663,3 +665,36 @@ def test_an_unreachable_engine_is_named_after_the_build_fails(
     with pytest.raises(BackendError, match="cannot reach the docker daemon") as raised:
         pipeline.build(HELLO, backend="docker")
     assert raised.value.exit_code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.arm64
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("podman", marks=pytest.mark.podman),
+        pytest.param("buildah", marks=pytest.mark.buildah),
+    ],
+)
+def test_a_plain_build_is_for_this_machine_whatever_the_store_holds(
+    engine: str, tags: list[tuple[str, str]]
+) -> None:
+    """containers-storage keeps one image per name: after an arm64 build (a matrix cell, a
+    pull) `FROM python:3.11-slim` is the arm64 image unless the build says which platform."""
+    base = "docker.io/library/python:3.11-slim"
+    native = native_platform()
+    foreign = "linux/arm64" if native != "linux/arm64" else "linux/amd64"
+    tag = unique_tag(engine, "native")
+    tags.append(("podman", tag))
+    sh("podman", "pull", "-q", "--platform", foreign, base)
+    try:
+        result = pipeline.build(HELLO, backend=engine, tags=[tag])
+        assert result.platforms == (native,)
+        inspect = sh("podman", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", tag)
+        assert inspect.stdout.strip() == native
+        machine = run_in_image(
+            "podman", tag, "python", "-c", "import platform; print(platform.machine())"
+        )
+        assert machine.strip() == platform.machine()
+    finally:
+        sh("podman", "pull", "-q", "--platform", native, base)  # the store as other tests expect
