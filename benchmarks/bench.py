@@ -941,7 +941,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             **os.environ,
             "BENTOML_HOME": str(work / "bentoml-home"),
             "BENTOML_DO_NOT_TRACK": "True",
+            # ours' probe, uv-check and compiled-template caches start empty in every run
+            "PIPELINE_CACHE_DIR": str(work / "pipeline-cache"),
         }
+        # both CLIs as users run them: with bytecode written once and then reused (a sandbox
+        # or CI image may set this, making every start compile every module again)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for warm in (["python", "-m", "pipeline", "--help"], [str(bentoml), "--help"]):
+            warm[0] = sys.executable if warm[0] == "python" else warm[0]
+            run(warm, env=env, cwd=REPO)
         engine = Engine(args.engine, env)
         floor_context = work / "floor"
         floor_context.mkdir(exist_ok=True)
