@@ -510,6 +510,47 @@ def _check_single_line(doc: _Document, values: Mapping[str, str], path: FieldPat
             )
 
 
+# every value in these reaches the Dockerfile, a requirements file or an engine's argv, one
+# line each; the rest of a document (description, models, apis, services, schema) may be prose
+_ONE_LINE_SECTIONS = frozenset(
+    {"name", "version", "service", "labels", "include", "exclude", "docker", "image", "python",
+     "conda", "envs", "args", "bentoml_version", "creation_time", "spec"}
+)  # fmt: skip
+
+
+# a spec-2 bento's requirements text, one requirement per line (written to a file, never inlined)
+_MULTI_LINE_FIELDS = frozenset({("image", "python_requirements")})
+
+
+def _check_one_line(doc: _Document, data: Mapping[str, Any]) -> None:
+    """No control character, newline or Unicode line separator in any key or value of the
+    sections that reach the build (a newline in a package name would add requirement lines, in
+    a command a new ``RUN``); reported against the user's file before anything is written."""
+    stack: list[tuple[Any, FieldPath]] = [
+        (value, (key,)) for key, value in reversed(list(data.items())) if key in _ONE_LINE_SECTIONS
+    ]
+    while stack:  # depth first, in file order: the first bad value is the one reported
+        value, path = stack.pop()
+        if path in _MULTI_LINE_FIELDS:
+            continue
+        if isinstance(value, str):
+            what = control_character(value)
+            if what:
+                raise doc.error(
+                    path,
+                    f"value {value!r} contains {what}; values must fit on one line (a new line "
+                    "would start a new Dockerfile instruction or requirement)",
+                )
+        elif isinstance(value, Mapping):
+            for key in value:
+                what = control_character(key) if isinstance(key, str) else None
+                if what:
+                    raise doc.error((*path, key), f"key {key!r} contains {what}")
+            stack.extend((value[key], (*path, key)) for key in reversed(list(value)))
+        elif isinstance(value, list):
+            stack.extend((value[i], (*path, i)) for i in reversed(range(len(value))))
+
+
 # --- validation against the distro table ------------------------------------------------------
 
 
@@ -920,6 +961,7 @@ def _bentofile_spec(doc: _Document) -> BentofileSpec:
     file = doc.file
     base_dir = file.parent
     data = _prepare_sections(doc, base_dir)
+    _check_one_line(doc, data)
     raw = _structure(doc, data, _Bentofile)
 
     if "service" in data and not raw.service.strip():
@@ -1065,6 +1107,7 @@ def load_bento_yaml(path: str | os.PathLike[str]) -> Bento:
     bento_dir = file.parent.absolute()
     known = set(_attr_names(_BentoYaml))
     data = {k: v for k, v in _prepare_sections(doc, bento_dir).items() if k in known}
+    _check_one_line(doc, data)
     raw = _structure(doc, data, _BentoYaml)
     if raw.spec not in (1, 2):
         raise doc.error(

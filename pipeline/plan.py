@@ -47,6 +47,7 @@ from render.environment import (
     LineSource,
     base_template_sources,
     check_template_path,
+    dockerfile_lines,
     make_environment,
     read_template,
     render_template,
@@ -545,7 +546,7 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     stage: str | None = None
     stages = 0
     index = step = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(dockerfile_lines(text), start=1):
         stripped = line.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue

@@ -256,9 +256,18 @@ def _at_template_frame(
     )
 
 
+def dockerfile_lines(text: str) -> list[str]:
+    """Lines as Dockerfile parsers see them: split at ``\n`` (a ``\r`` before it dropped) and
+    nowhere else; ``str.splitlines`` would also split at U+2028, U+0085, form feeds..."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def tidy(text: str) -> str:
     """Collapse runs of blank lines, strip leading blank lines, end with one newline."""
-    lines = text.splitlines()
+    lines = dockerfile_lines(text)
     kept, _ = _tidy_traced(lines, [LineSource(None, None)] * len(lines))
     return "\n".join(kept) + "\n"
 

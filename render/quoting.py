@@ -29,7 +29,9 @@ import shlex
 
 from pipeline.errors import ConfigError, PipelineError, TemplateError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 controls but tab, DEL, C1 controls (U+0085 NEL among them) and the Unicode line and
+# paragraph separators: a tool that splits lines the Unicode way would start a new line there
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/+@:=-]+$")
@@ -52,7 +54,12 @@ def control_character(value: str) -> str | None:
     bad = _CONTROL.search(value)
     if bad is None:
         return None
-    return "a newline" if bad.group() in "\n\r" else f"control character {bad.group()!r}"
+    char = bad.group()
+    if char in "\n\r":
+        return "a newline"
+    if char in "\x85\u2028\u2029":
+        return f"a line separator (U+{ord(char):04X})"
+    return f"control character {char!r}"
 
 
 def _no_control(value: object, field: str) -> str:

@@ -18,6 +18,7 @@ from attrs import field, frozen
 
 from pipeline.errors import ConfigError, PipelineWarning, allowed
 from pipeline.request import BuildRequest
+from render.environment import dockerfile_lines
 
 OutputKind = Literal["none", "oci", "docker", "load", "push"]
 
@@ -192,7 +193,7 @@ def _instructions(dockerfile_text: str) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(dockerfile_text.splitlines(), start=1):
+    for number, raw in enumerate(dockerfile_lines(dockerfile_text), start=1):
         stripped = raw.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue
