@@ -50,6 +50,7 @@ from enginekit import (
 import pipeline
 from pipeline.backends import flags, verify
 from pipeline.backends.base import native_platform
+from pipeline.bento import build_bento
 from pipeline.errors import BackendError, BuildError
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
@@ -645,11 +646,12 @@ def test_a_cached_rebuild_runs_only_the_engines_build_command(
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
-    first = pipeline.build(HELLO, backend=engine, tags=[tag])
+    bento = build_bento(HELLO).path  # one stored bento: the second build is a no-op
+    first = pipeline.build(bento, backend=engine, tags=[tag])
     assert any(call.endswith("--help") for call in log.read_text().splitlines())
     log.write_text("")
     flags.clear_cache()  # as a new process would start: only the disk cache is left
-    second = pipeline.build(HELLO, backend=engine, tags=[tag])
+    second = pipeline.build(bento, backend=engine, tags=[tag])
     calls = log.read_text().splitlines()
     build_word = "buildx build" if engine == "buildx" else "build"
     assert len(calls) == 1 and calls[0].startswith(f"{build_word} "), calls
