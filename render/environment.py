@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 import jinja2.bccache
+import jinja2.sandbox
 from attrs import frozen
 
 from pipeline.errors import PipelineError, TemplateError
@@ -136,7 +137,10 @@ def make_environment(
             _UserTemplateLoader(),
         ]
     )
-    env = jinja2.Environment(
+    # the sandbox: a template from a stored bento (written by whoever built it, maybe BentoML on
+    # another machine) must not reach Python internals (`''.__class__.__mro__`, a function's
+    # globals, ...) and through them the building machine's files or processes
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=loader,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -113,3 +113,29 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path, env: dict[str, str]) -> None
         code = proc.wait(timeout=60)
     assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
     assert code in (0, 141)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cycler.__init__.__globals__.os.popen('id').read()",
+        "''.__class__.__mro__[1].__subclasses__()",
+        "bento.__class__.__init__.__globals__",
+    ],
+)
+def test_a_template_cannot_reach_python_internals(
+    expression: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Templates render in Jinja's sandbox: a stored bento's template is someone else's code."""
+    project = _project(
+        tmp_path,
+        'service: service:svc\ninclude: ["*.py"]\ndocker:\n  dockerfile_template: t.j2\n',
+    )
+    marker = tmp_path / "ran"
+    (project / "t.j2").write_text(
+        "{% extends bento_base_template %}\n{% block SETUP_BENTO_COMPONENTS %}\n{{ super() }}\n"
+        f"RUN echo {{{{ {expression} }}}} > {marker}\n{{% endblock %}}\n"
+    )
+    done = pipeline_cli("dockerfile", str(project), env=env)
+    _assert_clean(done, "t.j2", "unsafe")
+    assert done.stdout == ""
