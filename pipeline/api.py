@@ -87,6 +87,7 @@ class BuildOptions:
     metadata_file: Path | None = None
     quiet: bool = False
     run_as_root: bool = False
+    check_secrets: bool = False  # scan the built image for the secrets' bytes
     features: tuple[str, ...] = ()  # --enable-features: bentoml extras (RenderOptions.features)
 
 
@@ -269,6 +270,7 @@ def _parse_options(
     quiet: bool = False,
     run_as_root: bool = False,
     features: str | Sequence[str] | None = None,
+    check_secrets: bool = False,
 ) -> BuildOptions:
     raw_opts: list[tuple[str, str | None]] = []
     if isinstance(opts, Mapping):
@@ -360,6 +362,7 @@ def _parse_options(
         metadata_file=_output_file(values["metadata_file"], "--metadata-file"),
         quiet=flags["quiet"],
         run_as_root=bool(run_as_root),
+        check_secrets=bool(check_secrets),
         features=parse_features(features),
     )
 
@@ -632,6 +635,7 @@ def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
             metadata_file=options.metadata_file,
             quiet=options.quiet,
             run_as_root=options.run_as_root,
+            check_secrets=options.check_secrets,
         )
 
 

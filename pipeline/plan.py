@@ -38,7 +38,7 @@ from pipeline.config import Bento
 from pipeline.diskcache import cache_dir
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
-from pipeline.request import SecretSpec
+from pipeline.request import CA_CERT_SECRET_ID, SecretSpec
 from pipeline.requirements import pinned_bentoml_version, source_builds
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
@@ -64,7 +64,6 @@ from render.recipes import (
     recipe_for,
 )
 
-CA_CERT_SECRET_ID = "ca_cert"
 CA_CERT_PATH = f"/run/secrets/{CA_CERT_SECRET_ID}"
 VENV = "/app/.venv"
 ENTRYPOINT_PATH = Path("env/docker/entrypoint.sh")

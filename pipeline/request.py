@@ -19,6 +19,9 @@ from attrs import field, frozen
 from pipeline._fs import user_path
 from pipeline.errors import ConfigError
 
+#: the secret id the proxy CA bundle (--ca-cert) is mounted under during the build
+CA_CERT_SECRET_ID = "ca_cert"
+
 Progress = Literal["auto", "plain", "tty", "quiet"]
 PROGRESS_MODES: tuple[str, ...] = ("auto", "plain", "tty", "quiet")
 
@@ -156,6 +159,9 @@ class BuildRequest:
     quiet: bool = False  # -q/--quiet: print only the image id
     # BentoML's --run-as-root: run the engine command with sudo (the image's user is unchanged)
     run_as_root: bool = False
+    # --check-secrets: the built image is scanned for the secrets' bytes (build-stage envs and
+    # --secret values; not the CA bundle, which is public) before it is reported or pushed
+    check_secrets: bool = False
 
     @property
     def dockerfile_path(self) -> Path:

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ import anyio
 import anyio.to_thread
 from attrs import evolve
 
-from pipeline.backends import verify
+from pipeline.backends import secretscan, verify
 from pipeline.backends.base import (
     BackendSpec,
     Capabilities,
@@ -41,7 +42,7 @@ from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.errors import BackendError, BuildError, PipelineWarning
 from pipeline.executor import OutputSink
-from pipeline.request import BuildRequest, BuildResult, SecretSpec
+from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
 _BUILDKIT_HEADER = re.compile(r"^#(\d+) (\[[^\]]*\] .*)$")
 _BUILDKIT_ERROR = re.compile(r"^#(\d+) ERROR")
@@ -115,6 +116,8 @@ class ExternalExecutor:
     def check_options(self, request: BuildRequest) -> None:
         """BentoML's containerize options this engine lacks: ConfigError before anything runs."""
         check_request(request, None if self.spec.plugin else self.name)
+        if request.check_secrets:
+            self._scanner(request)  # refuses up front what cannot be scanned
         if self.root_prefix(request) and shutil.which("sudo") is None:
             raise BackendError(
                 "--run-as-root runs the engine with sudo, and sudo is not installed",
@@ -284,6 +287,8 @@ class ExternalExecutor:
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
                 image_id = await self._inspect_image_id(request, redact)
+            if request.check_secrets:
+                await self._check_secrets(request)
             checked = self._verification_wanted(request)
             verified = await self._verify_local(request) if checked else None
             digest = None
@@ -321,6 +326,49 @@ class ExternalExecutor:
             return False
         foreign = request.platforms != (native_platform(),)
         return bool(request.push or len(request.platforms) > 1 or foreign)
+
+    def _scanner(self, request: BuildRequest) -> str:
+        """The binary whose local store holds the result, for --check-secrets (BackendError,
+        exit 2, when there is none: the image only goes to a registry or an --output)."""
+        store = self.spec.result_store(request) if self.spec.result_store else None
+        binary = getattr(store, "binary", None)
+        if store is None or not isinstance(binary, str) or request.output:
+            raise BackendError(
+                f"--check-secrets reads the image from the engine's local store, and {self.name} "
+                "leaves none for this build",
+                field="--check-secrets",
+                hint="drop --output, or use docker/podman/buildah (buildx: with --load)",
+            )
+        if len(request.platforms) > 1:
+            raise BackendError(
+                "--check-secrets scans one image: build one --platform at a time",
+                field="--check-secrets",
+            )
+        return binary
+
+    async def _check_secrets(self, request: BuildRequest) -> None:
+        """Scan the built image for the secrets' bytes; a hit removes the tags (exit 1)."""
+        values = {
+            secret.id: secret.read() for secret in request.secrets if secret.id != CA_CERT_SECRET_ID
+        }
+        if not values or not request.tags:
+            return
+        tag = request.tags[0]
+        binary = self._scanner(request)
+        try:
+            findings = await anyio.to_thread.run_sync(secretscan.scan_image, binary, tag, values)
+        except (OSError, subprocess.SubprocessError) as exc:
+            await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+            raise BuildError(
+                f"--check-secrets could not read the image {tag} back: {exc}", backend=self.name
+            ) from None
+        if findings:
+            await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+            raise BuildError(
+                f"secrets found in the built image (it was removed): "
+                f"{secretscan.describe(findings)}",
+                backend=self.name,
+            )
 
     async def _verify_local(self, request: BuildRequest) -> str | None:
         """Check the result in the engine's local store (before anything is pushed)."""

@@ -97,6 +97,15 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--run-as-root",),
         {"action": "store_true", "help": "run the engine command with sudo"},
     ),
+    "check-secrets": (
+        ("--check-secrets",),
+        {
+            "action": "store_true",
+            "help": "after building, scan every layer, the config and the history of the image "
+            "for the bytes of each --secret and build-stage env; fail (exit 1, image removed) "
+            "when one is found",
+        },
+    ),
 }
 
 #: BentoML's buildx-only containerize flags: passed to the engine as --opt KEY=VALUE, refused by
@@ -163,6 +172,7 @@ _BENTOML_DESTS = {
     "quiet": "quiet",
     "features": "features",
     "run_as_root": "run_as_root",
+    "check_secrets": "check_secrets",
 }
 
 

@@ -126,6 +126,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
     )
     add_build_option(parser, "quiet")
+    add_build_option(parser, "check-secrets")
     add_build_option(parser, "enable-features")
     add_build_option(parser, "template")
     add_build_option(

@@ -38,15 +38,12 @@ from pipeline.dagger.spec import (
 )
 from pipeline.errors import BackendError, BuildError, ConfigError, PipelineWarning
 from pipeline.executor import OutputSink
-from pipeline.request import BuildRequest, BuildResult, SecretSpec
+from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
 if TYPE_CHECKING:
     import dagger
 
 BACKEND = "dagger"
-#: The id ``--ca-cert`` mounts its bundle under (pipeline.plan.CA_CERT_SECRET_ID; not imported
-#: from there to keep this module free of the renderer).
-CA_CERT_SECRET_ID = "ca_cert"
 
 
 def read_secrets(secrets: Sequence[SecretSpec]) -> dict[str, str]:

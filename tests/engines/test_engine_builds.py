@@ -52,6 +52,7 @@ from pipeline.backends import flags, verify
 from pipeline.backends.base import native_platform
 from pipeline.bento import build_bento
 from pipeline.errors import BackendError, BuildError
+from pipeline.graph import Stage, default_graph
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER]
 # The core tests also run `docker` through the distribution's own CLI (Debian 12: docker.io
@@ -700,3 +701,34 @@ def test_a_plain_build_is_for_this_machine_whatever_the_store_holds(
         assert machine.strip() == platform.machine()
     finally:
         sh("podman", "pull", "-q", "--platform", native, base)  # the store as other tests expect
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_check_secrets_fails_a_build_that_bakes_a_secret_in(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """--check-secrets: a step that writes the secret into a layer (and a later one deletes it
+    again) fails the build and leaves no tag; the same build using the secret properly passes."""
+    runner = RUNNER[engine]
+    value = f"tok-{secrets.token_hex(12)}"
+    source = tmp_path / "token"
+    source.write_text(value + "\n")
+    mount = "RUN --mount=type=secret,id=tok"
+    leaky = default_graph().add(
+        Stage("leak", instructions=[f"{mount} cat /run/secrets/tok > /leak", "RUN rm /leak"]),
+        before="entrypoint",
+    )
+    careful = default_graph().add(
+        Stage("use", instructions=[f"{mount} test -s /run/secrets/tok"]), before="entrypoint"
+    )
+    bento = build_bento(HELLO).path
+    bad, good = unique_tag(engine, "leak"), unique_tag(engine, "careful")
+    tags += [(runner, bad), (runner, good)]
+    options = {"secrets": [f"id=tok,src={source}"], "check_secrets": True}
+    with pytest.raises(BuildError, match="secrets found in the built image") as raised:
+        pipeline.build(bento, backend=engine, tags=[bad], graph=leaky, **options)
+    assert "'tok' in " in str(raised.value) and value not in str(raised.value)
+    assert not image_exists(runner, bad)
+    result = pipeline.build(bento, backend=engine, tags=[good], graph=careful, **options)
+    assert result.image_id and image_exists(runner, good)

@@ -1,0 +1,157 @@
+"""``--check-secrets``: scan a built image for the bytes of the build's secrets.
+
+The image is read as its engine exports it (``docker save``; podman/buildah write a
+docker-archive to a private file): every layer, every file in each layer (also files a later
+layer deletes, which the final filesystem no longer shows), the image config (env, labels,
+history) and the manifests. A secret is looked for as given and stripped of surrounding
+whitespace, when it is at least :data:`MIN_LENGTH` bytes long (shorter values would match by
+chance). Where one is found is reported by secret id, layer and path, never by value.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+MIN_LENGTH = 4
+_CHUNK = 1 << 20
+
+
+def needles(secrets: Mapping[str, bytes]) -> dict[str, tuple[bytes, ...]]:
+    """Secret id -> the byte strings to look for."""
+    found: dict[str, tuple[bytes, ...]] = {}
+    for sid, raw in secrets.items():
+        forms = {form for form in (raw, raw.strip()) if len(form) >= MIN_LENGTH}
+        if forms:
+            found[sid] = tuple(sorted(forms, key=len))
+    return found
+
+
+def _search(stream: IO[bytes], wanted: Mapping[str, tuple[bytes, ...]]) -> set[str]:
+    """Ids of the secrets whose bytes occur in ``stream`` (read in chunks, with overlap)."""
+    longest = max((len(f) for forms in wanted.values() for f in forms), default=0)
+    hits: set[str] = set()
+    tail = b""
+    while chunk := stream.read(_CHUNK):
+        window = tail + chunk
+        for sid, forms in wanted.items():
+            if sid not in hits and any(form in window for form in forms):
+                hits.add(sid)
+        tail = window[-(longest - 1) :] if longest > 1 else b""
+    return hits
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` (already read) followed by the rest of ``rest``: a stream read only once."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        self._prefix = memoryview(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+# gzip, bzip2, xz; a plain tar has "ustar" at offset 257
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+
+
+def _is_tar(head: bytes) -> bool:
+    return head.startswith(_COMPRESSED) or head[257:262] == b"ustar"
+
+
+def scan_archive(stream: IO[bytes], wanted: Mapping[str, tuple[bytes, ...]]) -> list[str]:
+    """Where secrets occur in a docker-archive or OCI archive: ``"'ID' in LAYER: PATH"`` or
+    ``"'ID' in FILE"`` (config, manifest), in archive order."""
+    findings: list[str] = []
+    with tarfile.open(fileobj=stream, mode="r|") as outer:
+        for member in outer:
+            if not member.isreg():
+                continue
+            handle = outer.extractfile(member)
+            if handle is None:
+                continue
+            head = handle.read(_CHUNK)
+            whole = io.BufferedReader(_Prefixed(head, handle), _CHUNK)
+            if _is_tar(head):
+                findings += _layer_findings(whole, member.name, wanted)
+            else:  # the config (env, labels, history), a manifest, an index
+                findings += [f"{sid!r} in {member.name}" for sid in _search(whole, wanted)]
+    return findings
+
+
+def _layer_findings(
+    handle: IO[bytes], name: str, wanted: Mapping[str, tuple[bytes, ...]]
+) -> list[str]:
+    """Findings in one layer tar (plain or compressed): file contents, names, link targets."""
+    found: list[str] = []
+    try:
+        with tarfile.open(fileobj=handle, mode="r|*") as layer:
+            for member in layer:
+                text = f"{member.name}\0{member.linkname}".encode("utf-8", "replace")
+                for sid, forms in wanted.items():
+                    if any(form in text for form in forms):
+                        found.append(f"{sid!r} in {name}: the name of {member.name}")
+                if member.isreg():
+                    content = layer.extractfile(member)
+                    if content is not None:
+                        hits = _search(content, wanted)
+                        found += [f"{sid!r} in {name}: {member.name}" for sid in sorted(hits)]
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        found.append(f"(layer {name} could not be read to the end: {exc})")
+    return found
+
+
+def archive_commands(binary: str, tag: str, dest: Path) -> list[str] | None:
+    """The command that writes ``tag``'s docker-archive to ``dest`` (None: docker streams)."""
+    if binary == "buildah":
+        return ["buildah", "push", "--quiet", tag, f"docker-archive:{dest}:{tag}"]
+    if binary == "podman":
+        return ["podman", "save", "--quiet", "--format", "docker-archive", "-o", str(dest), tag]
+    return None
+
+
+def scan_image(binary: str, tag: str, secrets: Mapping[str, bytes]) -> list[str]:
+    """Findings for ``tag`` in the local store of ``binary`` (docker, podman, buildah).
+
+    Raises OSError or subprocess.CalledProcessError when the image cannot be exported."""
+    wanted = needles(secrets)
+    if not wanted:
+        return []
+    with tempfile.TemporaryDirectory(prefix="pipeline-scan-") as private:
+        dest = Path(private) / "image.tar"
+        argv = archive_commands(binary, tag, dest)
+        if argv is None:
+            with subprocess.Popen(
+                [binary, "save", tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            ) as proc:
+                assert proc.stdout is not None
+                findings = scan_archive(proc.stdout, wanted)
+                proc.stdout.read()
+                if proc.wait() != 0:
+                    raise subprocess.CalledProcessError(proc.returncode, [binary, "save", tag])
+            return findings
+        subprocess.run(argv, capture_output=True, check=True, timeout=600)
+        with dest.open("rb") as handle:
+            return scan_archive(handle, wanted)
+
+
+def describe(findings: Iterable[str]) -> str:
+    shown = list(findings)
+    more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
+    return "; ".join(shown[:5]) + more
