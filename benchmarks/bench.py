@@ -887,7 +887,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-matrix", action="store_true", help="skip the podman matrix part")
     parser.add_argument("--matrix-bento", default="small", help="fixture for the matrix")
     parser.add_argument("--matrix-platforms", default="linux/amd64,linux/arm64")
-    parser.add_argument("--matrix-python", default="3.11,3.12")
+    parser.add_argument("--matrix-python", default="3.11,3.13")
     parser.add_argument("--matrix-rounds", type=int, default=1, help="matrix rounds (default 1)")
     parser.add_argument(
         "--retries",
