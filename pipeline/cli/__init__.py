@@ -77,6 +77,12 @@ def invoked_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _version() -> str:
+    from pipeline import __version__
+
+    return __version__
+
+
 def make_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``argv``, only the command it invokes is configured (the rest
     are listed in ``--help`` but not imported)."""
@@ -91,6 +97,12 @@ def make_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks for errors (for bug reports)"
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"bento-pipeline {_version()}",
+        help="print the version",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True

@@ -65,3 +65,11 @@ def test_an_unknown_command_is_a_usage_error_naming_the_choices() -> None:
     assert done.returncode == 2
     assert "invalid choice: 'buidl'" in done.stderr and "build" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    import pipeline
+
+    done = pipeline_cli("--version", env=dict(os.environ))
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"bento-pipeline {pipeline.__version__}"
