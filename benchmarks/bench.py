@@ -885,6 +885,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--engine", default="docker", choices=["docker"], help="engine (docker)")
     parser.add_argument("--skip-matrix", action="store_true", help="skip the podman matrix part")
+    parser.add_argument(
+        "--only-matrix", action="store_true", help="run only the podman matrix part"
+    )
     parser.add_argument("--matrix-bento", default="small", help="fixture for the matrix")
     parser.add_argument("--matrix-platforms", default="linux/amd64,linux/arm64")
     parser.add_argument("--matrix-python", default="3.11,3.13")
@@ -909,7 +912,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = [n for n in names if n not in FIXTURE_TABLE]
     if unknown or not names:
         parser.error(f"--bentos: unknown {unknown}; known: {', '.join(FIXTURE_TABLE)}")
-    args.bento_names = names
+    args.bento_names = [] if args.only_matrix else names
+    if args.only_matrix:
+        if args.skip_matrix:
+            parser.error("--only-matrix and --skip-matrix exclude each other")
+        args.skip_profile = True
     if args.matrix_bento not in FIXTURE_TABLE:
         parser.error(f"--matrix-bento: known: {', '.join(FIXTURE_TABLE)}")
     return args

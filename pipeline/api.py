@@ -36,7 +36,7 @@ from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSp
 
 if TYPE_CHECKING:
     from pipeline.graph import StageGraph
-    from pipeline.plan import Instruction
+    from pipeline.plan import Instruction, RenderOptions
 
 #: where the system CA bundle usually is (Debian/Ubuntu/Alpine, then Fedora/RHEL, then SUSE)
 SYSTEM_CA_BUNDLES: tuple[str, ...] = (
@@ -584,15 +584,24 @@ def _render(
     template: str | Path | None,
     graph: StageGraph | None,
 ) -> str:
-    from pipeline.plan import RenderOptions, render_dockerfile
+    from pipeline.plan import render_dockerfile
 
-    render_options = RenderOptions(
+    return str(render_dockerfile(bento, _render_options(selection, options, template), graph))
+
+
+def _render_options(
+    selection: Selection, options: BuildOptions, template: str | Path | None
+) -> RenderOptions:
+    from pipeline.plan import RenderOptions
+
+    spec = getattr(selection.executor, "spec", None)
+    return RenderOptions(
         template=template,
         buildkit=selection.buildkit,
         ca_cert=options.ca_cert is not None,
         features=cast(Any, options.features),  # attrs' `tuple` converter confuses mypy
+        max_locked_cache_mounts=getattr(spec, "max_locked_cache_mounts", None),
     )
-    return str(render_dockerfile(bento, render_options, graph))
 
 
 @contextmanager
@@ -739,14 +748,9 @@ def _planned_steps(
 ) -> list[Instruction]:
     """The prepared Dockerfile's instructions with their origins (rendered as :func:`_render`
     did); empty when they cannot be had: a failing build is reported either way."""
-    from pipeline.plan import RenderOptions, instruction_origins, parse_dockerfile
+    from pipeline.plan import instruction_origins, parse_dockerfile
 
-    render_options = RenderOptions(
-        template=template,
-        buildkit=prepared.selection.buildkit,
-        ca_cert=prepared.options.ca_cert is not None,
-        features=cast(Any, prepared.options.features),
-    )
+    render_options = _render_options(prepared.selection, prepared.options, template)
     try:
         instructions = instruction_origins(prepared.bento, render_options, graph)
     except Exception:  # only a diagnosis: the BuildError is what gets raised

@@ -95,6 +95,9 @@ class RenderOptions:
     # bentoml version. (BentoML's `--run-as-root` is not a render option: it runs the *engine*
     # with sudo, see BuildRequest.run_as_root.)
     features: tuple[str, ...] = field(default=(), converter=tuple)
+    # the engine's limit of `sharing=locked` cache mounts per RUN (BackendSpec): with 1, the apt
+    # step caches only /var/cache/apt (the package lists are fetched again)
+    max_locked_cache_mounts: int | None = None
 
 
 class _RunFlags:
@@ -111,7 +114,9 @@ class _RunFlags:
         buildkit = self.options.buildkit
         if "download" in purposes and manager == "apt":
             if buildkit:
-                parts.extend(f"--mount=type=cache,target={c},sharing=locked" for c in _APT_CACHES)
+                limit = self.options.max_locked_cache_mounts
+                caches = _APT_CACHES if limit is None else _APT_CACHES[:limit]
+                parts.extend(f"--mount=type=cache,target={c},sharing=locked" for c in caches)
             else:
                 self.dropped["RUN --mount=type=cache for the apt cache"] = None
         if "pip" in purposes:

@@ -102,6 +102,10 @@ class BackendSpec:
     env: Mapping[str, str] = field(factory=dict, converter=_env_map)
     description: str = ""
     dockerfile_mounts: bool = True  # understands RUN --mount (secrets, caches)
+    # at most this many `sharing=locked` cache mounts in one RUN (None: any number). buildah
+    # 1.28 (podman 4.3) deadlocks on a RUN with two locked mounts once an earlier stage's RUN
+    # held the same two: the build hangs forever
+    max_locked_cache_mounts: int | None = None
     secret_env: bool = True
     iidfile: bool = True
     metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest

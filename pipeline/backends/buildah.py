@@ -86,4 +86,5 @@ SPEC = BackendSpec(
     build_command=(BINARY, "build"),
     result_store=result_store,
     prepare_commands=prepare_commands,
+    max_locked_cache_mounts=1,
 )

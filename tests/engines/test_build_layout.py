@@ -259,3 +259,27 @@ def test_the_single_stage_layout_still_builds_a_compiled_requirement(
     # crcmod installs its pure-Python fallback), and the bento's requirement is there
     assert "installing build-essential" not in output
     assert run_in_image("docker", tag, "python", "-c", "import crcmod; print('ok')").strip() == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("podman", marks=pytest.mark.podman),
+        pytest.param("buildah", marks=pytest.mark.buildah),
+    ],
+)
+def test_system_packages_and_a_compiled_requirement_build_cold_on_containers_engines(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """apt runs in the base stage (system_packages) and in the build stage (compilers), both
+    with cache mounts: buildah 1.28 hung forever on the second when each RUN had two locked
+    mounts (`--no-cache`, or any cold build)."""
+    runner, tag = "podman", unique_tag(engine, "aptstages")
+    tags.append((runner, tag))
+    project = compiled_project(tmp_path)
+    spec = project / "bentofile.yaml"
+    spec.write_text(spec.read_text() + "docker:\n  system_packages: [jq]\n")
+    build(project, engine, tag, "--no-cache")  # every RUN runs: the case that hung
+    assert_crcmod_compiled(runner, tag)
+    assert run_in_image(runner, tag, "jq", "--version").startswith("jq-")

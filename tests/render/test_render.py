@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.backends import buildah, podman
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, GraphError, PipelineWarning, TemplateError
 from pipeline.graph import Stage, default_graph
@@ -602,3 +603,27 @@ def test_secret_mount_refused_without_buildkit(make_bento: MakeBento, tmp_path: 
     assert "--mount=type=secret,id=aws" in render_quiet(
         make_bento(), RenderOptions(template=template)
     )
+
+
+def test_an_engine_limited_to_one_locked_cache_gets_one_per_run(make_bento: MakeBento) -> None:
+    """podman 4.3 / buildah 1.28 hang on a RUN with two `sharing=locked` cache mounts after an
+    earlier stage held the same two; for them apt caches only its archives."""
+    bento = make_bento(
+        docker={"system_packages": ("curl",)},
+        files={
+            "env/python/requirements.txt": "crcmod==1.7\n",
+            "env/python/build-from-source.txt": "crcmod\n",
+        },
+    )
+    limited = render_quiet(bento, RenderOptions(max_locked_cache_mounts=1))
+    apt_runs = [line for line in instructions(limited) if "apt-get" in line]
+    assert len(apt_runs) >= 2  # the base stage's packages and the build stage's compilers
+    for line in apt_runs:
+        assert line.count("sharing=locked") == 1, line
+        assert "target=/var/cache/apt,sharing=locked" in line
+    unlimited = render_quiet(bento)
+    assert all(
+        line.count("sharing=locked") == 2 for line in instructions(unlimited) if "apt-get" in line
+    )
+    for engine in (podman, buildah):
+        assert engine.SPEC.max_locked_cache_mounts == 1
