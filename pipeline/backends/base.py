@@ -106,6 +106,9 @@ class BackendSpec:
     # 1.28 (podman 4.3) deadlocks on a RUN with two locked mounts once an earlier stage's RUN
     # held the same two: the build hangs forever
     max_locked_cache_mounts: int | None = None
+    # keeps RUN --mount=type=cache directories under $TMPDIR (buildah): see
+    # executor._keep_buildah_caches
+    caches_in_tmpdir: bool = False
     secret_env: bool = True
     iidfile: bool = True
     metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest

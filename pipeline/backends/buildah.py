@@ -87,4 +87,5 @@ SPEC = BackendSpec(
     result_store=result_store,
     prepare_commands=prepare_commands,
     max_locked_cache_mounts=1,
+    caches_in_tmpdir=True,
 )

@@ -266,6 +266,8 @@ class ExternalExecutor:
             # when the engine is stopped mid-build (podman leaves buildah* dirs on Ctrl-C).
             engine_tmp = private / "tmp"
             engine_tmp.mkdir()
+            if self.spec.caches_in_tmpdir:
+                _keep_buildah_caches(engine_tmp)
             for prepare in self.prepare_commands(request):
                 await run_streaming(prepare, env=dict(self.spec.env), redact=redact)
             outcome = await run_streaming(
@@ -487,6 +489,24 @@ class ExternalExecutor:
 
 _PRIVATE_PREFIX = "pipeline-build-"
 _PRIVATE_DRY = f"{_PRIVATE_PREFIX}XXXXXXXX"  # the dry run's stand-in for the mkdtemp name
+
+
+def _keep_buildah_caches(engine_tmp: Path, *, euid: int | None = None) -> Path:
+    """podman/buildah keep `RUN --mount=type=cache` directories under ``$TMPDIR/buildah-cache``
+    (``buildah-cache-UID`` when rootless): with our private TMPDIR every build would start
+    with empty pip/uv/apt caches. The name is linked to where they live without it (the
+    user's own TMPDIR, else /var/tmp), so caches persist across builds as podman users expect.
+    """
+    uid = os.geteuid() if euid is None else euid
+    name = "buildah-cache" if uid == 0 else f"buildah-cache-{uid}"
+    persistent = Path(os.environ.get("TMPDIR") or "/var/tmp", name)
+    link = engine_tmp / name
+    try:
+        persistent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        link.symlink_to(persistent, target_is_directory=True)
+    except OSError:
+        pass  # caches then last one build, as before
+    return link
 
 
 @contextmanager

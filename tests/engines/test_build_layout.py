@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -21,6 +22,10 @@ from pathlib import Path
 
 import pytest
 from enginekit import ROOT, RUNNER, remove_image, run_in_image, unique_tag
+
+import pipeline
+from pipeline.bento import build_bento
+from pipeline.graph import Stage, default_graph
 
 ENGINES = [pytest.param(name, marks=getattr(pytest.mark, name)) for name in ("docker", "podman")]
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -283,3 +288,41 @@ def test_system_packages_and_a_compiled_requirement_build_cold_on_containers_eng
     build(project, engine, tag, "--no-cache")  # every RUN runs: the case that hung
     assert_crcmod_compiled(runner, tag)
     assert run_in_image(runner, tag, "jq", "--version").startswith("jq-")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("podman", marks=pytest.mark.podman),
+        pytest.param("buildah", marks=pytest.mark.buildah),
+    ],
+)
+def test_cache_mounts_outlive_the_build_on_containers_engines(
+    engine: str, tags: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """buildah keeps RUN --mount=type=cache dirs under $TMPDIR: our private TMPDIR must not
+    give every build empty uv/pip/apt caches (a dependency change would download it all)."""
+    tag = unique_tag(engine, "caches")
+    tags.append(("podman", tag))
+    uid = os.geteuid()
+    persistent = Path(os.environ.get("TMPDIR") or "/var/tmp") / (
+        "buildah-cache" if uid == 0 else f"buildah-cache-{uid}"
+    )
+    marker = f"pipeline-test-{secrets.token_hex(4)}"
+    kept = persistent / "root" / ".cache" / "uv" / marker
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text("left by an earlier build\n")
+    probe = Stage(
+        "probe",
+        instructions=[
+            f"RUN --mount=type=cache,target=/root/.cache/uv test -e /root/.cache/uv/{marker}"
+        ],
+    )
+    try:
+        bento = build_bento(ROOT / "examples" / "hello").path
+        pipeline.build(
+            bento, backend=engine, tags=[tag], graph=default_graph().add(probe, before="entrypoint")
+        )
+    finally:
+        kept.unlink(missing_ok=True)
