@@ -271,7 +271,10 @@ def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> N
     interrupt(
         proc, reader, output, marker, still_running="the build step kept running after Ctrl-C"
     )
-    assert list(private_tmp.iterdir()) == []
+    # nothing temporary is left; buildah's kept cache-mount directory (buildah-cache, where
+    # podman itself keeps it under TMPDIR) is a cache, meant to outlive the build
+    left = [p.name for p in private_tmp.iterdir() if not p.name.startswith("buildah-cache")]
+    assert left == []
     assert not image_exists(RUNNER[engine], tag)
 
 

@@ -140,7 +140,8 @@ def test_ctrl_c_stops_every_running_cell(tmp_path: Path) -> None:
     interrupt(
         proc, reader, output, marker, still_running="a cell's build step kept running after Ctrl-C"
     )
-    assert list(private_tmp.iterdir()) == []
+    # nothing temporary is left (buildah's kept cache-mount directory is a cache)
+    assert [p.name for p in private_tmp.iterdir() if not p.name.startswith("buildah-cache")] == []
     assert "ok in" not in "".join(output)
     for arch in ("amd64", "arm64"):
         assert not image_exists("podman", template.replace("{arch}", arch))
