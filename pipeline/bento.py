@@ -268,10 +268,14 @@ def _spec(
 ) -> pathspec.PathSpec:
     """GitIgnoreSpec: git's own semantics (negation, anchoring, dir-only patterns). A pattern
     git would refuse (one ending in a lone backslash, ...) is a ConfigError naming it."""
-    for index, line in enumerate(lines):
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except (ValueError, TypeError):  # pathspec's GitIgnorePatternError is a ValueError
+        pass
+    for index, line in enumerate(lines):  # only to name the pattern that failed
         try:
             pathspec.GitIgnoreSpec.from_lines([line])
-        except (ValueError, TypeError) as exc:  # pathspec's GitIgnorePatternError is a ValueError
+        except (ValueError, TypeError) as exc:
             where = f"{field}[{index}]" if field else None
             raise ConfigError(
                 f"{line!r} is not a valid gitignore pattern ({exc})",
@@ -281,7 +285,7 @@ def _spec(
                 hint="a pattern may not end in one backslash (it escapes nothing): remove it, "
                 "or end in two for a literal backslash",
             ) from None
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    raise ConfigError("the patterns are not valid gitignore patterns", file=file, field=field)
 
 
 class _Selector:

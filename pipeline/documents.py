@@ -35,11 +35,28 @@ MAX_ITEMS = 5_000
 MAX_VALUES = 50_000
 
 
-def _where(path: FieldPath) -> str | None:
+def format_path(path: FieldPath) -> str:
+    """``("docker", "env", "FOO")`` -> ``docker.env.FOO``; list indices as ``[1]``."""
     text = ""
     for part in path:
-        text = f"{text}[{part}]" if isinstance(part, int) else (f"{text}.{part}" if text else part)
-    return text or None
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text = f"{text}.{part}" if text else str(part)
+    return text
+
+
+def _where(path: FieldPath) -> str | None:
+    return format_path(path) or None
+
+
+def line_of(lines: dict[FieldPath, int], path: FieldPath) -> int | None:
+    """The line of the longest prefix of ``path`` that ``lines`` knows."""
+    for end in range(len(path), -1, -1):
+        found = lines.get(path[:end])
+        if found is not None:
+            return found
+    return None
 
 
 class _Walk:
@@ -247,7 +264,7 @@ def check_data(data: Any, file: Path, lines: dict[FieldPath, int] | None = None)
                 f"nested more than {MAX_DEPTH} levels deep",
                 file=file,
                 field=_where(path),
-                line=_line(lines, path),
+                line=line_of(lines, path),
             )
         if isinstance(value, dict | list) and len(value) > MAX_ITEMS:
             kind = "table" if isinstance(value, dict) else "list"
@@ -255,20 +272,13 @@ def check_data(data: Any, file: Path, lines: dict[FieldPath, int] | None = None)
                 f"a {kind} of {len(value):,} items (the limit is {MAX_ITEMS:,})",
                 file=file,
                 field=_where(path),
-                line=_line(lines, path),
+                line=line_of(lines, path),
             )
         if isinstance(value, dict):
             stack.extend((item, (*path, str(key))) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((item, (*path, index)) for index, item in enumerate(value))
     _check_strings(data, file, (), lines)
-
-
-def _line(lines: dict[FieldPath, int], path: FieldPath) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
 
 
 def _check_strings(data: Any, file: Path, path: FieldPath, lines: dict[FieldPath, int]) -> None:
@@ -302,6 +312,6 @@ def _encodable(text: str, file: Path, path: FieldPath, lines: dict[FieldPath, in
             f"contains U+{bad:04X}, a lone surrogate that cannot be written as UTF-8",
             file=file,
             field=_where(path),
-            line=_line(lines, path),
+            line=line_of(lines, path),
             hint="write the character itself, or its \\U escape for a character outside the BMP",
         ) from None

@@ -49,7 +49,7 @@ else:  # pragma: no cover - the 3.10 backport
     import tomli as tomllib
 
 T = TypeVar("T")
-FieldPath = tuple[str | int, ...]
+FieldPath = documents.FieldPath
 
 TEMPLATE_EXTENSIONS: tuple[str, ...] = (".j2", ".template", ".jinja")
 BENTO_DOCKER_DIR = "env/docker"
@@ -312,12 +312,7 @@ class _Document:
 
     def line(self, path: FieldPath) -> int | None:
         """Line of the longest known prefix of ``path`` (relative to ``data``)."""
-        full = (*self.prefix, *path)
-        for end in range(len(full), -1, -1):
-            found = self.lines.get(full[:end])
-            if found is not None:
-                return found
-        return None
+        return documents.line_of(self.lines, (*self.prefix, *path))
 
     def where(self, path: FieldPath) -> str:
         """The dotted path of ``path`` in the file (``tool.bentoml.build.docker.distro``)."""
@@ -337,15 +332,7 @@ class _Document:
         )
 
 
-def format_path(path: FieldPath) -> str:
-    """``("docker", "env", "FOO")`` -> ``docker.env.FOO``; list indices as ``[1]``."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text = f"{text}.{part}" if text else str(part)
-    return text
+format_path = documents.format_path
 
 
 def _read_yaml(file: Path) -> _Document:
