@@ -31,6 +31,7 @@ from attrs import frozen
 from pipeline.config import PythonOptions
 from pipeline.diskcache import JsonCache, digest
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.services import python_trees
 
 #: the bentoml version pinned when none is installed beside us and none is asked for
 DEFAULT_BENTOML_VERSION = "1.4.40"
@@ -108,16 +109,7 @@ def _imports_bentoml(tree: ast.AST) -> bool:
 def imports_bentoml(files: Iterable[Path]) -> bool:
     """Whether any of the Python ``files`` imports bentoml (files that do not parse are skipped:
     the service check reports a broken service module on its own)."""
-    for file in files:
-        if file.suffix != ".py":
-            continue
-        try:
-            tree = ast.parse(file.read_bytes(), filename=str(file))
-        except (SyntaxError, ValueError, OSError):
-            continue
-        if _imports_bentoml(tree):
-            return True
-    return False
+    return any(_imports_bentoml(tree) for tree in python_trees(files))
 
 
 def _is_requirement(line: str) -> bool:

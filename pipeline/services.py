@@ -13,7 +13,7 @@ Listing a service the entry service does not reach is harmless: BentoML only loo
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +78,22 @@ def _dependencies(
     return found
 
 
-def service_entries(files: Iterable[Path]) -> list[dict[str, Any]]:
-    """``bento.yaml`` ``services:`` entries for the services defined in ``files`` (the bento's
-    Python files; ones that do not parse are skipped), in file and definition order."""
-    classes: list[tuple[str, ast.ClassDef, set[str], set[str]]] = []
+def python_trees(files: Iterable[Path]) -> Iterator[ast.Module]:
+    """The parsed ``.py`` files among ``files``; ones that do not parse are skipped."""
     for file in files:
         if file.suffix != ".py":
             continue
         try:
-            tree = ast.parse(file.read_bytes(), filename=str(file))
+            yield ast.parse(file.read_bytes(), filename=str(file))
         except (SyntaxError, ValueError, OSError):
             continue
+
+
+def service_entries(files: Iterable[Path]) -> list[dict[str, Any]]:
+    """``bento.yaml`` ``services:`` entries for the services defined in ``files`` (the bento's
+    Python files; ones that do not parse are skipped), in file and definition order."""
+    classes: list[tuple[str, ast.ClassDef, set[str], set[str]]] = []
+    for tree in python_trees(files):
         modules, services, depends = _bentoml_aliases(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
