@@ -1,14 +1,23 @@
-"""Bentos on disk: locate them, build them from projects, list the store.
+"""Bentos on disk: locate them, build them from projects, list the store, delete and prune.
 
 The store is BentoML-compatible: ``$BENTOML_HOME/bentos/<name>/<version>/`` (``$BENTOML_HOME``
 defaults to ``~/bentoml``) with a ``latest`` file per name holding the newest version. Builds are
 all-or-nothing: everything is written into a hidden temporary directory inside the store and
-renamed into place at the end, so a failed build leaves nothing behind.
+renamed into place at the end, so a failed build leaves nothing behind. A build without an
+explicit version is content-addressed: its version is a digest of what the bento holds, so an
+unchanged project is stored once. Deleting is all-or-nothing too: the version is renamed out of
+sight first, then removed.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
+import fcntl
+import filecmp
+import hashlib
+import json
 import os
 import re
 import secrets
@@ -16,7 +25,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -57,7 +66,13 @@ BENTO_YAML = "bento.yaml"
 BENTOFILE = "bentofile.yaml"
 BENTOIGNORE = ".bentoignore"
 LATEST_FILE = "latest"
+README = "README.md"
 _TMP_PREFIX = ".tmp-"
+# `prune` removes a leftover `.tmp-*` only when nothing changed in it for this long (and no build
+# holds its lock): an interrupted build's, never an active one's.
+LEFTOVER_AGE = 3600.0
+# bento.yaml keys that name the version or the build time: not part of the content digest
+_UNHASHED_KEYS = ("version", "creation_time")
 
 # Never copied into a bento, whatever the patterns say (as BentoML).
 ALWAYS_EXCLUDED: tuple[str, ...] = (".git/", ".venv/", "venv/", "__pycache__/")
@@ -76,16 +91,6 @@ def store_home() -> Path:
 
 def _bentos_dir(store: Path | None) -> Path:
     return (store if store is not None else store_home()) / "bentos"
-
-
-def new_version() -> str:
-    """A short lowercase base32 id: 6 bytes of milliseconds then 4 random bytes (16 chars).
-
-    Time first, so versions built later sort later; random tail, so parallel builds differ.
-    """
-    millis = int(time.time() * 1000).to_bytes(6, "big")
-    raw = millis + secrets.token_bytes(4)
-    return base64.b32encode(raw).decode("ascii").lower().rstrip("=")
 
 
 def check_tag_part(value: str, what: str, *, field: str, file: Path | None = None) -> str:
@@ -116,11 +121,17 @@ def default_bento_name(service: str) -> str:
 
 
 def resolve_bento(
-    ref: str | os.PathLike[str], *, store: Path | None = None, check: BentoCheck | None = None
+    ref: str | os.PathLike[str],
+    *,
+    store: Path | None = None,
+    check: BentoCheck | None = None,
+    project_store: Path | None = None,
 ) -> Bento:
     """A bento from a bento dir, a project dir (built into the store first) or a store tag.
 
-    ``check`` only runs for a project: see :func:`build_bento`.
+    ``check`` only runs for a project: see :func:`build_bento`. A project is built into
+    ``project_store`` (default: ``store``), e.g. a temporary store a dry run removes afterwards;
+    tags are always looked up in ``store``.
     """
     text = os.fspath(ref)
     path = user_path(text, field="bento")
@@ -130,12 +141,13 @@ def resolve_bento(
         if (path / BENTO_YAML).is_file():
             return load_bento_yaml(path / BENTO_YAML)
         if build_file(path) is not None:
-            return build_bento(path, store=store, check=check)
+            target = project_store if project_store is not None else store
+            return build_bento(path, store=target, check=check)
         raise BentoNotFoundError(
             f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE}, "
             f"no [tool.bentoml.build] in {PYPROJECT})"
         )
-    if _looks_like_path(text):
+    if looks_like_path(text):
         raise BentoNotFoundError(f"no such directory: {text}")
     return get_bento(text, store=store)
 
@@ -152,7 +164,9 @@ def build_file(project: Path) -> Path | None:
     return None
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
+    """Whether a bento reference is a path (``/``, a leading ``.`` or ``~``, ``.yaml``), never a
+    tag."""
     return (
         "/" in text
         or os.sep in text
@@ -194,7 +208,11 @@ def _names(bentos: Path) -> list[str]:
 
 def get_bento(tag: str, *, store: Path | None = None) -> Bento:
     """Look up ``name``, ``name:latest`` or ``name:version`` in the store."""
-    bentos = _bentos_dir(store)
+    return load_bento_yaml(_find_in_store(tag, _bentos_dir(store)) / BENTO_YAML)
+
+
+def _find_in_store(tag: str, bentos: Path) -> Path:
+    """The directory of ``tag`` in ``bentos`` (without loading it: a broken one is found too)."""
     name, version = parse_tag(tag)
     name_dir = bentos / name
     versions = _versions(name_dir)
@@ -214,25 +232,38 @@ def get_bento(tag: str, *, store: Path | None = None) -> Bento:
             field="tag",
             hint=f"known versions of {name}: {', '.join(versions)}",
         )
-    return load_bento_yaml(name_dir / version / BENTO_YAML)
+    return name_dir / version
 
 
 def _latest_version(name_dir: Path, versions: list[str]) -> str:
-    latest = name_dir / LATEST_FILE
-    if latest.is_file():
-        recorded = latest.read_text(encoding="utf-8").strip()
-        if recorded in versions:
-            return recorded
+    recorded = _recorded_latest(name_dir)
+    if recorded is not None and recorded in versions:
+        return recorded
+    return _newest_first(name_dir, versions)[0]
 
-    # No (valid) `latest` file: the newest by creation_time, as BentoML does.
-    def created(version: str) -> tuple[float, str]:
+
+def _newest_first(name_dir: Path, versions: list[str]) -> list[str]:
+    """``versions`` newest first: the one the ``latest`` file names, then by ``creation_time``
+    (as BentoML does without a valid ``latest`` file); unreadable ones last."""
+    recorded = _recorded_latest(name_dir)
+
+    def created(version: str) -> tuple[bool, float, str]:
         try:
-            bento = load_bento_yaml(name_dir / version / BENTO_YAML)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PipelineWarning)
+                bento = load_bento_yaml(name_dir / version / BENTO_YAML)
         except PipelineError:
-            return (float("-inf"), version)
-        return (_created(bento, float("-inf")), version)
+            return (version == recorded, float("-inf"), version)
+        return (version == recorded, _created(bento, float("-inf")), version)
 
-    return max(versions, key=created)
+    return sorted(versions, key=created, reverse=True)
+
+
+def _recorded_latest(name_dir: Path) -> str | None:
+    try:
+        return (name_dir / LATEST_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _created(bento: Bento, unknown: float) -> float:
@@ -513,11 +544,13 @@ def _write_bento(
     spec: BentofileSpec,
     dest: Path,
     name: str,
-    version: str,
+    version: str | None,
     files: list[tuple[str, Path]],
     user_lines: list[str],
     pin: requirements.BentomlPin | None,
-) -> None:
+) -> str:
+    """Write the whole bento into ``dest`` and return its version: ``version``, or when it is
+    None the digest of the content (:func:`content_version`)."""
     src_root = dest / "src"
     src_root.mkdir(parents=True)
     for rel, real in files:
@@ -571,11 +604,37 @@ def _write_bento(
             (conda_dir / "environment.yml").write_text(
                 yaml.safe_dump(content, sort_keys=False), encoding="utf-8"
             )
-    readme = _readme(spec, name, version)
-    (dest / "README.md").write_text(readme, encoding="utf-8")
-    data = _bento_yaml_data(spec, name, version, created, pin)
+    data = _bento_yaml_data(spec, name, version or "", created, pin)
     data["services"] = service_entries(real for _rel, real in files)
+    if version is None:
+        version = content_version(dest, readme=_readme(spec, name, ""), metadata=data)
+    data["version"] = version
+    (dest / README).write_text(_readme(spec, name, version), encoding="utf-8")
     (dest / BENTO_YAML).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return version
+
+
+def content_version(payload: Path, *, readme: str, metadata: Mapping[str, Any]) -> str:
+    """A bento's version from its content: 16 lowercase base32 characters (80 bits of a
+    SHA-256) over every file under ``payload`` (path, executable bit, bytes), the README text
+    and the ``bento.yaml`` data, leaving out what names the version or the build time (``readme``
+    is written without the version; ``version`` and ``creation_time`` of ``metadata`` are
+    skipped). Same content, same version; any other byte, another."""
+    digest = hashlib.sha256(b"bento-pipeline content 1\0")
+    for path in sorted(payload.rglob("*"), key=lambda p: p.relative_to(payload).as_posix()):
+        rel = path.relative_to(payload).as_posix()
+        if path.is_dir():
+            digest.update(f"dir {rel}\0".encode())
+            continue
+        executable = "x" if os.access(path, os.X_OK) else "-"
+        digest.update(f"file {rel} {executable} {path.stat().st_size}\0".encode())
+        with path.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    digest.update(f"{README}\0".encode() + readme.encode("utf-8") + b"\0")
+    kept = {k: v for k, v in metadata.items() if k not in _UNHASHED_KEYS}
+    digest.update(f"{BENTO_YAML}\0".encode() + json.dumps(kept, sort_keys=True).encode())
+    return base64.b32encode(digest.digest()[:10]).decode("ascii").lower()
 
 
 def _readme(spec: BentofileSpec, name: str, version: str) -> str:
@@ -605,7 +664,7 @@ def build_bento(
     check: BentoCheck | None = None,
     bentoml_version: str | None = None,
 ) -> Bento:
-    """Build the project's ``bentofile.yaml`` into the store and return the new bento.
+    """Build the project's ``bentofile.yaml`` into the store and return the bento.
 
     Like ``bentoml build``: the service module must be among the included files; when the
     service needs BentoML, ``bentoml==<version>`` is added (``bentoml_version``, else
@@ -614,11 +673,16 @@ def build_bento(
     into ``env/python/requirements.txt`` unless ``python.lock_packages`` is false, and
     ``env/python/requirements.in`` keeps what was asked for.
 
+    Without ``version``, the version is the digest of the bento's content
+    (:func:`content_version`): when the store already holds that version, nothing is stored
+    again; ``latest`` names it and the stored bento is returned (also when a concurrent build
+    of the same content stored it first). An explicit ``version`` that exists is an error.
+
     All-or-nothing: validation happens first, files go to a temporary directory inside the
     store, which is renamed to ``bentos/<name>/<version>`` only when complete. ``check`` runs on
-    the complete bento while it is still in that temporary directory; when it raises, nothing is
-    stored, and errors and warnings naming the bento's copy of the user's template name the
-    user's file instead.
+    the complete bento while it is still in that temporary directory, before anything is
+    decided; when it raises, nothing is stored or changed, and errors and warnings naming the
+    bento's copy of the user's template name the user's file instead.
     """
     project = user_path(project_dir, field="project")
     found = build_file(project)
@@ -639,9 +703,7 @@ def build_bento(
         field="name",
         file=bentofile,
     )
-    if version is None:
-        version = new_version()
-    else:
+    if version is not None:
         version = check_tag_part(version, "bento version", field="--version")
     # Fail on bad files/symlinks and a service the files do not have before anything is created.
     files = select_files(spec)
@@ -649,7 +711,7 @@ def build_bento(
     user_lines = _user_requirements(spec)
     pin = _bentoml_pin(spec, files, user_lines, bentoml_version)
     if spec.description and spec.description.startswith("file:"):
-        _readme(spec, name, version)
+        _readme(spec, name, version or "")
     if spec.docker.dockerfile_template:
         template = spec.project_dir / spec.docker.dockerfile_template
         with template_errors(template):
@@ -657,31 +719,107 @@ def build_bento(
 
     bentos = _bentos_dir(store)
     name_dir = bentos / name
-    final = name_dir / version
-    if final.exists():
-        raise ConfigError(
-            f"bento {name}:{version} already exists in the store ({final})", field="--version"
-        )
+    if version is not None and (name_dir / version).exists():
+        raise _exists_error(name, version, name_dir / version)
     try:
         created = make_dirs(name_dir)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=name_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}build-", dir=name_dir))
     except OSError as exc:
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
+    explicit = version is not None
     try:
-        _write_bento(spec, tmp, name, version, files, user_lines, pin)
-        _run_check(check, spec, tmp)
-        tmp.chmod(0o755)
-        os.rename(tmp, final)
+        with _in_use(tmp):
+            version = _write_bento(spec, tmp, name, version, files, user_lines, pin)
+            _run_check(check, spec, tmp)
+            tmp.chmod(0o755)
+            final = _move_into_store(tmp, name_dir / version, name=name, explicit=explicit)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_created(created)
         if isinstance(exc, OSError):
-            raise PipelineError(
-                f"building {name}:{version} failed, nothing was written: {exc}"
-            ) from exc
+            what = f"{name}:{version}" if version else name
+            raise PipelineError(f"building {what} failed, nothing was written: {exc}") from exc
         raise
     _write_latest(name_dir, version)
     return _load_built(final)
+
+
+def _exists_error(name: str, version: str, path: Path) -> ConfigError:
+    return ConfigError(
+        f"bento {name}:{version} already exists in the store ({path})",
+        field="--version",
+        hint=f"choose another version, or delete it first: python -m pipeline bento delete "
+        f"{name}:{version}",
+    )
+
+
+def _move_into_store(tmp: Path, final: Path, *, name: str, explicit: bool) -> Path:
+    """Rename the finished bento ``tmp`` to ``final``. A content-addressed ``final`` that is
+    already stored (by an earlier build, or a concurrent one that renamed first) is kept and
+    ``tmp`` removed; an explicit version that exists is an error."""
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:
+        # rename(2) refuses a non-empty target (a stored bento always is): already there
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+            raise
+        if explicit:
+            raise _exists_error(name, final.name, final) from None
+        _discard_duplicate(tmp, final, name=name)
+    return final
+
+
+def _discard_duplicate(tmp: Path, stored: Path, *, name: str) -> None:
+    if not _same_content(tmp, stored):
+        tag = f"{name}:{stored.name}"
+        raise PipelineError(
+            f"bento {tag} in the store ({stored}) does not hold what this build made from the "
+            "same content: it was changed after it was stored",
+            hint=f"delete it and build again: python -m pipeline bento delete {tag}",
+        )
+    shutil.rmtree(tmp)
+
+
+def _same_content(built: Path, stored: Path) -> bool:
+    """Whether ``stored`` holds exactly the files of ``built`` (same paths, bytes, executable
+    bits), their ``bento.yaml`` differing at most in ``creation_time``."""
+
+    def entries(root: Path) -> list[tuple[str, bool]]:
+        return sorted((p.relative_to(root).as_posix(), p.is_dir()) for p in root.rglob("*"))
+
+    listing = entries(built)
+    if listing != entries(stored):
+        return False
+    for rel, is_dir in listing:
+        a, b = built / rel, stored / rel
+        if is_dir:
+            continue
+        if rel == BENTO_YAML:
+            try:
+                mine, theirs = (yaml.safe_load(f.read_text(encoding="utf-8")) for f in (a, b))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return False
+            if not isinstance(mine, dict) or not isinstance(theirs, dict):
+                return False
+            mine.pop("creation_time", None)
+            theirs.pop("creation_time", None)
+            if mine != theirs:
+                return False
+        elif os.access(a, os.X_OK) != os.access(b, os.X_OK) or not filecmp.cmp(a, b, shallow=False):
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _in_use(directory: Path) -> Iterator[None]:
+    """Hold a shared lock on ``directory`` while a build writes it: :func:`prune_bentos`
+    never removes a temporary directory somebody holds, however old."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _load_built(directory: Path) -> Bento:
@@ -736,6 +874,263 @@ def _write_latest(name_dir: Path, version: str) -> None:
     tmp = name_dir / f"{_TMP_PREFIX}latest-{secrets.token_hex(4)}"
     tmp.write_text(version, encoding="utf-8")
     os.replace(tmp, name_dir / LATEST_FILE)
+
+
+# --- deleting and pruning --------------------------------------------------------------------
+
+
+@attrs.frozen
+class Removed:
+    """A bento version (or a leftover temporary entry of an interrupted build or delete) that
+    :func:`prune_bentos` removed, or in a dry run would remove."""
+
+    path: Path
+    size: int  # bytes
+    name: str | None = None  # None for a leftover
+    version: str | None = None
+
+    @property
+    def tag(self) -> str | None:
+        return f"{self.name}:{self.version}" if self.name and self.version else None
+
+
+def locate_bento(ref: str | os.PathLike[str], *, store: Path | None = None) -> Path:
+    """The store directory of ``ref`` (``name``, ``name:latest``, ``name:version``, or a path),
+    without loading it (a broken bento is found too). A path is accepted only when it is a
+    ``bentos/<name>/<version>`` directory of the store; a word without ``/`` is always a tag."""
+    bentos = _bentos_dir(store)
+    text = os.fspath(ref)
+    if not looks_like_path(text):
+        return _find_in_store(text, bentos)
+    path = user_path(text, field="bento")
+    if path.name == BENTO_YAML:
+        path = path.parent
+    if kind_of(path) != "dir":
+        raise BentoNotFoundError(f"no such directory: {text}", field="bento")
+    real = path.resolve()
+    in_store = bentos / real.parent.name / real.name
+    if (
+        real.parent.parent != bentos.resolve()
+        or real.name.startswith(".")
+        or real.parent.name.startswith(".")
+        or in_store.resolve() != real
+        or not (real / BENTO_YAML).is_file()
+    ):
+        raise ConfigError(
+            f"{path} is not a bento of the store {bentos}: only its "
+            "bentos/<name>/<version> directories can be deleted here",
+            field="bento",
+            hint="name it by tag (name:version); a directory outside the store is yours to "
+            "remove",
+        )
+    return in_store
+
+
+def delete_bento(ref: str | os.PathLike[str], *, store: Path | None = None) -> Path:
+    """Delete one bento version from the store; return the directory it had.
+
+    ``ref`` is ``name:version``, ``name`` / ``name:latest`` (the latest version only), or the
+    path of a version directory inside the store (see :func:`locate_bento`). All-or-nothing:
+    the version is renamed to a hidden ``.tmp-`` sibling first, so a half-deleted bento is
+    never seen as one, then removed. When ``latest`` named it, ``latest`` moves to the newest
+    remaining version (by ``creation_time``); without one left, ``latest`` and the name's
+    directory go too.
+    """
+    path = locate_bento(ref, store=store)
+    _remove_version(path)
+    return path
+
+
+def check_keep(keep: object, *, field: str = "keep") -> int:
+    """``keep`` as a count of versions to keep: a whole number, at least 1."""
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise ConfigError(f"{keep!r} is not a whole number of versions to keep", field=field)
+    if keep < 1:
+        raise ConfigError(
+            f"cannot keep {keep} versions: keep at least 1; use delete to remove all",
+            field=field,
+            hint="python -m pipeline bento delete NAME:VERSION [NAME:VERSION ...]",
+        )
+    return keep
+
+
+def prune_bentos(
+    *,
+    store: Path | None = None,
+    keep: int = 1,
+    dry_run: bool = False,
+    names: Iterable[str] = (),
+) -> list[Removed]:
+    """Per bento name (every one, or ``names``), keep the latest version and the ``keep - 1``
+    next newest (by ``creation_time``), delete the rest (as :func:`delete_bento`); remove the
+    store's leftover ``.tmp-*`` entries that nothing changed for :data:`LEFTOVER_AGE` seconds
+    and no build holds. ``dry_run`` removes nothing. Returns what went (or would go), versions
+    first. A store that does not exist has nothing to prune."""
+    keep = check_keep(keep)
+    bentos = _bentos_dir(store)
+    wanted = [_prune_name(name) for name in names]
+    if not bentos.is_dir():
+        return []
+    known = _names(bentos)
+    for name in wanted:
+        if name not in known:
+            raise BentoNotFoundError(
+                f"no bento named {name!r} in {bentos}{did_you_mean(name, known)}",
+                field="name",
+                hint=f"known bentos: {', '.join(known)}" if known else "the store is empty",
+            )
+    removed: list[Removed] = []
+    for name in dict.fromkeys(wanted) or known:
+        name_dir = bentos / name
+        for version in _newest_first(name_dir, _versions(name_dir))[keep:]:
+            path = name_dir / version
+            removed.append(Removed(path, _tree_size(path), name, version))
+            if not dry_run:
+                _remove_version(path)
+    dirs = [bentos / n for n in wanted] if wanted else [bentos, *_visible_dirs(bentos)]
+    for leftover in _leftovers(dirs):
+        removed.append(Removed(leftover, _tree_size(leftover)))
+        if not dry_run:
+            _remove_leftover(leftover)
+    return removed
+
+
+def _prune_name(text: str) -> str:
+    name, version = parse_tag(text)
+    if ":" in text:
+        raise ConfigError(
+            f"{text!r}: prune takes bento names, not versions",
+            field="name",
+            hint=f"to delete one version: python -m pipeline bento delete {name}:"
+            f"{version or 'VERSION'}",
+        )
+    return name
+
+
+def _visible_dirs(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _remove_version(path: Path) -> None:
+    """Rename ``path`` to a hidden sibling and remove it, holding it all along (a concurrent
+    prune leaves it to this call), then point ``latest`` elsewhere if it named it."""
+    name_dir = path.parent
+    tag = f"{name_dir.name}:{path.name}"
+    hidden = name_dir / f"{_TMP_PREFIX}delete-{path.name}-{secrets.token_hex(4)}"
+    symlink = path.is_symlink()  # then the store's entry goes, never what it points at
+    with contextlib.ExitStack() as held:
+        try:
+            if not symlink:
+                held.enter_context(_in_use(path))
+            os.rename(path, hidden)
+        except FileNotFoundError as exc:
+            raise BentoNotFoundError(f"bento {tag} is gone (deleted meanwhile?)") from exc
+        except OSError as exc:
+            raise PipelineError(f"cannot delete {tag} ({path}): {exc}") from exc
+        try:
+            if symlink:
+                hidden.unlink()
+            else:
+                shutil.rmtree(hidden)
+        except OSError as exc:
+            warnings.warn(
+                f"{tag} is deleted, but some of its files are left in {hidden} ({exc}); "
+                "`python -m pipeline bento prune` removes them once they are an hour old",
+                PipelineWarning,
+                stacklevel=3,
+            )
+    _repoint_latest(name_dir)
+    if not _versions(name_dir):
+        _remove_if_empty(name_dir)
+
+
+def _repoint_latest(name_dir: Path) -> None:
+    versions = _versions(name_dir)
+    latest = name_dir / LATEST_FILE
+    if not versions:
+        latest.unlink(missing_ok=True)
+        return
+    recorded = _recorded_latest(name_dir)
+    if recorded is not None and recorded not in versions:
+        _write_latest(name_dir, _newest_first(name_dir, versions)[0])
+
+
+def _remove_if_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty: a build in progress, or not ours
+        directory.rmdir()
+
+
+def _leftovers(dirs: Iterable[Path]) -> list[Path]:
+    """The ``.tmp-*`` entries of ``dirs`` that are stale: nothing in them changed for
+    :data:`LEFTOVER_AGE` seconds and no build or delete holds them."""
+    now = time.time()
+    found: list[Path] = []
+    for directory in dirs:
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.startswith(_TMP_PREFIX):
+                continue
+            if now - _last_change(entry) > LEFTOVER_AGE and not _held(entry):
+                found.append(entry)
+    return found
+
+
+def _last_change(path: Path) -> float:
+    """The newest mtime in ``path`` (itself and, for a directory, everything below it)."""
+    try:
+        newest = path.lstat().st_mtime
+    except OSError:
+        return time.time()
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for entry in (*dirs, *files):
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.lstat(os.path.join(root, entry)).st_mtime)
+    return newest
+
+
+def _held(path: Path) -> bool:
+    """Whether a build or delete holds ``path`` (see :func:`_in_use`)."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # cannot tell: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _remove_leftover(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    if path.parent.name != "bentos" and not _versions(path.parent):
+        (path.parent / LATEST_FILE).unlink(missing_ok=True)
+        _remove_if_empty(path.parent)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the files in ``path`` (symlinks not followed)."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(OSError):
+            return path.lstat().st_size
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 # --- presentation ----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from pipeline.bento import (
     default_bento_name,
     get_bento,
     list_bentos,
-    new_version,
     parse_tag,
     resolve_bento,
     select_files,
@@ -91,14 +90,6 @@ def test_store_home_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.delenv("BENTOML_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert store_home() == tmp_path / "bentoml"
-
-
-def test_new_version_is_short_lowercase_base32_and_sortable() -> None:
-    versions = [new_version() for _ in range(50)]
-    assert all(re.fullmatch(r"[a-z2-7]{16}", v) for v in versions)
-    assert len(set(versions)) == 50
-    # time-prefixed: a later version never sorts before an earlier one's time prefix
-    assert versions[0][:9] <= versions[-1][:9]
 
 
 @pytest.mark.parametrize(

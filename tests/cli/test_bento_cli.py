@@ -125,7 +125,7 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["bento", "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for word in ("build", "list", "get", "BENTOML_HOME", "name:version"):
+    for word in ("build", "list", "get", "delete", "prune", "BENTOML_HOME", "name:version"):
         assert word in out
 
 
