@@ -13,25 +13,40 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
-from attrs import field, frozen
+from attrs import evolve, field, frozen
+from attrs import fields as attrs_fields
 
 from pipeline._fs import user_path
 from pipeline.backends.base import normalize_platform
 from pipeline.backends.registry import Selection, select_backend
+from pipeline.buildplan import (
+    CONTEXT_PLACEHOLDER,
+    BuildPlan,
+    PlannedBento,
+    PlannedInstruction,
+    PlannedSecret,
+    context_manifest,
+    manifest_changes,
+)
 from pipeline.config import Bento
-from pipeline.errors import BuildError, ConfigError, allowed
+from pipeline.errors import BuildError, ConfigError, PipelineError, allowed
 from pipeline.executor import OutputSink
+from pipeline.plan import parse_dockerfile
 from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSpec
 
 if TYPE_CHECKING:
@@ -516,6 +531,7 @@ class PreparedBuild:
     selection: Selection
     dockerfile: str
     options: BuildOptions
+    source: str = ""  # the bento reference as given (see BuildPlan.bento.source)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -528,12 +544,15 @@ def prepare(
     *,
     template: str | Path | None = None,
     graph: StageGraph | None = None,
+    project_store: Path | None = None,
     **options: Any,
 ) -> PreparedBuild:
     """Validate options, resolve the bento and the backend, render the Dockerfile (no build).
 
     ``graph`` is the stage graph to render (default: :func:`pipeline.graph.default_graph`).
-    ``bento_tag=`` (BentoML's name) may stand for ``bento``.
+    ``bento_tag=`` (BentoML's name) may stand for ``bento``. A project is built into
+    ``project_store`` (default: the store), e.g. a temporary one for a dry run. The options'
+    labels get the image labels (:func:`image_labels`) under the user's own.
     """
     bento = _bento_argument(bento, options)
     parsed = parse_options(**options)
@@ -544,11 +563,123 @@ def prepare(
         rendered.append((selection, _render(candidate, selection, parsed, template, graph)))
 
     # A project is rendered before its new bento enters the store: a failure stores nothing.
-    resolved = bento if isinstance(bento, Bento) else _resolve(bento, check=render)
+    if isinstance(bento, Bento):
+        resolved, project = bento, None
+    else:
+        resolved = _resolve(bento, check=render, project_store=project_store)
+        project = _project_dir(bento)
+        if project_store is not None:
+            resolved = _stored_twin(resolved, project_store)
     if not rendered:
         render(resolved)
     selection, dockerfile = rendered[-1]
-    return PreparedBuild(resolved, selection, dockerfile, parsed)
+    own = {**resolved.labels, **parsed.labels}  # the bentofile's LABELs and --label win
+    labels = {k: v for k, v in image_labels(resolved, project).items() if k not in own}
+    parsed = evolve(parsed, labels={**labels, **parsed.labels})
+    return PreparedBuild(resolved, selection, dockerfile, parsed, _source(bento))
+
+
+#: the image label naming the bento an image was built from (``name:version``)
+BENTO_TAG_LABEL = "io.bento-pipeline.bento"
+_OCI = "org.opencontainers.image."
+
+
+def image_labels(bento: Bento, project: Path | None = None) -> dict[str, str]:
+    """The labels every image gets: ``org.opencontainers.image.title`` (the bento name),
+    ``.version`` (its version), ``.created`` (its creation time: the same bento, the same
+    label, the same image config), ``.revision`` and ``.source`` (the git commit and the
+    ``origin`` remote, without credentials, when ``project`` is in a git checkout) and
+    :data:`BENTO_TAG_LABEL`."""
+    labels = {f"{_OCI}title": bento.name, f"{_OCI}version": bento.version}
+    if bento.creation_time is not None:
+        created = bento.creation_time
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        stamp = created.astimezone(timezone.utc).isoformat(timespec="seconds")
+        labels[f"{_OCI}created"] = stamp.replace("+00:00", "Z")
+    if project is not None:
+        labels.update(git_labels(project))
+    labels[BENTO_TAG_LABEL] = bento.tag
+    return labels
+
+
+def git_labels(project: Path) -> dict[str, str]:
+    """``revision`` and ``source`` labels from the git checkout ``project`` is in (none when
+    it is not in one, or git is missing); credentials in the remote URL are left out."""
+    git = shutil.which("git")
+    if git is None:
+        return {}
+
+    def ask(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                [git, "-C", str(project), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        value = done.stdout.strip()
+        return value if done.returncode == 0 and value and "\n" not in value else None
+
+    revision = ask("rev-parse", "--verify", "--quiet", "HEAD")
+    if revision is None:
+        return {}
+    labels = {f"{_OCI}revision": revision}
+    remote = ask("config", "--get", "remote.origin.url")
+    if remote is not None:
+        labels[f"{_OCI}source"] = public_url(remote)
+    return labels
+
+
+def public_url(url: str) -> str:
+    """``url`` without a user name or password (``https://tok@host/x`` -> ``https://host/x``);
+    scp-style ``git@host:org/repo`` is kept (``git`` is no secret)."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def _stored_twin(bento: Bento, scratch: Path) -> Bento:
+    """The store's own copy of ``bento`` (built into the scratch store ``scratch``) when the
+    store holds that version already: its creation time is the one a real build labels."""
+    from pipeline.bento import get_bento
+
+    if not bento.path.is_relative_to(scratch):
+        return bento
+    try:
+        return get_bento(bento.tag)
+    except PipelineError:
+        return bento
+
+
+def _project_dir(ref: str | Path) -> Path | None:
+    """``ref`` as a project directory (one with a build file), else None."""
+    from pipeline.bento import build_file, looks_like_path
+
+    text = os.fspath(ref)
+    if not looks_like_path(text) and not Path(text).is_dir():
+        return None
+    try:
+        path = user_path(text, field="bento")
+    except ConfigError:
+        return None
+    return path if path.is_dir() and build_file(path) is not None else None
+
+
+def _source(ref: str | Path | Bento) -> str:
+    """The bento reference as given (a path absolute), for the plan."""
+    if isinstance(ref, Bento):
+        return str(ref.path)
+    text = os.fspath(ref)
+    if Path(text).exists():
+        return str(Path(text).absolute())
+    return text
 
 
 def _bento_argument(
@@ -571,10 +702,12 @@ def _bento_argument(
     return bento
 
 
-def _resolve(ref: str | Path, *, check: Callable[[Bento], object]) -> Bento:
+def _resolve(
+    ref: str | Path, *, check: Callable[[Bento], object], project_store: Path | None = None
+) -> Bento:
     from pipeline.bento import resolve_bento
 
-    return resolve_bento(str(ref), check=check)
+    return resolve_bento(str(ref), check=check, project_store=project_store)
 
 
 def _render(
@@ -657,6 +790,126 @@ def _maybe_ca_secret(cert: Path | None) -> Iterator[SecretSpec | None]:
         yield secret
 
 
+def compute_plan(
+    prepared: PreparedBuild,
+    request: BuildRequest,
+    *,
+    template: str | Path | None = None,
+    graph: StageGraph | None = None,
+    instructions: Sequence[PlannedInstruction] | None = None,
+) -> BuildPlan:
+    """The :class:`~pipeline.buildplan.BuildPlan` of ``prepared`` built as ``request`` (whose
+    context exists): the context is read for its manifest, the executor asked for its commands
+    (which checks the options it cannot take); nothing is written."""
+    executor = prepared.selection.executor
+    secrets = tuple(_planned_secret(s, prepared) for s in request.secrets)
+    text = executor.dry_run(request).replace(str(request.context), CONTEXT_PLACEHOLDER)
+    for secret, planned in zip(request.secrets, secrets, strict=True):
+        if secret.src is not None and planned.source != str(secret.src):
+            text = text.replace(str(secret.src), planned.source)
+    if instructions is None:
+        found = _planned_steps(prepared, template, graph) or parse_dockerfile(prepared.dockerfile)
+        instructions = [
+            PlannedInstruction(i.line, i.text, None if i.origin is None else str(i.origin))
+            for i in found
+        ]
+    bento = prepared.bento
+    return BuildPlan(
+        bento=PlannedBento(bento.tag, bento.name, bento.version, prepared.source),
+        backend=prepared.selection.name,
+        backend_source=prepared.selection.source,
+        dockerfile=prepared.dockerfile,
+        instructions=instructions,
+        context=context_manifest(request.context),
+        secrets=secrets,
+        tags=request.tags,
+        platforms=request.platforms,
+        build_args=request.build_args,
+        labels=request.labels,
+        target=request.target,
+        outputs={
+            "push": request.push,
+            "load": request.load,
+            "output": request.output,
+            "iidfile": _text(request.iidfile),
+            "metadata_file": _text(request.metadata_file),
+        },
+        cache={
+            "cache_from": list(request.cache_from),
+            "cache_to": list(request.cache_to),
+            "no_cache": request.no_cache,
+        },
+        engine={
+            "network": request.network,
+            "pull": request.pull,
+            "ssh": list(request.ssh),
+            "add_hosts": list(request.add_hosts),
+            "opts": [list(o) for o in request.opts],
+            "progress": request.progress,
+            "quiet": request.quiet,
+            "run_as_root": request.run_as_root,
+            "check_secrets": request.check_secrets,
+            "features": list(prepared.options.features),
+        },
+        commands=text.splitlines(),
+        options=options_to_json(evolve(prepared.options, tags=prepared.tags)),
+    )
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _planned_secret(secret: SecretSpec, prepared: PreparedBuild) -> PlannedSecret:
+    user = {s.id for s in prepared.options.secrets}
+    if secret.id in user:
+        origin = "--secret"
+    elif prepared.options.ca_cert is not None and secret.id == _ca_secret_id():
+        origin = "--ca-cert"
+    else:
+        index = next((i for i, e in enumerate(prepared.bento.envs) if e.name == secret.id), None)
+        origin = "envs (stage: build)" if index is None else f"envs[{index}] (stage: build)"
+    if secret.src is None:
+        return PlannedSecret(secret.id, "env", str(secret.env), origin)
+    # the files the build writes itself are private and temporary: named, not located
+    source = str(secret.src) if origin == "--secret" else f"<secret {secret.id}>"
+    return PlannedSecret(secret.id, "file", source, origin)
+
+
+def options_to_json(options: BuildOptions) -> dict[str, Any]:
+    """``options`` as JSON values :func:`parse_options` takes back (secrets as ``id=,src=``)."""
+    data: dict[str, Any] = {}
+    for name, value in attrs_fields_dict(options).items():
+        if name == "secrets":
+            value = [s.describe() for s in value]
+        elif name == "opts":
+            value = [list(item) for item in value]
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        data[name] = value
+    return data
+
+
+def options_from_json(data: Mapping[str, Any], *, file: Path | None = None) -> BuildOptions:
+    """:func:`options_to_json`'s output back, validated again (files must still exist)."""
+    values = dict(data)
+    values["opts"] = [tuple(item) for item in values.get("opts") or ()]
+    try:
+        return parse_options(**values)
+    except ConfigError as exc:
+        if exc.file is None and file is not None:
+            raise ConfigError(exc.message, file=file, field=exc.field, hint=exc.hint) from None
+        raise
+
+
+def attrs_fields_dict(instance: Any) -> dict[str, Any]:
+    return {f.name: getattr(instance, f.name) for f in attrs_fields(type(instance))}
+
+
 async def abuild(
     bento: str | Path | Bento | None = None,
     backend: str | None = None,
@@ -681,8 +934,9 @@ async def abuild(
     (default :func:`pipeline.graph.default_graph`; add, replace or reorder stages on it).
     ``backend`` defaults to
     ``PIPELINE_BACKEND``/``BENTOML_CONTAINERIZE_BACKEND`` or the first healthy engine.
-    ``on_output`` receives engine output lines (secrets redacted). Raises a
-    :class:`~pipeline.errors.PipelineError` on bad input and
+    ``on_output`` receives engine output lines (secrets redacted). The build runs the
+    :class:`~pipeline.buildplan.BuildPlan` :func:`plan` prints; the result names the bento and
+    the plan's digest. Raises a :class:`~pipeline.errors.PipelineError` on bad input and
     :class:`~pipeline.errors.BuildError` when the engine fails.
     """
     prepared = await anyio.to_thread.run_sync(
@@ -693,14 +947,43 @@ async def abuild(
     if on_prepared is not None:
         on_prepared(prepared)
     with build_request(prepared) as request:
-        try:
-            return await prepared.selection.executor.build(request, on_output=on_output)
-        except BuildError as error:
-            if error.origin is None and error.step:
-                error.origin = step_origin(
-                    error.step, prepared.bento, _planned_steps(prepared, template, graph)
-                )
-            raise
+        planned = await anyio.to_thread.run_sync(
+            functools.partial(compute_plan, prepared, request, template=template, graph=graph)
+        )
+        return await _run_plan(prepared, request, planned, on_output)
+
+
+async def _run_plan(
+    prepared: PreparedBuild,
+    request: BuildRequest,
+    planned: BuildPlan,
+    on_output: OutputSink | None,
+) -> BuildResult:
+    try:
+        result = await prepared.selection.executor.build(request, on_output=on_output)
+    except BuildError as error:
+        if error.origin is None and error.step:
+            error.origin = step_origin(error.step, prepared.bento, _plan_steps(planned))
+        raise
+    return evolve(
+        result,
+        bento=prepared.bento.tag,
+        plan_digest=planned.digest,
+        labels=dict(request.labels),
+    )
+
+
+def _plan_steps(planned: BuildPlan) -> list[Instruction]:
+    """The plan's instructions, parsed again with their origins (for :func:`step_origin`)."""
+    from pipeline.plan import Origin
+
+    parsed = parse_dockerfile(planned.dockerfile)
+    by_line = {i.line: i.origin for i in planned.instructions}
+    steps = []
+    for item in parsed:
+        origin = by_line.get(item.line)
+        steps.append(evolve(item, origin=None if origin is None else Origin(None, None, origin)))
+    return steps
 
 
 # Fallback when the failing step matches no rendered instruction:
@@ -795,12 +1078,119 @@ def build(
     )
 
 
+def plan(
+    bento: str | Path | Bento | None = None,
+    backend: str | None = None,
+    *,
+    template: str | Path | None = None,
+    graph: StageGraph | None = None,
+    check: bool = True,
+    **options: Any,
+) -> BuildPlan:
+    """The :class:`~pipeline.buildplan.BuildPlan` :func:`build` would run, with the same
+    arguments; nothing is built or written. A project is built into a temporary store that is
+    removed again (its content version is the one a real build stores; when the store already
+    holds it, that bento is the plan's). ``check`` runs every check of the engine a real build
+    runs (installed and healthy, its platforms, secrets and push): ``build --dry-run``.
+    """
+    with tempfile.TemporaryDirectory(prefix="pipeline-plan-") as scratch:
+        prepared = prepare(
+            bento,
+            backend=backend,
+            template=template,
+            graph=graph,
+            project_store=Path(scratch),
+            **options,
+        )
+        with build_request(prepared) as request:
+            if check:
+                prepared.selection.executor.check(request, thorough=True)
+            return compute_plan(prepared, request, template=template, graph=graph)
+
+
+def load_plan(path: str | Path) -> BuildPlan:
+    """A plan written by ``plan -o json`` (or :meth:`BuildPlan.to_json`), checked."""
+    file = user_path(path, field="--plan")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the plan: {exc}", file=file, field="--plan") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"the plan is not JSON: {exc}", file=file, field="--plan") from None
+    return BuildPlan.from_json(data, file=file)
+
+
+async def abuild_plan(
+    planned: BuildPlan,
+    *,
+    on_output: OutputSink | None = None,
+    on_prepared: Callable[[PreparedBuild], None] | None = None,
+    file: Path | None = None,
+) -> BuildResult:
+    """Run ``planned`` (e.g. :func:`load_plan`'s): its bento is resolved again from its source
+    (a project is stored, as by a build), its context written from it with the plan's
+    Dockerfile, and the build runs only when the bento, the context's files, the secrets and
+    the engine's commands are still the plan's; else a ConfigError says what changed."""
+    prepared = await anyio.to_thread.run_sync(
+        functools.partial(_prepare_planned, planned, file=file)
+    )
+    if on_prepared is not None:
+        on_prepared(prepared)
+    with build_request(prepared) as request:
+        again = await anyio.to_thread.run_sync(
+            functools.partial(compute_plan, prepared, request, instructions=planned.instructions)
+        )
+        _same_plan(planned, again, file)
+        return await _run_plan(prepared, request, planned, on_output)
+
+
+def build_plan(planned: BuildPlan, *, on_output: OutputSink | None = None) -> BuildResult:
+    """Synchronous :func:`abuild_plan`."""
+    return anyio.run(functools.partial(abuild_plan, planned, on_output=on_output))
+
+
+def _prepare_planned(planned: BuildPlan, *, file: Path | None) -> PreparedBuild:
+    from pipeline.bento import resolve_bento
+
+    options = options_from_json(planned.options, file=file)
+    bento = resolve_bento(planned.bento.source)
+    if bento.tag != planned.bento.tag:
+        raise ConfigError(
+            f"{planned.bento.source} now gives the bento {bento.tag}, the plan was made for "
+            f"{planned.bento.tag}: its files changed since",
+            file=file,
+            field="bento",
+            hint="make the plan again",
+        )
+    selection = select_backend(planned.backend)
+    return PreparedBuild(bento, selection, planned.dockerfile, options, planned.bento.source)
+
+
+def _same_plan(planned: BuildPlan, again: BuildPlan, file: Path | None) -> None:
+    if planned.digest == again.digest:
+        return
+    changes = [f"context: {c}" for c in manifest_changes(planned.context, again.context)]
+    for name in ("secrets", "commands", "tags", "platforms", "labels", "build_args", "backend"):
+        if getattr(planned, name) != getattr(again, name):
+            changes.append(f"{name}: {getattr(planned, name)!r} -> {getattr(again, name)!r}")
+    raise ConfigError(
+        "the plan no longer matches what it would build:\n  " + "\n  ".join(changes or ["?"]),
+        file=file,
+        hint="make the plan again (`python -m pipeline plan ... -o json`)",
+    )
+
+
 @frozen
 class DryRun:
+    """What :func:`dry_run` reports (the :class:`BuildPlan` in full is ``plan``)."""
+
     backend: str
     command: str
     dockerfile: str
     tags: tuple[str, ...]
+    plan: BuildPlan | None = None
 
 
 def dry_run(
@@ -811,8 +1201,8 @@ def dry_run(
     graph: StageGraph | None = None,
     **options: Any,
 ) -> DryRun:
-    """What :func:`build` would run (exact argv, or Dagger operations) and the Dockerfile."""
-    prepared = prepare(bento, backend=backend, template=template, graph=graph, **options)
-    with build_request(prepared) as request:
-        command = prepared.selection.executor.dry_run(request)
-    return DryRun(prepared.selection.name, command, prepared.dockerfile, prepared.tags)
+    """What :func:`build` would run (exact argv, or Dagger operations) and the Dockerfile:
+    :func:`plan` with every engine check, nothing written."""
+    planned = plan(bento, backend=backend, template=template, graph=graph, **options)
+    command = "\n".join(planned.commands)
+    return DryRun(planned.backend, command, planned.dockerfile, planned.tags, planned)

@@ -27,3 +27,8 @@ class Executor(Protocol):
     def dry_run(self, request: BuildRequest) -> str:
         """What :meth:`build` would run (argv or API operations), as printable text."""
         ...
+
+    def check(self, request: BuildRequest, *, thorough: bool = True) -> object:
+        """Refuse what this engine cannot build here (a BackendError/ConfigError, exit 2):
+        ``thorough`` checks everything a real build would find out (``--dry-run``)."""
+        ...

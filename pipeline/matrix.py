@@ -38,7 +38,7 @@ from attrs import evolve, frozen
 from pipeline import api
 from pipeline.backends.base import check_platforms, native_platform
 from pipeline.config import Bento, DockerOptions
-from pipeline.errors import ConfigError, PipelineError, allowed, did_you_mean
+from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
 from pipeline.loader import _PYTHON_VERSION
 from pipeline.request import BuildResult
 from render.distros import ALL_ARCHITECTURES, ALL_CUDA_VERSIONS, DISTROS
@@ -703,7 +703,8 @@ matrix.__doc__ = """Synchronous :func:`amatrix` (same arguments, same result, sa
 @frozen
 class CellDryRun:
     planned: PlannedCell
-    dry_run: api.DryRun | None  # None for a skipped cell
+    dry_run: api.DryRun | None  # None for a skipped cell, or one a real build would fail
+    error: str | None = None  # why the engine would refuse the cell (its checks ran)
 
 
 def dry_run_matrix(
@@ -723,13 +724,17 @@ def dry_run_matrix(
         if not planned.runnable:
             runs.append(CellDryRun(planned, None))
             continue
-        run = api.dry_run(
-            planned.bento,
-            backend=backend_name,
-            tags=[planned.tag],
-            platforms=[planned.cell.platform],
-            **options,
-        )
+        try:
+            run = api.dry_run(
+                planned.bento,
+                backend=backend_name,
+                tags=[planned.tag],
+                platforms=[planned.cell.platform],
+                **options,
+            )
+        except BackendError as exc:  # the engine's checks: this cell's build would fail so
+            runs.append(CellDryRun(planned, None, exc.message))
+            continue
         runs.append(CellDryRun(planned, run))
     return backend_name, runs
 

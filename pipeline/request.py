@@ -183,14 +183,27 @@ class BuildResult:
     # where the result was read back and found to hold exactly the requested platforms
     # ("registry", "local store"); None when it was not checked
     verified: str | None = None
+    # set by the API: the bento built (name:version), the plan's digest, the image's labels
+    bento: str | None = None
+    plan_digest: str | None = None
+    labels: Mapping[str, str] = field(factory=dict, converter=_mapping)
+    # each platform's own image digest (manifest list entries, or the one image), when read back
+    platform_digests: Mapping[str, str] = field(factory=dict, converter=_mapping)
 
     def to_json(self) -> dict[str, object]:
+        name, _, version = (self.bento or "").partition(":")
         return {
             "backend": self.backend,
+            "bento": self.bento,
+            "bento_name": name or None,
+            "bento_version": version or None,
+            "plan_digest": self.plan_digest,
             "tags": list(self.tags),
             "platforms": list(self.platforms),
+            "platform_digests": dict(self.platform_digests),
             "image_id": self.image_id,
             "digest": self.digest,
+            "labels": dict(self.labels),
             "duration": round(self.duration, 3),
             "verified": self.verified,
         }

@@ -193,7 +193,9 @@ def test_dry_run_renders_and_shows_the_exact_argv(monkeypatch: pytest.MonkeyPatc
         build_args=["A=1"],
     )
     assert plan.backend == "buildx"
-    assert plan.command.startswith("docker buildx build --file /")
+    # the context is made at build time: the plan names it <context>, never a temp path
+    assert plan.command.startswith("docker buildx build --file <context>/Dockerfile ")
+    assert "/tmp" not in plan.command
     assert "--secret id=tok,env=TOKEN_FOR_TEST" in plan.command
     assert "plaintext-token-value" not in plan.command + plan.dockerfile
     assert plan.dockerfile.startswith("FROM ")
@@ -353,8 +355,8 @@ def test_a_project_that_fails_to_render_stores_nothing(tmp_path: Path) -> None:
     # the user's template (not the store's copy of it), and nothing stored
     assert (caught.value.file, caught.value.line) == (str(project / "Dockerfile.j2"), 3)
     assert not (tmp_path / "store").exists()
-    plan = api.dry_run(HELLO, backend="docker")  # a good project is stored once
-    assert len(list((tmp_path / "store" / "bentos").rglob("bento.yaml"))) == 1
+    plan = api.dry_run(HELLO, backend="docker")  # a good project is not stored either
+    assert not (tmp_path / "store").exists()
     assert plan.dockerfile.startswith("FROM ")
 
 
@@ -406,7 +408,8 @@ def test_bentoml_keyword_names_are_aliases(tmp_path: Path) -> None:
     )
     options = prepared.options
     assert prepared.tags == ("svc:1",) and prepared.selection.name == "docker"
-    assert options.build_args == {"A": "1"} and options.labels == {"team": "ml"}
+    assert options.build_args == {"A": "1"} and options.labels["team"] == "ml"
+    assert options.labels["org.opencontainers.image.title"] == prepared.bento.name
     assert [s.id for s in options.secrets] == ["aws"]
     assert options.platforms == ("linux/amd64",) and options.add_hosts == ("db:10.0.0.2",)
     assert options.cache_from == (f"type=local,src={tmp_path}",)

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "build a bento into a container image on docker, buildx, podman, buildah, ...",
     ),
     "containerize": ("containerize", "BentoML's spelling of `build` (same options)"),
+    "plan": (
+        "plan",
+        "print the build plan of a bento: commands, Dockerfile, context manifest, digest",
+    ),
     "dockerfile": ("dockerfile", "print the Dockerfile a bento renders to (no image is built)"),
     "export": (
         "export",

