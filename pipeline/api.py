@@ -19,9 +19,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -804,18 +805,27 @@ def compute_plan(
     executor = prepared.selection.executor
     secrets = tuple(_planned_secret(s, prepared) for s in request.secrets)
     text = executor.dry_run(request).replace(str(request.context), CONTEXT_PLACEHOLDER)
+    # private files a build makes (env secrets written for file-only engines) live in $TMPDIR
+    text = text.replace(tempfile.gettempdir().rstrip("/") + "/", "<tmp>/")
     for secret, planned in zip(request.secrets, secrets, strict=True):
         if secret.src is not None and planned.source != str(secret.src):
             text = text.replace(str(secret.src), planned.source)
     if instructions is None:
         found = _planned_steps(prepared, template, graph) or parse_dockerfile(prepared.dockerfile)
+        users = _users_template(prepared)
         instructions = [
-            PlannedInstruction(i.line, i.text, None if i.origin is None else str(i.origin))
+            PlannedInstruction(i.line, i.text, None if i.origin is None else users(str(i.origin)))
             for i in found
         ]
     bento = prepared.bento
     return BuildPlan(
-        bento=PlannedBento(bento.tag, bento.name, bento.version, prepared.source),
+        bento=PlannedBento(
+            bento.tag,
+            bento.name,
+            bento.version,
+            prepared.source,
+            None if bento.creation_time is None else bento.creation_time.isoformat(),
+        ),
         backend=prepared.selection.name,
         backend_source=prepared.selection.source,
         dockerfile=prepared.dockerfile,
@@ -854,6 +864,26 @@ def compute_plan(
         commands=text.splitlines(),
         options=options_to_json(evolve(prepared.options, tags=prepared.tags)),
     )
+
+
+def _users_template(prepared: PreparedBuild) -> Callable[[str], str]:
+    """Origins name the bento's copy of a project's template: name the project's file."""
+    name = prepared.bento.docker.dockerfile_template
+    project = _project_dir(prepared.source) if prepared.source else None
+    if not name or project is None:
+        return lambda origin: origin
+    from pipeline.bento import build_file
+    from pipeline.loader import load_bentofile
+
+    found = build_file(project)
+    with warnings.catch_warnings():  # given once already, when the bento was built
+        warnings.simplefilter("ignore")
+        asked = None if found is None else load_bentofile(found).docker.dockerfile_template
+    if not asked:
+        return lambda origin: origin
+    copy = str(prepared.bento.path / "env" / "docker" / Path(name).name)
+    own = str((project / asked).resolve())
+    return lambda origin: origin.replace(copy, own)
 
 
 def _text(path: Path | None) -> str | None:
@@ -1155,7 +1185,14 @@ def _prepare_planned(planned: BuildPlan, *, file: Path | None) -> PreparedBuild:
     from pipeline.bento import resolve_bento
 
     options = options_from_json(planned.options, file=file)
-    bento = resolve_bento(planned.bento.source)
+    created = planned.bento.created
+    try:
+        when = None if created is None else datetime.fromisoformat(created)
+    except ValueError:
+        raise ConfigError(
+            f"bento.created {created!r} is not an ISO 8601 time", file=file, field="bento.created"
+        ) from None
+    bento = resolve_bento(planned.bento.source, creation_time=when)
     if bento.tag != planned.bento.tag:
         raise ConfigError(
             f"{planned.bento.source} now gives the bento {bento.tag}, the plan was made for "

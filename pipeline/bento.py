@@ -126,6 +126,7 @@ def resolve_bento(
     store: Path | None = None,
     check: BentoCheck | None = None,
     project_store: Path | None = None,
+    creation_time: datetime | None = None,
 ) -> Bento:
     """A bento from a bento dir, a project dir (built into the store first) or a store tag.
 
@@ -142,7 +143,7 @@ def resolve_bento(
             return load_bento_yaml(path / BENTO_YAML)
         if build_file(path) is not None:
             target = project_store if project_store is not None else store
-            return build_bento(path, store=target, check=check)
+            return build_bento(path, store=target, check=check, creation_time=creation_time)
         raise BentoNotFoundError(
             f"{path} is neither a bento (no {BENTO_YAML}) nor a project (no {BENTOFILE}, "
             f"no [tool.bentoml.build] in {PYPROJECT})"
@@ -548,6 +549,7 @@ def _write_bento(
     files: list[tuple[str, Path]],
     user_lines: list[str],
     pin: requirements.BentomlPin | None,
+    created: datetime | None = None,
 ) -> str:
     """Write the whole bento into ``dest`` and return its version: ``version``, or when it is
     None the digest of the content (:func:`content_version`)."""
@@ -556,7 +558,7 @@ def _write_bento(
     for rel, real in files:
         _copy_file(real, src_root / rel)
 
-    created = datetime.now(timezone.utc)
+    created = created or datetime.now(timezone.utc)
     env_python = dest / "env" / "python"
     env_docker = dest / "env" / "docker"
     env_python.mkdir(parents=True)
@@ -663,8 +665,12 @@ def build_bento(
     version: str | None = None,
     check: BentoCheck | None = None,
     bentoml_version: str | None = None,
+    creation_time: datetime | None = None,
 ) -> Bento:
     """Build the project's ``bentofile.yaml`` into the store and return the bento.
+
+    ``creation_time`` (default: now) is the ``creation_time`` a newly stored bento records:
+    running a build plan stores the bento its plan was made from, with that plan's time.
 
     Like ``bentoml build``: the service module must be among the included files; when the
     service needs BentoML, ``bentoml==<version>`` is added (``bentoml_version``, else
@@ -729,7 +735,7 @@ def build_bento(
     explicit = version is not None
     try:
         with _in_use(tmp):
-            version = _write_bento(spec, tmp, name, version, files, user_lines, pin)
+            version = _write_bento(spec, tmp, name, version, files, user_lines, pin, creation_time)
             _run_check(check, spec, tmp)
             tmp.chmod(0o755)
             final = _move_into_store(tmp, name_dir / version, name=name, explicit=explicit)

@@ -85,6 +85,8 @@ class PlannedBento:
     name: str
     version: str
     source: str
+    # the bento's creation_time (ISO 8601): a project not stored yet is stored with it
+    created: str | None = None
 
 
 @frozen
