@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import Command
+from pipeline.cli.command import Command
 from pipeline.config import Bento
 from pipeline.graph import default_graph
 
@@ -47,9 +47,14 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-cert",
         dest="ca_cert",
-        action="store_true",
-        help="downloads trust the CA bundle passed as BuildKit secret 'ca_cert' "
-        "(build with --secret id=ca_cert,src=FILE)",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FILE",
+        help="as in build: downloads trust the PEM certificate FILE (with the system CA "
+        "bundle), passed as the BuildKit secret 'ca_cert' when the image is built, never copied "
+        "into the context or the image; FILE is checked. Without FILE: the Dockerfile mounts "
+        "the secret and you pass the bundle yourself (--secret id=ca_cert,src=BUNDLE)",
     )
     parser.add_argument(
         "--buildstage",
@@ -62,13 +67,16 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
     """Resolve the bento and render its Dockerfile from the shared options."""
+    from pipeline.api import check_ca_cert
     from pipeline.bento import resolve_bento
     from pipeline.plan import RenderOptions, render_dockerfile
 
+    if isinstance(args.ca_cert, str):
+        check_ca_cert(args.ca_cert)  # the same file build --ca-cert takes, checked alike
     options = RenderOptions(
         template=args.template,
         buildkit=args.buildkit,
-        ca_cert=args.ca_cert,
+        ca_cert=args.ca_cert is not None,
         strict=args.strict,
     )
     graph = default_graph(buildstage=args.buildstage)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
-from pipeline.cli import Command
+from pipeline.cli.command import Command
 from pipeline.cli.dockerfile import add_render_arguments, render_from_args
 
 DESCRIPTION = """\
@@ -34,6 +35,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.api import system_ca_bundle
     from pipeline.plan import CA_CERT_SECRET_ID, check_output_dir, write_context
 
     check_output_dir(args.output)  # before a project is built into the store
@@ -41,7 +43,18 @@ def _run(args: argparse.Namespace) -> int:
     path = write_context(bento, args.output, dockerfile)
     print(path)
     command = ["docker", "build"]
-    if args.ca_cert:
+    if isinstance(args.ca_cert, str):
+        # the secret is the system bundle plus the certificate, as build --ca-cert passes it
+        system = system_ca_bundle() or Path("/etc/ssl/certs/ca-certificates.crt")
+        bundle = "ca-bundle.pem"
+        print(
+            "make the CA bundle (keep it out of the context): "
+            f"cat {shlex.quote(str(system))} {shlex.quote(str(Path(args.ca_cert).absolute()))}"
+            f" > {bundle}",
+            file=sys.stderr,
+        )
+        command += ["--secret", f"id={CA_CERT_SECRET_ID},src={bundle}"]
+    elif args.ca_cert:
         command += ["--secret", f"id={CA_CERT_SECRET_ID},src=/etc/ssl/certs/ca-certificates.crt"]
     print(f"build it with: {shlex.join([*command, str(path)])}", file=sys.stderr)
     return 0

@@ -65,6 +65,22 @@ def test_ca_cert_context_holds_no_certificate(home: Path, tmp_path: Path) -> Non
         assert b"BEGIN CERTIFICATE" not in (out / rel).read_bytes(), rel
 
 
+def test_ca_cert_file_means_what_it_means_in_build(home: Path, tmp_path: Path) -> None:
+    """--ca-cert FILE: checked as build checks it, the bundle command printed, not exported."""
+    cert = tmp_path / "corp.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    out = tmp_path / "ctx"
+    done = cli("export", "examples/setup-script", "-o", str(out), "--ca-cert", str(cert), home=home)
+    assert done.returncode == 0, done.stderr
+    assert f"{cert} > ca-bundle.pem" in done.stderr
+    assert "--secret id=ca_cert,src=ca-bundle.pem" in done.stderr
+    assert "--mount=type=secret,id=ca_cert" in (out / "Dockerfile").read_text()
+    for rel in files(out):
+        assert b"BEGIN CERTIFICATE" not in (out / rel).read_bytes(), rel
+    bad = cli("dockerfile", "examples/hello", "--ca-cert", str(tmp_path / "nope.pem"), home=home)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_exported_context_builds_with_docker_as_is(home: Path, tmp_path: Path) -> None:
