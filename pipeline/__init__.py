@@ -23,6 +23,7 @@ from pipeline.errors import (
     ConfigError,
     GraphError,
     PipelineError,
+    RegistryAuthError,
     TemplateError,
 )
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
@@ -64,6 +65,7 @@ __all__ = [
     "ConfigError",
     "GraphError",
     "PipelineError",
+    "RegistryAuthError",
     "SecretSpec",
     "TemplateError",
     "__version__",

@@ -106,6 +106,24 @@ class BuildError(PipelineError):
         return "\n".join(lines)
 
 
+class RegistryAuthError(BuildError):
+    """A registry refused a push's authentication (wrong or missing credentials); ``registry``
+    names it (``host[:port]``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        registry: str,
+        backend: str | None = None,
+        step: str | None = None,
+        output_tail: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, backend=backend, step=step, output_tail=output_tail, hint=hint)
+        self.registry = registry
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ``did you mean 'x'?`` suffix (with a leading space), or ``""`` when nothing is close."""
     matches = get_close_matches(word, list(choices), n=1, cutoff=0.6)

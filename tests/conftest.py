@@ -1,13 +1,15 @@
 """Engine availability for every test (see docs/testbed.md).
 
-Tests marked ``docker``, ``buildx``, ``buildah``, ``podman``, ``arm64``, ``registry`` or
-``dagger`` need that engine. Each engine is probed once per session with a cheap command. A
-missing engine skips its tests with a one-line reason, except under ``CI=true``, where an engine
-the test bed (``scripts/testbed up``) provides is expected and its absence fails the test.
+Tests marked ``docker``, ``buildx``, ``buildah``, ``podman``, ``arm64``, ``registry``,
+``registry_auth`` or ``dagger`` need that engine. Each engine is probed once per session with a
+cheap command. A missing engine skips its tests with a one-line reason, except under
+``CI=true``, where an engine the test bed (``scripts/testbed up``) provides is expected and its
+absence fails the test.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import shutil
@@ -17,14 +19,26 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 pytest_plugins = ("pytester",)
 
 REGISTRY = "127.0.0.1:5000"
+# The test bed's registry that wants htpasswd credentials (scripts/testbed writes these to its
+# env file; the defaults are where it puts them)
+AUTH_REGISTRY = os.environ.get("PIPELINE_TESTBED_AUTH_REGISTRY", "127.0.0.1:5001")
+AUTH_USER = os.environ.get("PIPELINE_TESTBED_AUTH_USER", "ci")
+AUTH_PASSWORD_FILE = Path(
+    os.environ.get(
+        "PIPELINE_TESTBED_AUTH_PASSWORD_FILE", "/run/pipeline-testbed/registry-auth/password"
+    )
+)
 # Engines the test bed brings up; in CI their absence is a failure. Dagger is not among them.
-TESTBED_ENGINES = frozenset({"docker", "buildx", "buildah", "podman", "arm64", "registry"})
+TESTBED_ENGINES = frozenset(
+    {"docker", "buildx", "buildah", "podman", "arm64", "registry", "registry_auth"}
+)
 
 
 def _run_ok(*argv: str, timeout: float = 20) -> str | None:
@@ -78,6 +92,30 @@ def _probe_registry() -> str | None:
         return f"no registry on {REGISTRY} ({getattr(exc, 'reason', exc)})"
 
 
+def _probe_registry_auth() -> str | None:
+    """The auth registry answers 401 without credentials and 200 with the test bed's."""
+    try:
+        password = AUTH_PASSWORD_FILE.read_text()
+    except OSError as exc:
+        return f"no password file for the registry on {AUTH_REGISTRY} ({exc.strerror})"
+    url = f"http://{AUTH_REGISTRY}/v2/"
+    try:
+        urllib.request.urlopen(url, timeout=3).close()
+        return f"the registry on {AUTH_REGISTRY} does not ask for credentials"
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return f"the registry on {AUTH_REGISTRY} answers HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"no registry on {AUTH_REGISTRY} ({getattr(exc, 'reason', exc)})"
+    basic = base64.b64encode(f"{AUTH_USER}:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {basic}"})
+    try:
+        urllib.request.urlopen(request, timeout=3).close()
+    except (urllib.error.URLError, OSError) as exc:
+        return f"the registry on {AUTH_REGISTRY} refuses the test bed's credentials ({exc})"
+    return None
+
+
 def _probe_dagger() -> str | None:
     if os.environ.get("DAGGER_SESSION_PORT") or os.environ.get("_EXPERIMENTAL_DAGGER_CLI_BIN"):
         return None
@@ -91,6 +129,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "podman": _probe_podman,
     "arm64": _probe_arm64,
     "registry": _probe_registry,
+    "registry_auth": _probe_registry_auth,
     "dagger": _probe_dagger,
 }
 
@@ -132,6 +171,21 @@ def registry_url() -> str:
     """The test bed's plain-HTTP registry, ``127.0.0.1:5000`` (skips/fails when it is down)."""
     require_engine("registry")
     return REGISTRY
+
+
+class AuthRegistry(NamedTuple):
+    """The test bed's htpasswd registry: ``address`` (``127.0.0.1:5001``), user, password."""
+
+    address: str
+    user: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def auth_registry() -> AuthRegistry:
+    """The registry that wants credentials (skips/fails like a ``registry_auth`` marker)."""
+    require_engine("registry_auth")
+    return AuthRegistry(AUTH_REGISTRY, AUTH_USER, AUTH_PASSWORD_FILE.read_text())
 
 
 @pytest.fixture()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from attrs import field, frozen
 
+from pipeline.backends.credentials import DOCKER
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.verify import Store
 from pipeline.errors import BackendError, ConfigError, allowed
@@ -114,6 +115,10 @@ class BackendSpec:
     metadata_file: bool = False  # construct_build_args(..., metadata_file=) gives the digest
     push_commands: PushCommands | None = None
     run_command: str | None = "docker"  # what users run the image with (None: no local image)
+    # whose login files the engine reads credentials from when it pushes: "docker"
+    # ($DOCKER_CONFIG/config.json) or "containers" ($REGISTRY_AUTH_FILE, containers-auth.json,
+    # then docker's); see pipeline/backends/credentials.py
+    auth_family: str = DOCKER
     remove_image: Callable[[str], list[str]] | None = None
     plugin: bool = False
     build_command: tuple[str, ...] | None = None

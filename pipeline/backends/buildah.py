@@ -7,6 +7,7 @@ them. Pushing is a separate ``buildah push``.
 from __future__ import annotations
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, which
+from pipeline.backends.credentials import CONTAINERS
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.podman import (
     buildah_family_capabilities,
@@ -82,6 +83,7 @@ SPEC = BackendSpec(
     secret_env=False,
     push_commands=push_commands,
     run_command="podman",
+    auth_family=CONTAINERS,
     remove_image=remove_image,
     build_command=(BINARY, "build"),
     result_store=result_store,

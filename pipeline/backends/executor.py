@@ -26,9 +26,9 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from attrs import evolve
+from attrs import evolve, frozen
 
-from pipeline.backends import secretscan, verify
+from pipeline.backends import credentials, secretscan, verify
 from pipeline.backends.base import (
     BackendSpec,
     Capabilities,
@@ -40,7 +40,7 @@ from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
-from pipeline.errors import BackendError, BuildError, PipelineWarning
+from pipeline.errors import BackendError, BuildError, PipelineWarning, RegistryAuthError
 from pipeline.executor import OutputSink
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
@@ -240,7 +240,10 @@ class ExternalExecutor:
         request = absorb_file_opts(request)
         check_user_files(request)
         caps = await anyio.to_thread.run_sync(partial(self.check, request, thorough=False))
-        redact = Redactor(secret.read() for secret in request.secrets)
+        # the engine's environment: where it (and so we) find registry credentials
+        environ = {**os.environ, **self.spec.env, **request.env}
+        logins = await anyio.to_thread.run_sync(login_secrets, request, self.spec, environ)
+        redact = Redactor([*(secret.read() for secret in request.secrets), *logins])
         tracker = StepTracker()
 
         # --quiet: engine output only for the error message; the CLI prints just the id
@@ -285,6 +288,22 @@ class ExternalExecutor:
                 if outcome.returncode > 0 and not self.spec.plugin:
                     # the check skipped the health probe: an unusable engine says so (exit 2)
                     await anyio.to_thread.run_sync(self.require_healthy)
+                refusal = (
+                    auth_refusal(outcome.tail, request.tags, pushing=False)
+                    if request.push and outcome.returncode > 0
+                    else None
+                )
+                if refusal is not None:  # `build --push`: built and named, then refused
+                    await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+                    raise await anyio.to_thread.run_sync(
+                        partial(
+                            self._auth_error,
+                            refusal,
+                            environ=environ,
+                            step=f"push {refusal.tag}",
+                            tail=outcome.tail,
+                        )
+                    )
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
@@ -296,12 +315,12 @@ class ExternalExecutor:
             digest = None
             pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
             if request.push and pushes:
-                pushed = await self._push(request, pushes, sink, redact)
+                pushed = await self._push(request, pushes, sink, redact, environ)
                 digest = _read_digest(digestfile) or pushed
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
             if checked and request.push and request.tags:
-                verified, digest = await self._verify_pushed(request, digest)
+                verified, digest = await self._verify_pushed(request, digest, environ)
             result = BuildResult(
                 backend=self.name,
                 tags=request.tags,
@@ -391,14 +410,21 @@ class ExternalExecutor:
         return "local store"
 
     async def _verify_pushed(
-        self, request: BuildRequest, digest: str | None
+        self, request: BuildRequest, digest: str | None, environ: dict[str, str]
     ) -> tuple[str | None, str | None]:
-        """Check what the registry now holds under the first tag; its digest is the result's."""
+        """Check what the registry now holds under the first tag; its digest is the result's
+        (read with the credentials the engine pushed with)."""
         tag = request.tags[0]
+        check = partial(
+            verify.check_pushed,
+            tag,
+            request.platforms,
+            digest,
+            family=self.spec.auth_family,
+            environ=environ,
+        )
         try:
-            found, entries, actual = await anyio.to_thread.run_sync(
-                verify.check_pushed, tag, request.platforms, digest
-            )
+            found, entries, actual = await anyio.to_thread.run_sync(check)
         except verify.Unreadable as exc:
             verify.warn_unverified(tag, str(exc))
             return None, digest
@@ -436,6 +462,7 @@ class ExternalExecutor:
         commands: Sequence[Sequence[str]],
         sink: Callable[[str], None],
         redact: Redactor,
+        environ: dict[str, str],
     ) -> str | None:
         """Run the push commands; the first digest a push printed (``docker push`` has no
         digest file: it prints ``TAG: digest: sha256:... size: N``)."""
@@ -452,6 +479,17 @@ class ExternalExecutor:
             )
             if outcome.returncode != 0:
                 await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+                pushed_tag = argv[-1].removeprefix("docker://")
+                if refusal := auth_refusal(outcome.tail, [pushed_tag], pushing=True):
+                    raise await anyio.to_thread.run_sync(
+                        partial(
+                            self._auth_error,
+                            refusal,
+                            environ=environ,
+                            step=shlex.join(argv),
+                            tail=outcome.tail,
+                        )
+                    )
                 raise BuildError(
                     f"push failed (exit {outcome.returncode}); the built tags were removed",
                     backend=self.name,
@@ -459,6 +497,44 @@ class ExternalExecutor:
                     output_tail=outcome.tail[-12:],
                 )
         return digests[0] if digests else None
+
+    def _auth_error(
+        self,
+        refusal: AuthRefusal,
+        *,
+        environ: dict[str, str],
+        step: str,
+        tail: Sequence[str],
+    ) -> RegistryAuthError:
+        """The registry refused the push's credentials: which registry, which credentials (the
+        file they came from, never the password) or that there were none, how to log in."""
+        ref = verify.parse_reference(refusal.tag)
+        registry, family = ref.registry, self.spec.auth_family
+        found = credentials.lookup(
+            registry, ref.repository, files=credentials.auth_files(family, environ)
+        )
+        login = f"`{credentials.login_command(self.spec.binary)} {registry}` (it writes to "
+        login += f"{credentials.LOGIN_FILES[family]})"
+        if found.credential is not None:
+            problem = f" with {found.describe(registry)}"
+            hint = f"check that user and password, then log in again: {login}"
+        else:
+            problem = f": {found.describe(registry)}"
+            where = (
+                "DOCKER_CONFIG to a directory whose config.json"
+                if family == credentials.DOCKER
+                else "REGISTRY_AUTH_FILE to an auth file that"
+            )
+            hint = f"log in first: {login}, or set {where} has them"
+        return RegistryAuthError(
+            f"push to {registry} failed: the registry refused authentication "
+            f"({refusal.reason}){problem}; the built tags were removed",
+            registry=registry,
+            backend=self.name,
+            step=step,
+            output_tail=[line for line in tail if line.strip()][-6:],
+            hint=hint,
+        )
 
     async def remove_tags(self, tags: Sequence[str], *, prefix: Sequence[str] = ()) -> None:
         if self.spec.remove_image is None:
@@ -544,6 +620,66 @@ def _metadata_digest(path: Path) -> str | None:
         return None
     digest = data.get("containerimage.digest") if isinstance(data, dict) else None
     return digest if isinstance(digest, str) else None
+
+
+# A registry refusing a push's authentication, in each engine's words: docker and buildx
+# "unauthorized: authentication required" (wrong credentials) and "no basic auth credentials"
+# (none), podman and buildah "...: unauthorized: authentication required", BuildKit pushing by
+# itself "401 Unauthorized" / "insufficient_scope", Docker Hub "denied: requested access to the
+# resource is denied"
+_AUTH_REFUSED = re.compile(
+    r"no basic auth credentials|unauthorized: authentication required|authentication required"
+    r"|\bunauthorized\b|401 unauthorized|insufficient_scope"
+    r"|denied: requested access to the resource is denied",
+    re.IGNORECASE,
+)
+# a build's output has reached its push (BuildKit: "#13 pushing REF with docker", "#14 pushing
+# layers", "failed to push REF")
+_PUSHING = re.compile(r"\bpushing\b|\bfailed to push\b", re.IGNORECASE)
+
+
+@frozen
+class AuthRefusal:
+    """A push refused for its credentials: the refused tag and the engine's words."""
+
+    tag: str
+    reason: str
+
+
+def auth_refusal(lines: Sequence[str], tags: Sequence[str], *, pushing: bool) -> AuthRefusal | None:
+    """Did a registry refuse the push's authentication? From the engine's last lines (pure).
+
+    ``pushing``: the lines are a push command's; else a build's (``build --push``), where the
+    refusal counts only when the output shows a push (a RUN step's own 401 is not one). The
+    tag is the first one whose registry the output names (else the first).
+    """
+    if not tags or not (pushing or any(_PUSHING.search(line) for line in lines)):
+        return None
+    for line in reversed(lines):
+        if match := _AUTH_REFUSED.search(line):
+            named = [
+                tag
+                for tag in tags
+                if any(verify.parse_reference(tag).registry in text for text in lines)
+            ]
+            return AuthRefusal((named or list(tags))[0], line[match.start() :].strip())
+    return None
+
+
+def login_secrets(request: BuildRequest, spec: BackendSpec, environ: dict[str, str]) -> list[bytes]:
+    """The stored passwords for the registries a push goes to (to redact from engine output:
+    engines do not print them, and if one ever did, nobody would see it). Files only: no
+    credential helper runs for this."""
+    if not request.push:
+        return []
+    files = credentials.read_back_files(spec.auth_family, environ)
+    found: list[bytes] = []
+    for tag in request.tags:
+        ref = verify.parse_reference(tag)
+        lookup = credentials.lookup(ref.registry, ref.repository, files=files, helpers=False)
+        if lookup.credential is not None:
+            found += lookup.credential.secrets()
+    return found
 
 
 def _build_error(backend: str, outcome: RunOutcome, tracker: StepTracker) -> BuildError:

@@ -21,6 +21,7 @@ from pipeline.backends.base import (
     request_option_flags,
     which,
 )
+from pipeline.backends.credentials import CONTAINERS
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.backends.verify import ContainersStore
@@ -179,6 +180,7 @@ SPEC = BackendSpec(
     secret_env=False,
     push_commands=push_commands,
     run_command="podman",
+    auth_family=CONTAINERS,
     remove_image=remove_image,
     build_command=(BINARY, "build"),
     result_store=result_store,

@@ -9,26 +9,28 @@ inside it matching that platform.
 
 The checks (:func:`problems`, :func:`elf_arch`, :func:`first_elf`) are pure; the readers
 (:class:`Registry`, :class:`DockerStore`, :class:`ContainersStore`) do I/O and return
-:class:`PlatformEntry` values. Where a result cannot be read back (a registry that wants
-credentials we do not have) the build is reported with a warning, never as verified.
+:class:`PlatformEntry` values. A registry that wants credentials gets the ones the user's
+``docker login`` / ``podman login`` left (:mod:`pipeline.backends.credentials`); where a result
+cannot be read back (credentials we do not have) the build is reported with a warning, never as
+verified.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import re
 import subprocess
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing, suppress
 from pathlib import Path
 from typing import IO, Protocol
 
 from attrs import frozen
 
+from pipeline.backends import credentials
 from pipeline.errors import BuildError, PipelineWarning
 
 # ssl, tarfile, gzip and urllib are imported where they are used: a plain build, which never
@@ -180,31 +182,38 @@ def _loopback(registry: str) -> bool:
     return host in {"localhost", "127.0.0.1", "[::1]"} or host.startswith("127.")
 
 
-def _docker_auth(registry: str) -> str | None:
-    """``user:password`` for ``registry`` from docker's config (plain ``auths`` only)."""
-    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
-    try:
-        auths = json.loads(config.read_text()).get("auths", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    for key in (registry, f"https://{registry}", f"http://{registry}"):
-        encoded = auths.get(key, {}).get("auth") if isinstance(auths, dict) else None
-        if isinstance(encoded, str):
-            with suppress(ValueError):
-                return base64.b64decode(encoded).decode()
-    return None
-
-
 class Registry:
-    """A read-only registry v2 client: anonymous, basic or bearer-token auth."""
+    """A read-only registry v2 client: anonymous, basic or bearer-token auth.
 
-    def __init__(self, registry: str) -> None:
+    Credentials are looked up on the first 401, in the files the engine ``family`` reads
+    (then the other family's: :func:`credentials.read_back_files`); ``repository`` picks a
+    namespace-scoped entry of a containers auth file.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        repository: str = "",
+        *,
+        family: str = credentials.DOCKER,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.registry = registry
+        self.repository = repository
+        self.family = family
+        self.environ = environ
         import ssl
 
         self.scheme = "http" if _loopback(registry) else "https"
         self.context = ssl.create_default_context()
         self._auth: str | None = None
+        self._lookup: credentials.Lookup | None = None
+
+    def _credentials(self) -> credentials.Lookup:
+        if self._lookup is None:
+            files = credentials.read_back_files(self.family, self.environ)
+            self._lookup = credentials.lookup(self.registry, self.repository, files=files)
+        return self._lookup
 
     def _open(self, path: str, accept: Iterable[str] = ()) -> IO[bytes]:
         import urllib.error
@@ -221,6 +230,12 @@ class Registry:
             except urllib.error.HTTPError as exc:
                 if exc.code == 401 and attempt == 0 and self._login(exc.headers):
                     continue
+                if exc.code == 401:
+                    found = self._credentials()
+                    used = found.describe(self.registry)
+                    sent = self._auth is not None and found.credential is not None
+                    why = f"{used} were refused" if sent else f"it wants credentials; {used}"
+                    raise Unreadable(f"{url}: HTTP 401: {why}") from None
                 raise Unreadable(f"{url}: HTTP {exc.code}") from None
             except (urllib.error.URLError, OSError) as exc:
                 raise Unreadable(f"{url}: {exc}") from None
@@ -232,11 +247,11 @@ class Registry:
         import urllib.request
 
         challenge = str(getattr(headers, "get", lambda *_: "")("WWW-Authenticate") or "")
-        basic = _docker_auth(self.registry)
+        credential = self._credentials().credential
         if challenge.lower().startswith("basic"):
-            if basic is None:
+            if credential is None:
                 return False
-            self._auth = "Basic " + base64.b64encode(basic.encode()).decode()
+            self._auth = credential.authorization
             return True
         if not challenge.lower().startswith("bearer"):
             return False
@@ -248,10 +263,8 @@ class Registry:
             return False
         query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in params.items())
         request = urllib.request.Request(f"{realm}?{query}")
-        if basic:
-            request.add_header(
-                "Authorization", "Basic " + base64.b64encode(basic.encode()).decode()
-            )
+        if credential is not None:
+            request.add_header("Authorization", credential.authorization)
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT, context=self.context) as r:
                 body = json.loads(r.read())
@@ -276,10 +289,13 @@ class Registry:
         return self._open(f"{repository}/blobs/{digest}")
 
 
-def registry_entries(name: str) -> tuple[list[PlatformEntry], str]:
-    """Each image behind ``name`` in its registry, and the top manifest's digest."""
+def registry_entries(
+    name: str, *, family: str = credentials.DOCKER, environ: Mapping[str, str] | None = None
+) -> tuple[list[PlatformEntry], str]:
+    """Each image behind ``name`` in its registry, and the top manifest's digest (credentials:
+    those an engine of ``family`` would use in ``environ``, see :class:`Registry`)."""
     ref = parse_reference(name)
-    registry = Registry(ref.registry)
+    registry = Registry(ref.registry, ref.repository, family=family, environ=environ)
     top, digest = registry.manifest(ref.repository, ref.reference)
     if top.get("mediaType") in _INDEX_TYPES or "manifests" in top:
         children = [
@@ -429,11 +445,16 @@ def describe(entries: Sequence[PlatformEntry]) -> str:
 
 
 def check_pushed(
-    name: str, requested: Sequence[str], digest: str | None
+    name: str,
+    requested: Sequence[str],
+    digest: str | None,
+    *,
+    family: str = credentials.DOCKER,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[PlatformEntry], str]:
     """What is wrong with ``name`` in its registry, what it holds, and its digest there
     (``digest``: what the engine reported; it must be the registry's)."""
-    entries, actual = registry_entries(name)
+    entries, actual = registry_entries(name, family=family, environ=environ)
     found = problems(requested, entries)
     if digest is not None and digest != actual:
         found.append(f"the registry has {actual} under {name}, the engine reported {digest}")
