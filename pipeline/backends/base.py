@@ -127,6 +127,10 @@ class BackendSpec:
     # commands run before the build whose failure is expected and ignored (podman/buildah: drop
     # an earlier manifest list of the same name, which `--manifest` would add to)
     prepare_commands: Callable[[BuildRequest], list[list[str]]] | None = None
+    # builds that run at once must not pull the same base image at once (containers-storage:
+    # two platforms of one name race to "image not known"): the matrix lets one cell pull at a
+    # time
+    serial_base_pulls: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

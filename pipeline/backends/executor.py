@@ -220,13 +220,12 @@ class ExternalExecutor:
                 hint="build one --platform at a time, or use buildx with a "
                 "docker-container builder (`docker buildx create --use`)",
             )
-        if (
-            self.name == "buildx"
-            and len(request.platforms) > 1
-            and not (request.push or request.output)
-        ):
+        lands_nowhere = (
+            self.spec.result_store is not None and self.spec.result_store(request) is None
+        )
+        if len(request.platforms) > 1 and not (request.push or request.output) and lands_nowhere:
             warnings.warn(
-                "several --platform values without --push or --output: buildx keeps the "
+                f"several --platform values without --push or --output: {self.name} keeps the "
                 "result only in its build cache",
                 PipelineWarning,
                 stacklevel=2,
@@ -311,7 +310,7 @@ class ExternalExecutor:
             if request.check_secrets:
                 await self._check_secrets(request)
             checked = self._verification_wanted(request)
-            verified = await self._verify_local(request) if checked else None
+            verified, entries = await self._verify_local(request) if checked else (None, [])
             digest = None
             pushes = self.push_commands(request, digestfile=str(digestfile), flags=flags)
             if request.push and pushes:
@@ -320,7 +319,7 @@ class ExternalExecutor:
             elif request.push and self.spec.metadata_file:
                 digest = _metadata_digest(metadata)
             if checked and request.push and request.tags:
-                verified, digest = await self._verify_pushed(request, digest, environ)
+                verified, digest, entries = await self._verify_pushed(request, digest, environ)
             result = BuildResult(
                 backend=self.name,
                 tags=request.tags,
@@ -334,6 +333,7 @@ class ExternalExecutor:
                 log_tail=outcome.tail,
                 argv=argv,
                 verified=verified,
+                platform_digests=verify.platform_digests(entries),
             )
             if not self.spec.plugin:  # a plugin got iidfile/metadata_file as its own options
                 native = self.spec.metadata_file and flags.has("--metadata-file")
@@ -391,27 +391,29 @@ class ExternalExecutor:
                 backend=self.name,
             )
 
-    async def _verify_local(self, request: BuildRequest) -> str | None:
+    async def _verify_local(
+        self, request: BuildRequest
+    ) -> tuple[str | None, list[verify.PlatformEntry]]:
         """Check the result in the engine's local store (before anything is pushed)."""
         store = self.spec.result_store(request) if self.spec.result_store else None
         if store is None or not request.tags:
-            return None
+            return None, []
         tag = request.tags[0]
         try:
             entries = await anyio.to_thread.run_sync(store.entries, tag, request.platforms)
         except verify.Unreadable as exc:
             verify.warn_unverified(tag, str(exc))
-            return None
+            return None, []
         if found := verify.problems(request.platforms, entries):
             await self.remove_tags(request.tags, prefix=self.root_prefix(request))
             raise verify.wrong_result(
                 self.name, tag, request.platforms, found, entries, pushed=False
             )
-        return "local store"
+        return "local store", entries
 
     async def _verify_pushed(
         self, request: BuildRequest, digest: str | None, environ: dict[str, str]
-    ) -> tuple[str | None, str | None]:
+    ) -> tuple[str | None, str | None, list[verify.PlatformEntry]]:
         """Check what the registry now holds under the first tag; its digest is the result's
         (read with the credentials the engine pushed with)."""
         tag = request.tags[0]
@@ -427,12 +429,12 @@ class ExternalExecutor:
             found, entries, actual = await anyio.to_thread.run_sync(check)
         except verify.Unreadable as exc:
             verify.warn_unverified(tag, str(exc))
-            return None, digest
+            return None, digest, []
         if found:
             raise verify.wrong_result(
                 self.name, tag, request.platforms, found, entries, pushed=True
             )
-        return "registry", actual
+        return "registry", actual, entries
 
     def _asks_for_image_id(self, request: BuildRequest, flags: BuildFlags) -> bool:
         """No ``--iidfile`` on this binary, but the image is in the engine's store by a tag."""

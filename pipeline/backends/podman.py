@@ -187,4 +187,5 @@ SPEC = BackendSpec(
     prepare_commands=prepare_commands,
     max_locked_cache_mounts=1,
     caches_in_tmpdir=True,
+    serial_base_pulls=True,
 )

@@ -70,6 +70,12 @@ class PlatformEntry:
     platform: str  # as labelled (the manifest list entry, else the config): os/arch
     config: str  # os/arch from the image config
     elf: str | None  # os/arch of the first ELF binary found; None when none was found
+    digest: str | None = None  # this platform's manifest digest (registry, manifest list)
+
+
+def platform_digests(entries: Sequence[PlatformEntry]) -> dict[str, str]:
+    """``{platform: digest}`` of the entries that have one."""
+    return {e.platform: e.digest for e in entries if e.digest}
 
 
 # -- pure checks -----------------------------------------------------------------------------------
@@ -330,7 +336,7 @@ def registry_entries(
                 elf = first_elf(r)
             if elf:
                 break
-        entries.append(PlatformEntry(platform, _config_platform(config), elf))
+        entries.append(PlatformEntry(platform, _config_platform(config), elf, child))
     return entries, digest
 
 
@@ -411,7 +417,8 @@ class ContainersStore:
                 image = f"{name}@{m['digest']}"
                 config, elf = self._image(image)
                 found.append(PlatformEntry(
-                    f"{label.get('os', '?')}/{label.get('architecture', '?')}", config, elf
+                    f"{label.get('os', '?')}/{label.get('architecture', '?')}", config, elf,
+                    str(m["digest"]),
                 ))  # fmt: skip
             return found
         config, elf = self._image(tag)

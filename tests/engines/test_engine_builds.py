@@ -406,6 +406,11 @@ def test_multi_platform_manifest_list_is_pushed(
             assert result.digest == response.headers["Docker-Content-Digest"]
         archs = sorted(m["platform"]["architecture"] for m in index["manifests"])
         assert archs == ["amd64", "arm64"]
+        # the result names each platform's own manifest, as the registry's index does
+        assert result.platform_digests == {
+            f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+            for m in index["manifests"]
+        }
         # each entry's binaries, read from the registry's layers, are of its architecture
         entries, _ = verify.registry_entries(tag)
         assert sorted((e.config, e.elf) for e in entries) == [
