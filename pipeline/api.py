@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -32,9 +32,10 @@ import anyio.to_thread
 from attrs import evolve, field, frozen
 from attrs import fields as attrs_fields
 
-from pipeline._fs import user_path
 from pipeline.backends.base import normalize_platform
 from pipeline.backends.registry import Selection, select_backend
+from pipeline.bento import build_file, get_bento, looks_like_path, resolve_bento
+from pipeline.bentoml_keywords import to_our_keywords
 from pipeline.buildplan import (
     CONTEXT_PLACEHOLDER,
     BuildPlan,
@@ -44,21 +45,28 @@ from pipeline.buildplan import (
     context_manifest,
     manifest_changes,
 )
+from pipeline.cacert import ca_bundle_secret, check_ca_cert
 from pipeline.config import Bento
 from pipeline.errors import BuildError, ConfigError, PipelineError, allowed
 from pipeline.executor import OutputSink
-from pipeline.plan import parse_dockerfile
-from pipeline.request import PROGRESS_MODES, BuildRequest, BuildResult, SecretSpec
-
-if TYPE_CHECKING:
-    from pipeline.graph import StageGraph
-    from pipeline.plan import Instruction, RenderOptions
-
-#: where the system CA bundle usually is (Debian/Ubuntu/Alpine, then Fedora/RHEL, then SUSE)
-SYSTEM_CA_BUNDLES: tuple[str, ...] = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
+from pipeline.graph import StageGraph
+from pipeline.loader import load_bentofile
+from pipeline.paths import user_path
+from pipeline.plan import (
+    Instruction,
+    Origin,
+    RenderOptions,
+    find_step,
+    instruction_origins,
+    parse_dockerfile,
+    render_dockerfile,
+)
+from pipeline.request import (
+    CA_CERT_SECRET_ID,
+    PROGRESS_MODES,
+    BuildRequest,
+    BuildResult,
+    SecretSpec,
 )
 
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -255,8 +263,6 @@ def parse_options(**options: Any) -> BuildOptions:
 
     Takes our keywords (:func:`_parse_options`) and ``bentoml.container.build``'s names for them
     (:mod:`pipeline.bentoml_keywords`); anything else is a :class:`ConfigError` naming it."""
-    from pipeline.bentoml_keywords import to_our_keywords
-
     return _parse_options(**to_our_keywords(options, _OPTION_NAMES, also=_CALL_KEYWORDS))
 
 
@@ -350,9 +356,9 @@ def _parse_options(
         raise ConfigError("--push and --load exclude each other", field="--push")
     cert = check_ca_cert(ca_cert) if ca_cert is not None else None
     parsed_secrets = parse_secrets(lists["secrets"])
-    if cert is not None and any(s.id == _ca_secret_id() for s in parsed_secrets):
+    if cert is not None and any(s.id == CA_CERT_SECRET_ID for s in parsed_secrets):
         raise ConfigError(
-            f"secret id {_ca_secret_id()!r} is reserved for --ca-cert", field="--secret"
+            f"secret id {CA_CERT_SECRET_ID!r} is reserved for --ca-cert", field="--secret"
         )
     return BuildOptions(
         tags=parse_tags(lists["tags"]),
@@ -464,60 +470,6 @@ def _output_file(value: str | Path | None, option: str) -> Path | None:
             field=option,
         )
     return path.absolute()
-
-
-def check_ca_cert(path: str | Path) -> Path:
-    cert = user_path(path, field="--ca-cert")
-    if not cert.is_file():
-        raise ConfigError(f"CA certificate {str(cert)!r} does not exist", field="--ca-cert")
-    try:
-        text = cert.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"CA certificate {str(cert)!r} is not readable PEM text: {exc}", field="--ca-cert"
-        ) from exc
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ConfigError(
-            f"{str(cert)!r} is not a PEM certificate (no BEGIN CERTIFICATE line)",
-            field="--ca-cert",
-        )
-    return cert
-
-
-def _ca_secret_id() -> str:
-    from pipeline.plan import CA_CERT_SECRET_ID
-
-    return str(CA_CERT_SECRET_ID)
-
-
-def system_ca_bundle() -> Path | None:
-    for candidate in SYSTEM_CA_BUNDLES:
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-@contextmanager
-def ca_bundle_secret(cert: Path) -> Iterator[SecretSpec]:
-    """System bundle + the user's cert, in a private temp file removed afterwards.
-
-    The file is only ever mounted as the ``ca_cert`` build secret: never in the context, never
-    in a layer.
-    """
-    private = Path(tempfile.mkdtemp(prefix="pipeline-ca-"))
-    try:
-        bundle = private / "ca-bundle.crt"
-        parts = []
-        system = system_ca_bundle()
-        if system is not None:
-            parts.append(system.read_text())
-        parts.append(cert.read_text())
-        fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(part.rstrip("\n") for part in parts) + "\n")
-        yield SecretSpec(id=_ca_secret_id(), src=bundle)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,8 +601,6 @@ def public_url(url: str) -> str:
 def _stored_twin(bento: Bento, scratch: Path) -> Bento:
     """The store's own copy of ``bento`` (built into the scratch store ``scratch``) when the
     store holds that version already: its creation time is the one a real build labels."""
-    from pipeline.bento import get_bento
-
     if not bento.path.is_relative_to(scratch):
         return bento
     try:
@@ -661,8 +611,6 @@ def _stored_twin(bento: Bento, scratch: Path) -> Bento:
 
 def _project_dir(ref: str | Path) -> Path | None:
     """``ref`` as a project directory (one with a build file), else None."""
-    from pipeline.bento import build_file, looks_like_path
-
     text = os.fspath(ref)
     if not looks_like_path(text) and not Path(text).is_dir():
         return None
@@ -706,8 +654,6 @@ def _bento_argument(
 def _resolve(
     ref: str | Path, *, check: Callable[[Bento], object], project_store: Path | None = None
 ) -> Bento:
-    from pipeline.bento import resolve_bento
-
     return resolve_bento(str(ref), check=check, project_store=project_store)
 
 
@@ -718,16 +664,12 @@ def _render(
     template: str | Path | None,
     graph: StageGraph | None,
 ) -> str:
-    from pipeline.plan import render_dockerfile
-
     return str(render_dockerfile(bento, _render_options(selection, options, template), graph))
 
 
 def _render_options(
     selection: Selection, options: BuildOptions, template: str | Path | None
 ) -> RenderOptions:
-    from pipeline.plan import RenderOptions
-
     spec = getattr(selection.executor, "spec", None)
     return RenderOptions(
         template=template,
@@ -872,9 +814,6 @@ def _users_template(prepared: PreparedBuild) -> Callable[[str], str]:
     project = _project_dir(prepared.source) if prepared.source else None
     if not name or project is None:
         return lambda origin: origin
-    from pipeline.bento import build_file
-    from pipeline.loader import load_bentofile
-
     found = build_file(project)
     with warnings.catch_warnings():  # given once already, when the bento was built
         warnings.simplefilter("ignore")
@@ -894,7 +833,7 @@ def _planned_secret(secret: SecretSpec, prepared: PreparedBuild) -> PlannedSecre
     user = {s.id for s in prepared.options.secrets}
     if secret.id in user:
         origin = "--secret"
-    elif prepared.options.ca_cert is not None and secret.id == _ca_secret_id():
+    elif prepared.options.ca_cert is not None and secret.id == CA_CERT_SECRET_ID:
         origin = "--ca-cert"
     else:
         index = next((i for i, e in enumerate(prepared.bento.envs) if e.name == secret.id), None)
@@ -1005,8 +944,6 @@ async def _run_plan(
 
 def _plan_steps(planned: BuildPlan) -> list[Instruction]:
     """The plan's instructions, parsed again with their origins (for :func:`step_origin`)."""
-    from pipeline.plan import Origin
-
     parsed = parse_dockerfile(planned.dockerfile)
     by_line = {i.line: i.origin for i in planned.instructions}
     steps = []
@@ -1038,8 +975,6 @@ def step_origin(
     the step is matched to one of them by the engine's step number and text, and named exactly
     (``block SETUP_BENTO_X in template FILE:LINE (...)``). Without a match it falls back to a
     guess from the step's text (the user's template when the text is in it, or a pattern)."""
-    from pipeline.plan import find_step
-
     if instructions:
         found = find_step(step, list(instructions))
         if found is not None and found.origin is not None:
@@ -1061,8 +996,6 @@ def _planned_steps(
 ) -> list[Instruction]:
     """The prepared Dockerfile's instructions with their origins (rendered as :func:`_render`
     did); empty when they cannot be had: a failing build is reported either way."""
-    from pipeline.plan import instruction_origins, parse_dockerfile
-
     render_options = _render_options(prepared.selection, prepared.options, template)
     try:
         instructions = instruction_origins(prepared.bento, render_options, graph)
@@ -1182,8 +1115,6 @@ def build_plan(planned: BuildPlan, *, on_output: OutputSink | None = None) -> Bu
 
 
 def _prepare_planned(planned: BuildPlan, *, file: Path | None) -> PreparedBuild:
-    from pipeline.bento import resolve_bento
-
     options = options_from_json(planned.options, file=file)
     created = planned.bento.created
     try:

@@ -29,7 +29,7 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -37,14 +37,14 @@ from attrs import evolve, frozen
 
 from pipeline import api
 from pipeline.backends.base import check_platforms, native_platform
+from pipeline.backends.registry import select_backend
+from pipeline.bento import resolve_bento
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
-from pipeline.loader import _PYTHON_VERSION
+from pipeline.graph import StageGraph
+from pipeline.loader import _PYTHON_VERSION, _Document, validate_docker
 from pipeline.request import BuildResult
 from render.distros import ALL_ARCHITECTURES, ALL_CUDA_VERSIONS, DISTROS
-
-if TYPE_CHECKING:
-    from pipeline.graph import StageGraph
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -255,8 +255,6 @@ def cell_tag(template: str, bento: Bento, cell: Cell) -> str:
 
 def _validate_docker(bento: Bento, docker: DockerOptions) -> DockerOptions:
     """The loader's own check of ``docker:`` options against the distro table (same errors)."""
-    from pipeline.loader import _Document, validate_docker
-
     return validate_docker(_Document(file=bento.bento_yaml, data=None, lines={}), docker)
 
 
@@ -449,8 +447,6 @@ def plan_matrix(
     into the store only after every cell rendered, so a bad matrix stores nothing.
 
     ``check_engine`` also asks the engine (a probe) whether it can build every platform."""
-    from pipeline.backends.registry import select_backend
-
     _check_options(options)
     selection = select_backend(backend)
     backend_name = selection.name
@@ -482,13 +478,8 @@ def plan_matrix(
             )
         checked.append(True)
 
-    if isinstance(bento, Bento):
-        resolved = bento
-    else:
-        from pipeline.bento import resolve_bento
-
-        # `check` runs only for a project, on the new bento before it enters the store
-        resolved = resolve_bento(str(bento), check=check)
+    # `check` runs only for a project, on the new bento before it enters the store
+    resolved = bento if isinstance(bento, Bento) else resolve_bento(str(bento), check=check)
     if not checked:
         check(resolved)
     return expand(resolved), backend_name

@@ -33,11 +33,12 @@ from typing import Any
 import yaml
 from attrs import evolve, field, frozen
 
-from pipeline._fs import kind_of, make_dirs, remove_created, user_path
+from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.diskcache import cache_dir
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
+from pipeline.paths import kind_of, user_path
 from pipeline.request import CA_CERT_SECRET_ID, SecretSpec
 from pipeline.requirements import pinned_bentoml_version, source_builds
 from render.distros import DISTROS, CudaPython, get_distro

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline import api
+from pipeline import api, cacert
 from pipeline.config import Bento
 from pipeline.errors import BackendError, ConfigError, PipelineError
 from pipeline.graph import default_graph
@@ -157,12 +157,12 @@ def test_ca_cert_must_be_a_pem_file(tmp_path: Path) -> None:
 def test_ca_bundle_is_system_bundle_plus_cert_and_removed(tmp_path: Path) -> None:
     cert = tmp_path / "corp.pem"
     cert.write_text(PEM)
-    with api.ca_bundle_secret(cert) as secret:
+    with cacert.ca_bundle_secret(cert) as secret:
         assert secret.id == "ca_cert" and secret.src is not None
         bundle = secret.src
         text = bundle.read_text()
         assert text.rstrip().endswith(PEM.rstrip())
-        system = api.system_ca_bundle()
+        system = cacert.system_ca_bundle()
         if system is not None:
             assert text.startswith(system.read_text()[:200])
         assert (bundle.stat().st_mode & 0o777) == 0o600

@@ -18,6 +18,7 @@ from typing import Any
 from attrs import frozen
 
 from pipeline.backends.base import BackendSpec, Capabilities, Health, which
+from pipeline.backends.executor import ExternalExecutor
 from pipeline.errors import BackendError, PipelineWarning, allowed, did_you_mean
 from pipeline.executor import Executor
 from pipeline.request import BuildRequest
@@ -272,8 +273,6 @@ def get_executor(name: str, *, environ: Mapping[str, str] | None = None) -> Exec
                 hint=f"pick another backend: {allowed(BUILTIN)}",
             ) from exc
         return executor_class()
-    from pipeline.backends.executor import ExternalExecutor
-
     return ExternalExecutor(get_backend(name, environ=environ))
 
 

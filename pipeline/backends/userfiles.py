@@ -20,8 +20,8 @@ from typing import Any
 
 from attrs import evolve
 
-from pipeline._fs import user_path
 from pipeline.errors import ConfigError, PipelineWarning
+from pipeline.paths import user_path
 from pipeline.request import BuildRequest, BuildResult
 
 _FILE_OPTS = {

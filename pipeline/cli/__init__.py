@@ -15,11 +15,11 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from difflib import get_close_matches
 
-from attrs import frozen
-
+from pipeline import __version__
+from pipeline.cli.command import Command  # command modules import it from pipeline.cli.command
 from pipeline.errors import PipelineError, PipelineWarning
 
 #: command name -> (module under pipeline.cli, the one-line help ``--help`` lists)
@@ -48,16 +48,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@frozen
-class Command:
-    name: str
-    help: str  # one line, shown in `python -m pipeline --help`
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-    description: str | None = None
-    usage: str | None = None  # instead of argparse's list of every option
-
-
 def load_command(name: str) -> Command | None:
     """The command's :class:`Command` (None when its module is not shipped in this build)."""
     qualified = f"pipeline.cli.{COMMANDS[name][0]}"
@@ -82,8 +72,6 @@ def invoked_command(argv: Sequence[str]) -> str | None:
 
 
 def _version() -> str:
-    from pipeline import __version__
-
     return __version__
 
 

@@ -15,7 +15,8 @@ from pipeline.backends.registry import (
     get_backend,
     get_executor,
 )
-from pipeline.cli import Command
+from pipeline.cli.command import Command
+from pipeline.dagger import connection
 
 DESCRIPTION = f"""\
 List every backend with its availability, version, health (and how to fix it) and probed
@@ -70,8 +71,6 @@ def _describe_dagger() -> dict[str, Any]:
         entry.update(available=False, health=str(exc))
         return entry
     try:
-        from pipeline.dagger import connection
-
         if connection.attached():
             entry.update(available=True, health="attached to a running dagger session")
         elif (cli := connection.find_cli()) is not None:

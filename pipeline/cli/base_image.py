@@ -15,7 +15,7 @@ from pipeline.baseimage import (
     build_base_image,
     resolve_spec,
 )
-from pipeline.cli import Command
+from pipeline.cli.command import Command
 
 DESCRIPTION = """\
 Build a python base image from Debian packages (mmdebstrap; no container registry needed),

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from pipeline._fs import kind_of, user_path
 from pipeline.bento import (
     BENTO_YAML,
     BENTOFILE,
@@ -29,10 +28,11 @@ from pipeline.bento import (
     prune_bentos,
     store_home,
 )
-from pipeline.cli import Command
+from pipeline.cli.command import Command
 from pipeline.config import Bento
 from pipeline.errors import BentoNotFoundError, ConfigError
 from pipeline.loader import load_bento_yaml
+from pipeline.paths import kind_of, user_path
 from pipeline.requirements import BENTOML_VERSION_ENV, DEFAULT_BENTOML_VERSION
 
 DESCRIPTION = """\

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.cli import Command
 from pipeline.cli.build import _configure, run_build
+from pipeline.cli.command import Command
 
 DESCRIPTION = """\
 Build a bento into a container image: BentoML's spelling of `python -m pipeline build`, with

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.bento import resolve_bento
+from pipeline.cacert import check_ca_cert
 from pipeline.cli.command import Command
 from pipeline.config import Bento
 from pipeline.graph import default_graph
+from pipeline.plan import RenderOptions, render_dockerfile
 
 DESCRIPTION = """\
 Render the bento's stage graph (buildstage? -> base -> user -> envars -> components ->
@@ -67,10 +70,6 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
     """Resolve the bento and render its Dockerfile from the shared options."""
-    from pipeline.api import check_ca_cert
-    from pipeline.bento import resolve_bento
-    from pipeline.plan import RenderOptions, render_dockerfile
-
     if isinstance(args.ca_cert, str):
         check_ca_cert(args.ca_cert)  # the same file build --ca-cert takes, checked alike
     options = RenderOptions(

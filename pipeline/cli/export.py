@@ -7,8 +7,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from pipeline.cacert import system_ca_bundle
 from pipeline.cli.command import Command
 from pipeline.cli.dockerfile import add_render_arguments, render_from_args
+from pipeline.plan import CA_CERT_SECRET_ID, check_output_dir, write_context
 
 DESCRIPTION = """\
 Write a build context to DIR: the bento's files, the rendered Dockerfile and
@@ -35,9 +37,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.api import system_ca_bundle
-    from pipeline.plan import CA_CERT_SECRET_ID, check_output_dir, write_context
-
     check_output_dir(args.output)  # before a project is built into the store
     bento, dockerfile = render_from_args(args)
     path = write_context(bento, args.output, dockerfile)

@@ -9,9 +9,9 @@ import threading
 from typing import Any, TextIO, cast
 
 import pipeline.matrix as mx
-from pipeline.cli import Command
 from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
 from pipeline.cli.build import ProgressDisplay
+from pipeline.cli.command import Command
 from pipeline.graph import default_graph
 from render.distros import DISTROS
 

@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 import anyio.to_thread
 
+from pipeline.backends import verify
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
+from pipeline.cacert import system_ca_bundle
 from pipeline.dagger.connection import ensure_available, session
+from pipeline.dagger.failures import scrub, tail, translate
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
     DaggerBuildSpec,
@@ -87,8 +90,6 @@ def _own_certificates(bundle: bytes) -> bytes:
     distributions. Behind a TLS-intercepting proxy every connection is re-signed by the
     proxy's CA, so the user's certificate alone is what the build needs.
     """
-    from pipeline.api import system_ca_bundle
-
     system = system_ca_bundle()
     if system is None:
         return bundle
@@ -189,8 +190,6 @@ class DaggerExecutor:
                 field="--load",
                 hint="use --output type=docker,dest=image.tar and load it where docker runs",
             )
-        from pipeline.dagger.failures import scrub, translate
-
         log: list[str] = []
 
         def say(line: str) -> None:
@@ -232,6 +231,7 @@ class DaggerExecutor:
         plaintexts: Mapping[str, str],
         say: OutputSink,
     ) -> tuple[str | None, str | None]:
+        # lazy: it imports the dagger SDK (about a second); dry runs and checks do without it
         from pipeline.dagger import graph
 
         context = graph.context_directory(client, spec, dockerfile_text)
@@ -251,8 +251,6 @@ class DaggerExecutor:
             say(f"exported {out.kind} tarball to {out.dest}")
             return None, tarball_digest(out.dest)
         if out.kind == "load":
-            from pipeline.dagger import graph
-
             with tempfile.TemporaryDirectory(prefix="pipeline-dagger-") as tmp:
                 tarball = Path(tmp) / "image.tar"
                 await graph.export(variants, tarball, docker=True)
@@ -265,7 +263,7 @@ class DaggerExecutor:
 
     async def _export(self, variants: list[dagger.Container], dest: Path, *, docker: bool) -> None:
         """Export to a temporary name beside ``dest`` and rename: never a half-written file."""
-        from pipeline.dagger import graph
+        from pipeline.dagger import graph  # lazy: the dagger SDK (see _run)
 
         dest = dest.absolute()
         if not dest.parent.is_dir():
@@ -289,8 +287,6 @@ class DaggerExecutor:
     async def _docker_load(
         self, tarball: Path, refs: Sequence[str], plaintexts: Mapping[str, str]
     ) -> str:
-        from pipeline.dagger.failures import tail
-
         if not tarball.is_file():
             raise BackendError(
                 "the Dagger engine wrote no image tarball to load; is the session running on "
@@ -327,8 +323,6 @@ async def _verify_published(
 ) -> tuple[str | None, str | None]:
     """Read a published multi-platform (or explicit-platform) image back from its registry:
     one entry per platform, each of its architecture; the registry's digest is the result's."""
-    from pipeline.backends import verify
-
     try:
         found, entries, actual = await anyio.to_thread.run_sync(
             verify.check_pushed, ref, platforms, digest

@@ -18,7 +18,9 @@ from typing import Any
 import dagger
 from attrs import evolve
 
+from pipeline.api import build_request, prepare
 from pipeline.dagger import graph
+from pipeline.dagger.executor import read_secrets
 from pipeline.dagger.spec import DaggerBuildSpec, check_secret_mounts, spec_from_request
 from pipeline.errors import ConfigError
 
@@ -75,9 +77,6 @@ async def prepared_build(
     ``options`` are :func:`pipeline.api.parse_options` keywords (platforms, build_args, target,
     labels, ...). The context directory exists only inside the ``async with`` block.
     """
-    from pipeline.api import build_request, prepare
-    from pipeline.dagger.executor import read_secrets
-
     with tempfile.TemporaryDirectory(prefix="bento-pipeline-") as tmp:
         bento_dir = await export_bento(bento, Path(tmp) / "bento")
         if ca_cert is not None:

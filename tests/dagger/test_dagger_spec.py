@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cacert import system_ca_bundle
 from pipeline.dagger.executor import DaggerExecutor, loaded_image_id, read_secrets
 from pipeline.dagger.failures import scrub
 from pipeline.dagger.spec import (
@@ -173,8 +174,6 @@ def test_missing_secrets_warn_or_fail() -> None:
 
 
 def test_oversized_ca_bundle_keeps_only_the_users_certificates(tmp_path: Path) -> None:
-    from pipeline.api import system_ca_bundle
-
     system = system_ca_bundle()
     if system is None or system.stat().st_size <= 128_000:
         pytest.skip("needs a system CA bundle bigger than a Dagger secret")

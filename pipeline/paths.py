@@ -1,0 +1,38 @@
+"""Paths the user gives: ``~`` expanded with an error that names the option, and what a path is.
+
+Pure apart from :func:`kind_of`, which only stats (never creates or changes anything).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+
+def user_path(value: str | os.PathLike[str], *, field: str) -> Path:
+    """A path the user gave, ``~`` expanded; ``~nosuchuser`` is a ConfigError naming ``field``."""
+    path = Path(value)
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        user = os.fspath(value).split("/", 1)[0]
+        raise ConfigError(
+            f"cannot expand {user!r}: no such user, or no home directory",
+            field=field,
+            hint="write the full path",
+        ) from None
+
+
+def kind_of(path: Path) -> str | None:
+    """``"dir"``, ``"file"``, ``"other"`` or None (absent, or not a path this system can stat:
+    too long, a component that is a file, a loop...)."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
