@@ -37,7 +37,7 @@ from attrs import evolve, frozen
 
 from pipeline import api
 from pipeline.backends.base import check_platforms, native_platform
-from pipeline.backends.registry import select_backend
+from pipeline.backends.registry import get_backend, select_backend
 from pipeline.bento import resolve_bento
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
@@ -485,7 +485,14 @@ def plan_matrix(
     return expand(resolved), backend_name
 
 
-_LOCAL_STORE_ENGINES = frozenset({"podman", "buildah"})
+def _serial_base_pulls(backend: str) -> bool:
+    """Whether the engine's builds must not pull one base image at once (its spec says)."""
+    try:
+        return get_backend(backend).serial_base_pulls
+    except PipelineError:  # dagger, or a name the build itself will refuse
+        return False
+
+
 # "STEP 2/5: RUN x" (podman, buildah), "Step 2/5 : RUN x" (docker's classic builder); podman 4
 # prefixes the steps of a multi-stage build with their stage: "[2/3] STEP 1/2: FROM ..."
 _STEP_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
@@ -602,7 +609,7 @@ async def amatrix(
     # podman/buildah keep one local name per image: two cells pulling python:3.11-slim for
     # different platforms at once make one fail ("image not known"). Cells pass their FROM
     # steps one at a time; the rest of each build still runs concurrently.
-    pull_gate = anyio.Semaphore(1) if backend_name in _LOCAL_STORE_ENGINES else None
+    pull_gate = anyio.Semaphore(1) if _serial_base_pulls(backend_name) else None
 
     async def run_cell(index: int, planned: PlannedCell, scope: anyio.CancelScope) -> None:
         async with limiter:

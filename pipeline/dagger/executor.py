@@ -46,6 +46,8 @@ from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, Secre
 if TYPE_CHECKING:
     import dagger
 
+    from pipeline.backends.verify import PlatformEntry
+
 BACKEND = "dagger"
 
 
@@ -207,9 +209,12 @@ class DaggerExecutor:
                 image_id, digest = await self._run(client, spec, dockerfile_text, plaintexts, say)
             except dagger.DaggerError as exc:
                 raise translate(exc, plaintexts.values()) from None
-        verified = None
+        verified: str | None = None
+        entries: list[PlatformEntry] = []
         if spec.output.kind == "push" and spec.platforms and spec.output.refs:
-            verified, digest = await _verify_published(spec.output.refs[0], spec.platforms, digest)
+            verified, digest, entries = await _verify_published(
+                spec.output.refs[0], spec.platforms, digest
+            )
         result = BuildResult(
             backend=BACKEND,
             tags=request.tags,
@@ -219,6 +224,7 @@ class DaggerExecutor:
             duration=time.monotonic() - started,
             log_tail=tuple(log[-20:]),
             verified=verified,
+            platform_digests={e.platform: e.digest for e in entries if e.digest},
         )
         write_user_files(request, result)
         return result
@@ -320,7 +326,7 @@ class DaggerExecutor:
 
 async def _verify_published(
     ref: str, platforms: Sequence[str], digest: str | None
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, str | None, list[PlatformEntry]]:
     """Read a published multi-platform (or explicit-platform) image back from its registry:
     one entry per platform, each of its architecture; the registry's digest is the result's."""
     try:
@@ -329,7 +335,7 @@ async def _verify_published(
         )
     except verify.Unreadable as exc:
         verify.warn_unverified(ref, str(exc))
-        return None, digest
+        return None, digest, []
     if found:
         raise verify.wrong_result(BACKEND, ref, platforms, found, entries, pushed=True)
-    return "registry", actual
+    return "registry", actual, entries
