@@ -28,8 +28,8 @@ from pipeline.errors import (
 )
 from pipeline.request import BuildRequest, BuildResult, SecretSpec
 
-if TYPE_CHECKING:  # `pipeline.matrix` is also the submodule's name: type it as the function
-    from pipeline.matrix import matrix as matrix
+if TYPE_CHECKING:  # `pipeline.matrix` is a callable module: type it as the function
+    from pipeline.matrixbuild import matrix as matrix
 
 __version__ = "0.1.0"
 
@@ -37,9 +37,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "build": "pipeline.api",
     "abuild": "pipeline.api",
-    "matrix": "pipeline.matrix",
-    "amatrix": "pipeline.matrix",
-    "MatrixResult": "pipeline.matrix",
+    "matrix": "pipeline.matrix",  # the submodule itself, which is callable
+    "amatrix": "pipeline.matrixbuild",
+    "MatrixResult": "pipeline.matrixbuild",
     "register_backend": "pipeline.backends",
     "get_backend": "pipeline.backends",
     "StageGraph": "pipeline.graph",
@@ -53,7 +53,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module_name), name)
+    module = importlib.import_module(module_name)
+    return module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
 
 
 __all__ = [

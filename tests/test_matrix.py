@@ -3,6 +3,7 @@ failures, --fail-fast, cancellation) on a real process through a registered ``sh
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -361,6 +362,45 @@ def test_pipeline_matrix_is_the_function_even_after_the_module_is_imported() -> 
     assert pipeline.amatrix is amatrix
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "",
+        "import pipeline.matrix",
+        "from pipeline.matrix import dry_run_matrix",
+        "pipeline.amatrix",
+    ],
+)
+def test_pipeline_matrix_is_callable_and_has_the_modules_names_whatever_comes_first(
+    first: str,
+) -> None:
+    code = (
+        "import pipeline\n"
+        f"{first}\n"
+        "assert callable(pipeline.matrix) and pipeline.matrix.expand_matrix\n"
+        "import pipeline.matrixbuild as impl\n"
+        "assert pipeline.matrix.matrix is impl.matrix and pipeline.amatrix is impl.amatrix\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_pipeline_matrix_exports_every_public_name_of_the_implementation() -> None:
+    import pipeline.matrix as face
+    import pipeline.matrixbuild as impl
+
+    defined: set[str] = set()
+    for node in ast.parse(Path(str(impl.__file__)).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined |= {target.id for target in targets if isinstance(target, ast.Name)}
+    public = {name for name in defined if not name.startswith("_")}
+    assert public <= set(face.__all__), sorted(public - set(face.__all__))
+    assert all(getattr(face, name) is getattr(impl, name) for name in face.__all__)
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI (in process, so the registered backend is visible)
 
@@ -491,7 +531,7 @@ def test_a_platform_the_engine_cannot_build_is_bad_input(
 
 
 def test_the_from_gate_lets_the_next_cell_pull_after_the_last_from() -> None:
-    from pipeline.matrix import _FromGate
+    from pipeline.matrixbuild import _FromGate
 
     class Prepared:
         dockerfile = "FROM python:3.11-slim AS buildstage\nRUN x\nFROM python:3.11-slim AS base\n"
@@ -523,7 +563,7 @@ def test_the_from_gate_lets_the_next_cell_pull_after_the_last_from() -> None:
 def test_the_from_gate_reads_podmans_multi_stage_step_headers() -> None:
     # podman 4 prefixes each step of a multi-stage build with its stage, "[2/3] STEP 1/2: ..."
     # (the default layout has three FROMs); the gate must still open after the last FROM
-    from pipeline.matrix import _FromGate
+    from pipeline.matrixbuild import _FromGate
 
     class Prepared:
         dockerfile = (
