@@ -16,14 +16,14 @@ from typing import Literal
 
 from attrs import field, frozen
 
-from pipeline._fs import user_path
 from pipeline.errors import ConfigError
+from pipeline.options import PROGRESS_MODES as PROGRESS_MODES
+from pipeline.paths import user_path
 
 #: the secret id the proxy CA bundle (--ca-cert) is mounted under during the build
 CA_CERT_SECRET_ID = "ca_cert"
 
 Progress = Literal["auto", "plain", "tty", "quiet"]
-PROGRESS_MODES: tuple[str, ...] = ("auto", "plain", "tty", "quiet")
 
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 

@@ -21,6 +21,7 @@ from pipeline.backends.base import BackendSpec, Capabilities, Health, which
 from pipeline.backends.executor import ExternalExecutor
 from pipeline.errors import BackendError, PipelineWarning, allowed, did_you_mean
 from pipeline.executor import Executor
+from pipeline.options import OPTIONS
 from pipeline.request import BuildRequest
 
 ENTRY_POINT_GROUP = "bento_pipeline.backends"
@@ -91,28 +92,21 @@ def request_options(request: BuildRequest) -> dict[str, Any]:
     options: dict[str, Any] = {
         "context_path": str(request.context),
         "file": str(request.dockerfile_path),
-        "tag": tuple(request.tags),
-        "platform": tuple(request.platforms),
-        "secret": tuple(s.describe() for s in request.secrets),
-        "build_arg": dict(request.build_args),
-        "label": dict(request.labels),
-        "target": request.target,
-        "cache_from": tuple(request.cache_from),
-        "cache_to": tuple(request.cache_to),
-        "no_cache": request.no_cache,
-        "progress": request.progress,
-        "push": request.push,
-        "load": request.load,
-        "output": request.output,
-        # BentoML's containerize options, under its option names
-        "network": request.network,
-        "pull": request.pull,
-        "ssh": tuple(request.ssh),
-        "add_host": tuple(request.add_hosts),
-        "iidfile": None if request.iidfile is None else str(request.iidfile),
-        "metadata_file": None if request.metadata_file is None else str(request.metadata_file),
-        "quiet": request.quiet,
     }
+    # every declared option a plugin gets, under BentoML's keyword (pipeline.options)
+    for declared in OPTIONS:
+        if declared.plugin is None:
+            continue
+        value = getattr(request, declared.name)
+        if declared.name == "secrets":
+            value = tuple(s.describe() for s in value)
+        elif declared.kind == "list":
+            value = tuple(value)
+        elif declared.kind == "map":
+            value = dict(value)
+        elif declared.kind == "file":
+            value = None if value is None else str(value)
+        options[declared.plugin] = value
     for key, value in request.opts:
         options[key.lstrip("-").replace("-", "_")] = True if value is None else value
     return options

@@ -17,33 +17,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.errors import ConfigError, allowed
+from pipeline.options import ENGINE_ORDER, ENGINES, option
 from pipeline.request import BuildRequest
 
-#: BuildRequest field -> the CLI flag users know it by (BentoML's spelling).
-FLAGS: Mapping[str, str] = {
-    "network": "--network",
-    "pull": "--pull",
-    "ssh": "--ssh",
-    "add_hosts": "--add-host",
-    "iidfile": "--iidfile",
-    "metadata_file": "--metadata-file",
-    "quiet": "--quiet",
-    "run_as_root": "--run-as-root",
-}
+#: BentoML's containerize options: BuildRequest field -> the CLI flag users know it by.
+_BENTOML = ("network", "pull", "ssh", "add_hosts", "iidfile", "metadata_file", "quiet",
+            "run_as_root")  # fmt: skip
+FLAGS: Mapping[str, str] = {name: option(name).flag for name in _BENTOML}
 
-_EVERY = frozenset(FLAGS)
-
-#: Engine -> the fields it honours. Plugins (registered backends) are not listed: they get
-#: these options as keyword arguments and refuse the ones their construct_build_args lacks.
+#: Engine -> the fields it honours, from each option's declared engines
+#: (:data:`pipeline.options.OPTIONS`; docker's classic builder refuses --ssh itself).
+#: Plugins (registered backends) are not listed: they get these options as keyword arguments
+#: and refuse the ones their construct_build_args lacks.
 SUPPORT: Mapping[str, frozenset[str]] = {
-    "docker": _EVERY,  # --ssh needs BuildKit: the classic builder refuses it
-    "buildx": _EVERY,
-    "podman": _EVERY,
-    "buildah": _EVERY,
-    "nerdctl": _EVERY - {"add_hosts"},  # nerdctl build has no --add-host
-    "buildctl": _EVERY,  # network/add-host/pull as dockerfile frontend --opt values
-    # Dagger's dockerBuild takes none of network/pull/add-host; --ssh and sudo are not wired
-    "dagger": frozenset({"iidfile", "metadata_file", "quiet"}),
+    engine: frozenset(name for name in _BENTOML if engine in (option(name).engines or ENGINES))
+    for engine in ENGINE_ORDER
 }
 
 
@@ -52,7 +40,7 @@ def requested_fields(request: BuildRequest) -> list[str]:
     found = []
     if request.network is not None and request.network != "default":
         found.append("network")
-    for name in ("pull", "ssh", "add_hosts", "iidfile", "metadata_file", "quiet", "run_as_root"):
+    for name in _BENTOML[1:]:
         if getattr(request, name):
             found.append(name)
     return found

@@ -9,104 +9,43 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pipeline.request import PROGRESS_MODES
+from pipeline.options import OPTIONS, Option
 
+
+def _declared(option: Option) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The argparse flags and keywords of a declared build option (:mod:`pipeline.options`)."""
+    kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
+    if option.kind == "flag":
+        kwargs["action"] = "store_true"
+    elif option.kind in ("list", "map"):
+        kwargs["action"] = "append"
+    if option.metavar is not None and option.kind != "flag":
+        kwargs["metavar"] = option.metavar
+    if option.choices is not None:
+        kwargs["choices"] = option.choices
+    if option.default is not None:
+        kwargs["default"] = option.default
+    return option.flags, kwargs
+
+
+# Every build option by its CLI name (``secret``, ``build-arg``, ...), as declared once in
+# pipeline.options; plus the render options the build commands share.
 _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "secret": (
-        ("--secret",),
-        {
-            "action": "append",
-            "dest": "secrets",
-            "metavar": "id=X,src=FILE|id=X,env=VAR",
-            "help": "build secret mounted at /run/secrets/X during RUN; never stored in the image",
-        },
-    ),
-    "build-arg": (
-        ("--build-arg",),
-        {"action": "append", "dest": "build_args", "metavar": "KEY=VALUE"},
-    ),
-    "label": (
-        ("--label",),
-        {"action": "append", "dest": "labels", "metavar": "KEY=VALUE", "help": "image label"},
-    ),
-    "ca-cert": (("--ca-cert",), {"metavar": "FILE"}),
-    "push": (("--push",), {"action": "store_true"}),
-    "load": (("--load",), {"action": "store_true"}),
-    "no-cache": (("--no-cache",), {"action": "store_true", "help": "do not use the build cache"}),
-    "target": (("--target",), {"metavar": "STAGE", "help": "build up to this stage"}),
-    "cache-from": (("--cache-from",), {"action": "append", "metavar": "REF|type=..."}),
-    "cache-to": (
-        ("--cache-to",),
-        {"action": "append", "metavar": "REF|type=...", "help": "cache export destination"},
-    ),
-    "progress": (("--progress",), {"choices": PROGRESS_MODES, "default": "auto"}),
-    "opt": (("--opt",), {"action": "append", "dest": "opts"}),
-    "template": (
-        ("--template",),
-        {"metavar": "FILE", "help": "Dockerfile template overriding blocks"},
-    ),
-    "buildstage": (
-        ("--buildstage",),
-        {"action": argparse.BooleanOptionalAction, "default": True},
-    ),
-    # BentoML's containerize flags, same names and meanings (BuildRequest fields)
-    "network": (
-        ("--network",),
-        {"metavar": "MODE", "help": "networking mode of the RUN steps (default, host, none, ...)"},
-    ),
-    "pull": (
-        ("--pull",),
-        {"action": "store_true", "help": "always pull the base images, even when present"},
-    ),
-    "ssh": (
-        ("--ssh",),
-        {
-            "action": "append",
-            "metavar": "default|ID[=SOCKET|KEY[,KEY]]",
-            "help": "SSH agent socket or keys for RUN --mount=type=ssh (repeatable)",
-        },
-    ),
-    "add-host": (
-        ("--add-host",),
-        {
-            "action": "append",
-            "dest": "add_hosts",
-            "metavar": "HOST:IP",
-            "help": "extra /etc/hosts entry during the build (repeatable)",
-        },
-    ),
-    "iidfile": (("--iidfile",), {"metavar": "FILE", "help": "write the image id to FILE"}),
-    "metadata-file": (
-        ("--metadata-file",),
-        {"metavar": "FILE", "help": "write the engine's build metadata (JSON) to FILE"},
-    ),
-    "quiet": (
-        ("-q", "--quiet"),
-        {"action": "store_true", "help": "print only the image id on stdout, nothing on stderr"},
-    ),
-    "enable-features": (
-        ("--enable-features",),
-        {
-            "action": "append",
-            "dest": "features",
-            "metavar": "FEATURE[,FEATURE]",
-            "help": "install these bentoml extras, e.g. grpc,tracing (repeatable)",
-        },
-    ),
-    "run-as-root": (
-        ("--run-as-root",),
-        {"action": "store_true", "help": "run the engine command with sudo"},
-    ),
-    "check-secrets": (
-        ("--check-secrets",),
-        {
-            "action": "store_true",
-            "help": "after building, scan every layer, the config and the history of the image "
-            "for the bytes of each --secret and build-stage env; fail (exit 1, image removed) "
-            "when one is found",
-        },
-    ),
+    option.flag[2:]: _declared(option) for option in OPTIONS
 }
+_OPTIONS.update(
+    {
+        "template": (
+            ("--template",),
+            {"metavar": "FILE", "help": "Dockerfile template overriding blocks"},
+        ),
+        "buildstage": (
+            ("--buildstage",),
+            {"action": argparse.BooleanOptionalAction, "default": True},
+        ),
+    }
+)
+
 
 #: BentoML's buildx-only containerize flags: passed to the engine as --opt KEY=VALUE, refused by
 #: engines without them. flag -> (metavar, repeatable)
@@ -161,38 +100,15 @@ def add_engine_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
         )
 
 
-# dest -> the api keyword of the BentoML flags a command may have added
-_BENTOML_DESTS = {
-    "network": "network",
-    "pull": "pull",
-    "ssh": "ssh",
-    "add_hosts": "add_hosts",
-    "iidfile": "iidfile",
-    "metadata_file": "metadata_file",
-    "quiet": "quiet",
-    "features": "features",
-    "run_as_root": "run_as_root",
-    "check_secrets": "check_secrets",
-}
+# the options each command declares itself (their help or meaning is the command's)
+_OWN = frozenset({"tags", "platforms", "output"})
 
 
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The api build keywords read from the shared options (the commands add their own)."""
+    """The api build keywords read from the declared options a command added (each command
+    reads ``tags``, ``platforms`` and ``output`` itself)."""
     given = vars(args)
-    bentoml = {key: given[dest] for dest, key in _BENTOML_DESTS.items() if dest in given}
-    opts = [*(args.opts or ()), *given.get("engine_flags", ())]
-    return {
-        **bentoml,
-        "secrets": args.secrets,
-        "build_args": args.build_args,
-        "target": args.target,
-        "cache_from": args.cache_from,
-        "cache_to": args.cache_to,
-        "progress": args.progress,
-        "push": args.push,
-        "load": args.load,
-        "labels": args.labels,
-        "no_cache": args.no_cache,
-        "ca_cert": args.ca_cert,
-        "opts": opts or None,
-    }
+    found = {o.name: given[o.dest] for o in OPTIONS if o.name not in _OWN and o.dest in given}
+    opts = [*(found.get("opts") or ()), *given.get("engine_flags", ())]
+    found["opts"] = opts or None
+    return found

@@ -17,8 +17,8 @@ import anyio
 from pipeline import api
 from pipeline.backends.registry import AUTO_ORDER, ENV_VARS
 from pipeline.buildplan import BuildPlan
-from pipeline.cli import Command
 from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
+from pipeline.cli.command import Command
 from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.graph import StageGraph, default_graph
 from pipeline.request import BuildResult

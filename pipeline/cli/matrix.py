@@ -127,6 +127,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         build, "buildstage", help="venv in a build stage (default); --no-buildstage: one stage"
     )
     add_build_option(build, "enable-features")
+    add_build_option(build, "check-secrets", help="scan each cell's image for the secrets")
     # BentoML's containerize flags that mean the same for every cell (not --iidfile,
     # --metadata-file, -q: one file or one id for many images)
     for name in ("network", "pull", "ssh", "add-host", "run-as-root"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import Command
 from pipeline.cli.build import configure_build, run_build
+from pipeline.cli.command import Command
 
 DESCRIPTION = """\
 Print the build plan of a bento: everything `build` with the same options would do, computed
