@@ -16,16 +16,13 @@ import inspect
 import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -50,6 +47,9 @@ from pipeline.config import Bento
 from pipeline.errors import BuildError, ConfigError, PipelineError, allowed
 from pipeline.executor import OutputSink
 from pipeline.graph import StageGraph
+from pipeline.labels import BENTO_TAG_LABEL as BENTO_TAG_LABEL
+from pipeline.labels import image_labels as image_labels
+from pipeline.labels import public_url as public_url
 from pipeline.loader import load_bentofile
 from pipeline.paths import user_path
 from pipeline.plan import (
@@ -530,72 +530,6 @@ def prepare(
     labels = {k: v for k, v in image_labels(resolved, project).items() if k not in own}
     parsed = evolve(parsed, labels={**labels, **parsed.labels})
     return PreparedBuild(resolved, selection, dockerfile, parsed, _source(bento))
-
-
-#: the image label naming the bento an image was built from (``name:version``)
-BENTO_TAG_LABEL = "io.bento-pipeline.bento"
-_OCI = "org.opencontainers.image."
-
-
-def image_labels(bento: Bento, project: Path | None = None) -> dict[str, str]:
-    """The labels every image gets: ``org.opencontainers.image.title`` (the bento name),
-    ``.version`` (its version), ``.created`` (its creation time: the same bento, the same
-    label, the same image config), ``.revision`` and ``.source`` (the git commit and the
-    ``origin`` remote, without credentials, when ``project`` is in a git checkout) and
-    :data:`BENTO_TAG_LABEL`."""
-    labels = {f"{_OCI}title": bento.name, f"{_OCI}version": bento.version}
-    if bento.creation_time is not None:
-        created = bento.creation_time
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=timezone.utc)
-        stamp = created.astimezone(timezone.utc).isoformat(timespec="seconds")
-        labels[f"{_OCI}created"] = stamp.replace("+00:00", "Z")
-    if project is not None:
-        labels.update(git_labels(project))
-    labels[BENTO_TAG_LABEL] = bento.tag
-    return labels
-
-
-def git_labels(project: Path) -> dict[str, str]:
-    """``revision`` and ``source`` labels from the git checkout ``project`` is in (none when
-    it is not in one, or git is missing); credentials in the remote URL are left out."""
-    git = shutil.which("git")
-    if git is None:
-        return {}
-
-    def ask(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                [git, "-C", str(project), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        value = done.stdout.strip()
-        return value if done.returncode == 0 and value and "\n" not in value else None
-
-    revision = ask("rev-parse", "--verify", "--quiet", "HEAD")
-    if revision is None:
-        return {}
-    labels = {f"{_OCI}revision": revision}
-    remote = ask("config", "--get", "remote.origin.url")
-    if remote is not None:
-        labels[f"{_OCI}source"] = public_url(remote)
-    return labels
-
-
-def public_url(url: str) -> str:
-    """``url`` without a user name or password (``https://tok@host/x`` -> ``https://host/x``);
-    scp-style ``git@host:org/repo`` is kept (``git`` is no secret)."""
-    parts = urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=host))
 
 
 def _stored_twin(bento: Bento, scratch: Path) -> Bento:

@@ -74,6 +74,7 @@ SHELL = (
     "pipeline.bento",  # the store
     "pipeline.plan",  # renders, and writes contexts
     "pipeline.cacert",  # temporary CA bundles
+    "pipeline.labels",  # runs git for the revision and source labels
     "pipeline.api",
     "pipeline.matrix",
     "pipeline.matrixbuild",
