@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export",
         "write a self-contained build context (bento files + Dockerfile + entrypoint)",
     ),
-    "bento": ("bento", "build bentos from projects, list the store, show a bento"),
+    "bento": ("bento", "build bentos from projects; list, show, delete and prune the store"),
     "backends": ("backends", "list build engines: availability, version, health, capabilities"),
     "base-image": (
         "base_image",

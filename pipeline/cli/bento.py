@@ -352,7 +352,7 @@ def _size(count: int) -> str:
 
 COMMAND = Command(
     name="bento",
-    help="build bentos from projects, list the store, show a bento",
+    help="build bentos from projects; list, show, delete and prune the store",
     description=DESCRIPTION,
     configure=_configure,
     run=_run,
