@@ -866,7 +866,8 @@ async def _run_plan(
         result = await prepared.selection.executor.build(request, on_output=on_output)
     except BuildError as error:
         if error.origin is None and error.step:
-            error.origin = step_origin(error.step, prepared.bento, _plan_steps(planned))
+            origin = step_origin(error.step, prepared.bento, _plan_steps(planned))
+            raise error.with_origin(origin) from None
         raise
     return evolve(
         result,

@@ -92,6 +92,14 @@ class BuildError(PipelineError):
         self.output_tail = tuple(output_tail)
         self.origin = origin
 
+    def with_origin(self, origin: str | None) -> BuildError:
+        """This error (same class, same fields) saying what produced the failing step: a new
+        error, this one is left as it was raised."""
+        twin = type(self).__new__(type(self), *self.args)  # no __init__: its arguments vary
+        twin.__dict__.update(vars(self))
+        twin.origin = origin
+        return twin
+
     def __str__(self) -> str:
         lines = [f"{self.backend}: {self.message}" if self.backend else self.message]
         if self.step:

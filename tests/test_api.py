@@ -510,3 +510,14 @@ def test_bento_given_twice_or_not_at_all() -> None:
     with pytest.raises(ConfigError, match="no bento given") as info:
         pipeline.build(backend="docker")
     assert info.value.field == "bento"
+
+
+def test_a_build_error_gets_its_origin_as_a_new_error() -> None:
+    from pipeline.errors import BuildError, RegistryAuthError
+
+    raised = RegistryAuthError("refused", registry="127.0.0.1:5001", backend="podman", step="push")
+    named = raised.with_origin("block SETUP_BENTO_X in built-in stage x")
+    assert isinstance(named, RegistryAuthError) and named.registry == "127.0.0.1:5001"
+    assert named.origin == "block SETUP_BENTO_X in built-in stage x" and raised.origin is None
+    assert "produced by: block SETUP_BENTO_X" in str(named)
+    assert isinstance(BuildError("x").with_origin(None), BuildError)
