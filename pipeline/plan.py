@@ -36,6 +36,7 @@ from attrs import evolve, field, frozen
 from pipeline._fs import make_dirs, remove_created
 from pipeline.config import Bento
 from pipeline.diskcache import cache_dir
+from pipeline.dockerfile import Instruction, Origin, parse_dockerfile
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
 from pipeline.paths import kind_of, user_path
@@ -48,7 +49,6 @@ from render.environment import (
     LineSource,
     base_template_sources,
     check_template_path,
-    dockerfile_lines,
     make_environment,
     read_template,
     render_template,
@@ -498,94 +498,9 @@ def _render(
     return text, traced
 
 
-# -- where each Dockerfile instruction comes from (pure) -------------------------------------------
+# -- where each Dockerfile instruction comes from (pure; the parser is pipeline.dockerfile) --------
 
 USER_TEMPLATE_FIELD = "docker.dockerfile_template"
-# instructions that BuildKit shows as numbered steps ([stage n/m]); the others are metadata
-_BUILDKIT_STEPS = frozenset({"FROM", "RUN", "COPY", "ADD", "WORKDIR"})
-
-
-@frozen
-class Origin:
-    """What produced a Dockerfile instruction: the Jinja ``block`` (``None`` outside every block),
-    the graph ``stage`` that block belongs to, the ``source`` (``"template FILE:LINE"`` for a
-    user template, ``"built-in stage NAME"`` otherwise) and the bentofile ``field`` behind it."""
-
-    block: str | None
-    stage: str | None
-    source: str
-    field: str | None = None
-
-    def __str__(self) -> str:
-        where = f"block {self.block} in {self.source}" if self.block else self.source
-        return f"{where} ({self.field})" if self.field else where
-
-
-@frozen
-class Instruction:
-    """One Dockerfile instruction. ``text`` keeps its continuation lines (joined with newlines),
-    ``line`` is its first line (1-based). ``build_stage`` is the ``AS`` name of the ``FROM`` it
-    belongs to (``stage-N`` when unnamed, ``None`` for an ``ARG`` before the first ``FROM``).
-    ``number`` counts every instruction in the file, ``index`` every one in its build stage
-    (``FROM`` is 1) and ``step`` those BuildKit numbers (FROM/RUN/COPY/ADD/WORKDIR; else 0)."""
-
-    text: str
-    line: int
-    build_stage: str | None
-    number: int
-    index: int
-    step: int
-    origin: Origin | None = None
-
-    @property
-    def keyword(self) -> str:
-        return self.text.split(None, 1)[0].upper()
-
-
-def parse_dockerfile(text: str) -> list[Instruction]:
-    """The instructions of ``text`` (comments and blank lines skipped, ``\\`` continuations
-    joined). Heredocs are not understood: their lines count as instructions."""
-    found: list[Instruction] = []
-    pending: list[str] = []
-    first = 0
-    stage: str | None = None
-    stages = 0
-    index = step = 0
-    for number, line in enumerate(dockerfile_lines(text), start=1):
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue
-        if not pending:
-            first = number
-        pending.append(line)
-        if stripped.endswith("\\"):
-            continue
-        body = "\n".join(pending)
-        pending = []
-        keyword = body.split(None, 1)[0].upper()
-        if keyword == "FROM":
-            words = body.split()
-            named = [w for i, w in enumerate(words[:-1]) if i and w.upper() == "AS"]
-            stage = words[-1] if named else f"stage-{stages}"
-            stages += 1
-            index = step = 0
-        if stage is not None:
-            index += 1
-            step += keyword in _BUILDKIT_STEPS
-        found.append(
-            Instruction(
-                text=body,
-                line=first,
-                build_stage=stage,
-                number=len(found) + 1,
-                index=index if stage is not None else 0,
-                step=step if stage is not None and keyword in _BUILDKIT_STEPS else 0,
-            )
-        )
-    return found
-
 
 _PYTHON_FIELD = "python.packages / python.requirements_txt"
 _INSTALLERS = re.compile(r"\b(apt-get|apk|microdnf|yum|dnf) ")

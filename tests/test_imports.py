@@ -54,6 +54,8 @@ CORE = (
     "pipeline.service_check",
     "pipeline.bentoml_keywords",
     "pipeline.graph",
+    "pipeline.dockerfile",  # the one Dockerfile parser
+    "pipeline.redaction",  # what a secret looks like in output, and masking it
     "pipeline.request",
     "pipeline.options",  # the build options' one declaration
     "pipeline.executor",  # the Executor protocol: a type, no engine

@@ -396,31 +396,6 @@ def test_instruction_origins_without_a_trace_when_a_template_reshapes_a_block(
     assert instructions and all(i.origin is None for i in instructions)
 
 
-def test_parse_dockerfile_numbers_as_the_engines_do() -> None:
-    text = (
-        "ARG X=1\n"
-        "FROM python:3.11-slim AS base\n"
-        "# a comment\n"
-        "ENV A=1\n"
-        "RUN echo one \\\n"
-        "    # inside\n"
-        "    && true\n"
-        "\n"
-        "FROM base\n"
-        "WORKDIR /x\n"
-    )
-    got = [(i.line, i.build_stage, i.number, i.index, i.step) for i in parse_dockerfile(text)]
-    assert got == [
-        (1, None, 1, 0, 0),
-        (2, "base", 2, 1, 1),
-        (4, "base", 3, 2, 0),
-        (5, "base", 4, 3, 2),
-        (9, "stage-1", 5, 1, 1),
-        (10, "stage-1", 6, 2, 2),
-    ]
-    assert parse_dockerfile(text)[3].text == "RUN echo one \\\n    && true"
-
-
 # Step headers as docker 28 (BuildKit and DOCKER_BUILDKIT=0) and buildah 1.28 printed them for
 # this Dockerfile on the test machine; RUN echo two fails.
 OBSERVED = (

@@ -12,11 +12,13 @@ import os
 import signal
 import subprocess
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 from anyio.abc import Process
 from attrs import frozen
+
+from pipeline.redaction import Redactor as Redactor  # the one rule; executors import it here
 
 TAIL_LINES = 30
 _TERMINATE_GRACE = 5.0
@@ -64,29 +66,6 @@ def probe(
     except OSError as exc:
         return ProbeResult(None, "", str(exc))
     return ProbeResult(done.returncode, done.stdout, done.stderr)
-
-
-class Redactor:
-    """Replaces every known secret value in a line with ``***`` before anyone sees it."""
-
-    def __init__(self, secrets: Iterable[bytes] = ()) -> None:
-        values = set()
-        for raw in secrets:
-            text = raw.decode("utf-8", "replace")
-            for candidate in (text, text.strip()):
-                # Very short values would redact half the log; they are still never logged by us.
-                if len(candidate) >= 4:
-                    values.add(candidate)
-                for line in candidate.splitlines():
-                    if len(line.strip()) >= 4:
-                        values.add(line.strip())
-        self._values = sorted(values, key=len, reverse=True)
-
-    def __call__(self, line: str) -> str:
-        for value in self._values:
-            if value in line:
-                line = line.replace(value, "***")
-        return line
 
 
 @frozen

@@ -3,9 +3,10 @@
 The image is read as its engine exports it (``docker save``; podman/buildah write a
 docker-archive to a private file): every layer, every file in each layer (also files a later
 layer deletes, which the final filesystem no longer shows), the image config (env, labels,
-history) and the manifests. A secret is looked for as given and stripped of surrounding
-whitespace, when it is at least :data:`MIN_LENGTH` bytes long (shorter values would match by
-chance). Where one is found is reported by secret id, layer and path, never by value.
+history) and the manifests. A secret is looked for in every form that output redaction masks
+(:func:`pipeline.redaction.secret_forms`: as given, stripped, each line of a multi-line value;
+forms under :data:`~pipeline.redaction.MIN_LENGTH` bytes would match by chance and are not
+looked for). Where one is found is reported by secret id, layer and path, never by value.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-MIN_LENGTH = 4
+from pipeline.redaction import secret_forms
+
 _CHUNK = 1 << 20
 
 
 def needles(secrets: Mapping[str, bytes]) -> dict[str, tuple[bytes, ...]]:
-    """Secret id -> the byte strings to look for."""
-    found: dict[str, tuple[bytes, ...]] = {}
-    for sid, raw in secrets.items():
-        forms = {form for form in (raw, raw.strip()) if len(form) >= MIN_LENGTH}
-        if forms:
-            found[sid] = tuple(sorted(forms, key=len))
-    return found
+    """Secret id -> the byte strings to look for: its forms, the ones output redaction masks
+    (:func:`pipeline.redaction.secret_forms`). A secret without one is not looked for."""
+    return {sid: forms for sid, raw in secrets.items() if (forms := secret_forms(raw))}
 
 
 def _search(stream: IO[bytes], wanted: Mapping[str, tuple[bytes, ...]]) -> set[str]:

@@ -30,7 +30,7 @@ from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.cacert import system_ca_bundle
 from pipeline.dagger.connection import ensure_available, session
-from pipeline.dagger.failures import scrub, tail, translate
+from pipeline.dagger.failures import tail, translate
 from pipeline.dagger.spec import (
     MAX_SECRET_BYTES,
     DaggerBuildSpec,
@@ -41,6 +41,7 @@ from pipeline.dagger.spec import (
 )
 from pipeline.errors import BackendError, BuildError, ConfigError, PipelineWarning
 from pipeline.executor import OutputSink
+from pipeline.redaction import Redactor
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
 if TYPE_CHECKING:
@@ -193,9 +194,10 @@ class DaggerExecutor:
                 hint="use --output type=docker,dest=image.tar and load it where docker runs",
             )
         log: list[str] = []
+        redact = Redactor(plaintexts.values())
 
         def say(line: str) -> None:
-            line = scrub(line, plaintexts.values())
+            line = redact(line)
             log.append(line)
             if on_output is not None and not request.quiet:
                 on_output(line)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pipeline.errors import BackendError, BuildError
+from pipeline.redaction import Redactor
 
 if TYPE_CHECKING:
     import dagger
@@ -18,22 +19,16 @@ if TYPE_CHECKING:
 BACKEND = "dagger"
 #: How many output lines a BuildError keeps.
 TAIL_LINES = 20
-MASK = "****"
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``****`` (longest first)."""
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(value, MASK)
-        stripped = value.strip()
-        if stripped and stripped != value:
-            text = text.replace(stripped, MASK)
-    return text
+    """``text`` with every form of every secret masked (:class:`pipeline.redaction.Redactor`)."""
+    return Redactor(secrets)(text)
 
 
 def tail(text: str, secrets: Iterable[str], lines: int = TAIL_LINES) -> list[str]:
     """The last ``lines`` non-empty lines of ``text``, scrubbed."""
-    clean = scrub(text, list(secrets))
+    clean = scrub(text, secrets)
     return [line for line in clean.splitlines() if line.strip()][-lines:]
 
 

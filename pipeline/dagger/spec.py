@@ -16,9 +16,9 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from pipeline.dockerfile import parse_dockerfile
 from pipeline.errors import ConfigError, PipelineWarning, allowed
 from pipeline.request import BuildRequest
-from render.environment import dockerfile_lines
 
 OutputKind = Literal["none", "oci", "docker", "load", "push"]
 
@@ -188,32 +188,11 @@ class SecretMount:
     required: bool
 
 
-def _instructions(dockerfile_text: str) -> list[tuple[int, str]]:
-    """``(first line number, instruction text)`` with ``\\`` continuations joined."""
-    found: list[tuple[int, str]] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(dockerfile_lines(dockerfile_text), start=1):
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if not pending:
-            start = number
-        if stripped.endswith("\\"):
-            pending.append(stripped[:-1])
-            continue
-        pending.append(stripped)
-        found.append((start, " ".join(pending)))
-        pending = []
-    if pending:
-        found.append((start, " ".join(pending)))
-    return found
-
-
 def secret_mounts(dockerfile_text: str) -> tuple[SecretMount, ...]:
     """Every secret mount in the Dockerfile (id defaults to the target's base name)."""
     mounts = []
-    for line, text in _instructions(dockerfile_text):
+    for instruction in parse_dockerfile(dockerfile_text):
+        text = instruction.logical
         if not re.match(r"(?i)^RUN\s", text):
             continue
         for spec in re.findall(r"--mount=(\S+)", text):
@@ -224,7 +203,7 @@ def secret_mounts(dockerfile_text: str) -> tuple[SecretMount, ...]:
             # a bare `required` means true, as in BuildKit
             required = options.get("required", "false").lower() in ("", "true", "1")
             if sid:
-                mounts.append(SecretMount(id=sid, line=line, required=required))
+                mounts.append(SecretMount(id=sid, line=instruction.line, required=required))
     return tuple(mounts)
 
 

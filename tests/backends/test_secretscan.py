@@ -56,3 +56,10 @@ def test_a_clean_image_and_short_values_give_nothing() -> None:
     layers = {"eee": _tar({"etc/hosts": b"127.0.0.1 localhost\n"})}
     assert scan_archive(_archive(layers, {}), needles({"tok": SECRET})) == []
     assert needles({"short": b"ab\n"}) == {}  # would match by chance: not looked for
+
+
+def test_one_line_of_a_multi_line_secret_is_found() -> None:
+    key = b"-----BEGIN KEY-----\nMIIBs3cr3tl1ne\n-----END KEY-----\n"
+    layers = {"fff": _tar({"root/half": b"MIIBs3cr3tl1ne\n"})}  # a step wrote out one line
+    found = scan_archive(_archive(layers, {}), needles({"key": key}))
+    assert found == ["'key' in fff/layer.tar: root/half"]

@@ -246,8 +246,8 @@ def test_exec_failure_names_the_step_and_hides_the_secret(
 
     text = str(info.value)
     assert "exit code 7" in text
-    assert info.value.step == "/bin/sh -c echo **** | login"
-    assert info.value.output_tail[-2:] == ("token **** rejected", "login: permission denied")
+    assert info.value.step == "/bin/sh -c echo *** | login"
+    assert info.value.output_tail[-2:] == ("token *** rejected", "login: permission denied")
     assert "query" not in text and "setSecret" not in text  # not a GraphQL dump
     assert info.value.__cause__ is None and info.value.__suppress_context__
     captured = capsys.readouterr()

@@ -139,7 +139,7 @@ def test_secret_reading_limits(tmp_path: Path) -> None:
 
 
 def test_scrub_and_docker_load_parsing() -> None:
-    assert scrub("a value\n and value", ["value\n"]) == "a **** and ****"
+    assert scrub("a value\n and value", ["value\n"]) == "a *** and ***"
     assert loaded_image_id("Loaded image ID: sha256:abc\n") == "sha256:abc"
     assert loaded_image_id("Loaded image: app:1\n") == "app:1"
     assert loaded_image_id("nothing\n") is None
