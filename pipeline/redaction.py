@@ -1,13 +1,13 @@
 """What a secret looks like in output, and hiding it: one rule for every place that looks.
 
 :func:`secret_forms` says which byte strings count as a secret showing: the value as given, the
-value stripped of surrounding whitespace, and each line of a multi-line value (stripped), each
-only when it is at least :data:`MIN_LENGTH` bytes long: shorter ones would match by chance (and
-masking them would hide half of a log). :class:`Redactor` replaces every form with
-:data:`MASK` in text; it redacts engine output for the external engines
+value stripped of surrounding whitespace, and (in output) each line of a multi-line value
+(stripped), each only when it is at least :data:`MIN_LENGTH` bytes long: shorter ones would
+match by chance (and masking them would hide half of a log). :class:`Redactor` replaces every
+form with :data:`MASK` in text; it redacts engine output for the external engines
 (:mod:`pipeline.backends.process`) and for Dagger (:mod:`pipeline.dagger.failures`), and
-``--check-secrets`` (:func:`pipeline.backends.secretscan.needles`) looks for the same forms in
-a built image.
+``--check-secrets`` (:func:`pipeline.backends.secretscan.needles`) looks for the same forms
+but single lines in a built image.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ MIN_LENGTH = 4
 MASK = "***"
 
 
-def secret_forms(raw: bytes) -> tuple[bytes, ...]:
-    """The forms of the secret ``raw`` that count as it showing, longest first."""
+def secret_forms(raw: bytes, *, lines: bool = True) -> tuple[bytes, ...]:
+    """The forms of the secret ``raw`` that count as it showing, longest first. ``lines``:
+    each line of a multi-line value too (output is masked line by line, so a line is what a
+    log shows); ``--check-secrets`` looks for the whole value only (``lines=False``), since a
+    common line of a key file (``[default]``, PEM armour) is in many clean images."""
     stripped = raw.strip()
-    candidates = {raw, stripped, *(line.strip() for line in stripped.splitlines())}
+    candidates = {raw, stripped}
+    if lines:
+        candidates.update(line.strip() for line in stripped.splitlines())
     forms = {form for form in candidates if len(form) >= MIN_LENGTH}
     return tuple(sorted(forms, key=lambda form: (-len(form), form)))
 

@@ -58,8 +58,13 @@ def test_a_clean_image_and_short_values_give_nothing() -> None:
     assert needles({"short": b"ab\n"}) == {}  # would match by chance: not looked for
 
 
-def test_one_line_of_a_multi_line_secret_is_found() -> None:
-    key = b"-----BEGIN KEY-----\nMIIBs3cr3tl1ne\n-----END KEY-----\n"
-    layers = {"fff": _tar({"root/half": b"MIIBs3cr3tl1ne\n"})}  # a step wrote out one line
+def test_a_multi_line_secret_is_looked_for_whole() -> None:
+    """A common line of a key file (its armour, a [default] header) is in clean images: only
+    the value itself fails a scan."""
+    key = b"[default]\nMIIBs3cr3tl1ne\n"
+    layers = {
+        "fff": _tar({"etc/aws.example": b"[default]\nregion = x\n"}),
+        "ggg": _tar({"root/key": key}),
+    }
     found = scan_archive(_archive(layers, {}), needles({"key": key}))
-    assert found == ["'key' in fff/layer.tar: root/half"]
+    assert found == ["'key' in ggg/layer.tar: root/key"]
