@@ -733,20 +733,26 @@ def build_bento(
     except OSError as exc:
         raise PipelineError(f"cannot write to the store {bentos}: {exc}") from exc
     explicit = version is not None
+    latest: Path | None = None
     try:
         with _in_use(tmp):
             version = _write_bento(spec, tmp, name, version, files, user_lines, pin, creation_time)
             _run_check(check, spec, tmp)
             tmp.chmod(0o755)
+            # the new `latest` is written before the bento moves in: a disk that is full fails
+            # the build with nothing stored, never a stored bento that `latest` misses
+            latest = _stage_latest(name_dir, version)
             final = _move_into_store(tmp, name_dir / version, name=name, explicit=explicit)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if latest is not None:
+            latest.unlink(missing_ok=True)
         remove_created(created)
         if isinstance(exc, OSError):
             what = f"{name}:{version}" if version else name
             raise PipelineError(f"building {what} failed, nothing was written: {exc}") from exc
         raise
-    _write_latest(name_dir, version)
+    os.replace(latest, name_dir / LATEST_FILE)
     return _load_built(final)
 
 
@@ -877,9 +883,19 @@ def _run_check(check: BentoCheck | None, spec: BentofileSpec, tmp: Path) -> None
 
 
 def _write_latest(name_dir: Path, version: str) -> None:
+    os.replace(_stage_latest(name_dir, version), name_dir / LATEST_FILE)
+
+
+def _stage_latest(name_dir: Path, version: str) -> Path:
+    """``version`` in a new hidden file beside ``latest``, to rename over it; a write that
+    fails (a full disk) leaves no file behind."""
     tmp = name_dir / f"{_TMP_PREFIX}latest-{secrets.token_hex(4)}"
-    tmp.write_text(version, encoding="utf-8")
-    os.replace(tmp, name_dir / LATEST_FILE)
+    try:
+        tmp.write_text(version, encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 # --- deleting and pruning --------------------------------------------------------------------

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,7 +37,7 @@ from attrs import evolve, frozen
 
 from pipeline import api
 from pipeline.backends.base import check_platforms, native_platform
-from pipeline.backends.registry import get_backend, select_backend
+from pipeline.backends.registry import select_backend
 from pipeline.bento import resolve_bento
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
@@ -486,52 +485,6 @@ def plan_matrix(
     return expand(resolved), backend_name
 
 
-def _serial_base_pulls(backend: str) -> bool:
-    """Whether the engine's builds must not pull one base image at once (its spec says)."""
-    try:
-        return get_backend(backend).serial_base_pulls
-    except PipelineError:  # dagger, or a name the build itself will refuse
-        return False
-
-
-# "STEP 2/5: RUN x" (podman, buildah), "Step 2/5 : RUN x" (docker's classic builder); podman 4
-# prefixes the steps of a multi-stage build with their stage: "[2/3] STEP 1/2: FROM ..."
-_STEP_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
-_FROM_LINE = re.compile(r"^\s*FROM\s", re.IGNORECASE | re.MULTILINE)
-
-
-class _FromGate:
-    """Holds the matrix's pull semaphore from the start of a cell's build until the engine
-    output shows a step after the Dockerfile's last ``FROM`` (or the build ends)."""
-
-    def __init__(self, semaphore: anyio.Semaphore) -> None:
-        self._semaphore = semaphore
-        self._held = False
-        self._froms = 1
-        self._seen = 0
-
-    async def enter(self) -> None:
-        await self._semaphore.acquire()
-        self._held = True
-
-    def prepared(self, prepared: api.PreparedBuild) -> None:
-        self._froms = max(1, len(_FROM_LINE.findall(prepared.dockerfile)))
-
-    def see(self, line: str) -> None:
-        match = _STEP_HEADER.match(line.strip())
-        if not self._held or match is None:
-            return
-        if match.group(1).upper() == "FROM":
-            self._seen += 1
-        elif self._seen >= self._froms:
-            self.release()
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._semaphore.release()
-
-
 def _check_engine_platforms(
     executor: object, backend_name: str, cells: Sequence[PlannedCell]
 ) -> None:
@@ -608,33 +561,23 @@ async def amatrix(
                 on_cell(rows[index])
     limiter = anyio.CapacityLimiter(concurrency)
     # podman/buildah keep one local name per image: two cells pulling python:3.11-slim for
-    # different platforms at once make one fail ("image not known"). Cells pass their FROM
-    # steps one at a time; the rest of each build still runs concurrently.
-    pull_gate = anyio.Semaphore(1) if _serial_base_pulls(backend_name) else None
+    # different platforms at once make one fail ("image not known"). Their executor lets one
+    # build (cell, or another process's) through its FROM steps at a time
+    # (pipeline/backends/basepulls.py); the rest of each build still runs concurrently.
 
     async def run_cell(index: int, planned: PlannedCell, scope: anyio.CancelScope) -> None:
         async with limiter:
             if on_start is not None:
                 on_start(planned)
             begun = time.monotonic()
-            gate = _FromGate(pull_gate) if pull_gate is not None else None
-
-            def sink(line: str) -> None:
-                if gate is not None:
-                    gate.see(line)
-                if on_output is not None:
-                    on_output(planned.cell, line)
-
+            sink = None if on_output is None else functools.partial(on_output, planned.cell)
             try:
-                if gate is not None:
-                    await gate.enter()
                 result = await api.abuild(
                     planned.bento,
                     backend=backend_name,
                     template=template,
                     graph=graph,
                     on_output=sink,
-                    on_prepared=gate.prepared if gate is not None else None,
                     tags=[planned.tag],
                     platforms=[planned.cell.platform],
                     **options,
@@ -655,9 +598,6 @@ async def amatrix(
                     result=result,
                     duration=time.monotonic() - begun,
                 )
-            finally:
-                if gate is not None:
-                    gate.release()
             rows[index] = row
             if on_cell is not None:
                 on_cell(row)

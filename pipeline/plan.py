@@ -18,6 +18,7 @@ the context's copies of the bento's metadata carry no value.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -907,11 +908,31 @@ def write_context(bento: Bento, dest: str | os.PathLike[str], dockerfile: str) -
         if target.exists():
             target.rmdir()
         staging.rename(target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         remove_created(created)
+        if isinstance(exc, OSError):  # a full disk, a quota, a file that cannot be read
+            raise _context_write_error(exc, target, staging) from None
         raise
     return target
+
+
+def _context_write_error(exc: OSError, target: Path, staging: Path) -> ConfigError:
+    """Why the context could not be written, naming the file it was at (exit 2)."""
+    written = exc.filename2 or exc.filename  # a copy names its source first
+    where = ""
+    if written:
+        path = Path(os.fsdecode(written))
+        where = f" (at {path.relative_to(staging) if path.is_relative_to(staging) else path})"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return ConfigError(
+        f"cannot write the build context: {exc.strerror or exc}{where}; nothing was written",
+        file=target,
+        hint="free some space on that file system, or write somewhere else (export: -o DIR; "
+        "a build's context: TMPDIR)"
+        if full
+        else None,
+    )
 
 
 @contextmanager

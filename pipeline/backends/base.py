@@ -20,6 +20,7 @@ from attrs import field, frozen
 from pipeline.backends.credentials import DOCKER
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.verify import Store
+from pipeline.backends.workingcontainers import WorkingContainers
 from pipeline.errors import BackendError, ConfigError, allowed
 from pipeline.request import BuildRequest, SecretSpec
 
@@ -128,9 +129,13 @@ class BackendSpec:
     # an earlier manifest list of the same name, which `--manifest` would add to)
     prepare_commands: Callable[[BuildRequest], list[list[str]]] | None = None
     # builds that run at once must not pull the same base image at once (containers-storage:
-    # two platforms of one name race to "image not known"): the matrix lets one cell pull at a
-    # time
+    # two platforms of one name race to "image not known"): each build holds a lock file from
+    # its start until its output shows a step after the last FROM (basepulls.py), across
+    # processes and among a matrix's cells
     serial_base_pulls: bool = False
+    # a build that is interrupted or killed leaves working containers in the engine's store:
+    # how to find this build's and remove them (workingcontainers.py)
+    working_containers: WorkingContainers | None = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pipeline.backends.podman import (
 )
 from pipeline.backends.process import probe
 from pipeline.backends.verify import ContainersStore
+from pipeline.backends.workingcontainers import WorkingContainers
 from pipeline.request import BuildRequest
 
 BINARY = "buildah"
@@ -71,6 +72,12 @@ def result_store(request: BuildRequest) -> ContainersStore | None:
     return None if request.output else ContainersStore(BINARY)
 
 
+# the store its working containers are in, and how they are removed
+WORKING_CONTAINERS = WorkingContainers(
+    store_command=(BINARY, "info", "--format", "{{.store.GraphDriverName}}\n{{.store.GraphRoot}}"),
+    remove_command=(BINARY, "rm"),
+)
+
 SPEC = BackendSpec(
     name="buildah",
     binary=BINARY,
@@ -91,4 +98,5 @@ SPEC = BackendSpec(
     max_locked_cache_mounts=1,
     caches_in_tmpdir=True,
     serial_base_pulls=True,
+    working_containers=WORKING_CONTAINERS,
 )

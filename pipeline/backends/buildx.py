@@ -56,13 +56,22 @@ def health() -> Health:
         )
     version = result.stdout.split()[1] if len(result.stdout.split()) > 1 else None
     inspect = probe([BINARY, "buildx", "inspect"])
-    if not inspect.ok:
+    # a builder whose daemon is down still inspects, exit 0, with an "Error:" line
+    error = inspect_error(inspect.stdout) if inspect.ok else inspect.first_error_line
+    if error is not None:
         return Health(
-            False,
-            f"buildx cannot reach its builder ({inspect.first_error_line}); {docker.START_HINT}",
-            version,
+            False, f"buildx cannot reach its builder ({error}); {docker.START_HINT}", version
         )
     return Health(True, "builder running", version)
+
+
+def inspect_error(text: str) -> str | None:
+    """The ``Error:`` line of ``docker buildx inspect`` output, if it has one (pure)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Error" and value.strip():
+            return value.strip()
+    return None
 
 
 def capabilities() -> Capabilities:

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import anyio
 import anyio.to_thread
 from attrs import evolve, frozen
 
-from pipeline.backends import credentials, secretscan, verify
+from pipeline.backends import basepulls, credentials, secretscan, verify, workingcontainers
 from pipeline.backends.base import (
     BackendSpec,
     Capabilities,
@@ -45,9 +46,13 @@ from pipeline.executor import OutputSink
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
 _BUILDKIT_HEADER = re.compile(r"^#(\d+) (\[[^\]]*\] .*)$")
+# the first line of any other BuildKit vertex: "#13 pushing REG/NAME:TAG with docker",
+# "#12 exporting to image" (later lines of the same number are its log)
+_BUILDKIT_VERTEX = re.compile(r"^#(\d+) (\S.*)$")
 _BUILDKIT_ERROR = re.compile(r"^#(\d+) ERROR")
 _BUILDKIT_FAILED = re.compile(r"^ > (\[[^\]]*\] .*):$")
-_BUILDAH_STEP = re.compile(r"^(?:STEP|Step) (\d+/\d+) ?: (.*)$")
+# podman 4 prefixes the steps of a multi-stage build with their stage: "[3/3] STEP 7/16: RUN x"
+_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) (\d+/\d+) ?: (.*)$")
 _BUILDAH_ERROR = re.compile(r'building at STEP "(.*)"')
 _PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
@@ -67,6 +72,9 @@ class StepTracker:
             self.current = match.group(2)
         elif match := _BUILDKIT_ERROR.match(text):
             self.failed = self._headers.get(match.group(1), self.failed)
+        elif (match := _BUILDKIT_VERTEX.match(text)) and match.group(1) not in self._headers:
+            # named when it fails (a push), but not a Dockerfile step: not `current`
+            self._headers[match.group(1)] = match.group(2)
         elif match := _BUILDKIT_FAILED.match(text):
             self.failed = self.failed or match.group(1)
         elif match := _BUILDAH_STEP.match(text):
@@ -244,19 +252,36 @@ class ExternalExecutor:
         logins = await anyio.to_thread.run_sync(login_secrets, request, self.spec, environ)
         redact = Redactor([*(secret.read() for secret in request.secrets), *logins])
         tracker = StepTracker()
+        # podman/buildah: one build at a time pulls base images into the shared store
+        gate = (
+            basepulls.PullGate(_read_text(request.dockerfile_path))
+            if self.spec.serial_base_pulls
+            else None
+        )
 
         # --quiet: engine output only for the error message; the CLI prints just the id
         show = None if request.quiet else on_output
 
         def sink(line: str) -> None:
             tracker(line)
+            if gate is not None:
+                gate.see(line)
             if show is not None:
                 show(line)
+
+        def waiting(lock: Path) -> None:
+            if show is not None:
+                show(f"waiting for another build to pull its base images (lock {lock})")
 
         inherit = request.progress == "tty" and sys.stderr.isatty() and not request.quiet
         if request.progress == "tty" and not inherit:
             # not a terminal: an engine asked for its tty display fails ("not a console")
             request = evolve(request, progress="plain")
+        # marks the working containers this build creates, to remove them if it is stopped
+        build_id = workingcontainers.new_build_id() if self.spec.working_containers else None
+        if build_id is not None:
+            marker = {workingcontainers.MARKER_ARG: build_id}
+            request = evolve(request, build_args={**request.build_args, **marker})
         with _private_dir() as private:
             request = self._materialize_env_secrets(request, private)
             iidfile, metadata, digestfile = private / "iid", private / "meta.json", private / "dig"
@@ -270,20 +295,32 @@ class ExternalExecutor:
             engine_tmp.mkdir()
             if self.spec.caches_in_tmpdir:
                 _keep_buildah_caches(engine_tmp)
-            for prepare in self.prepare_commands(request):
-                await run_streaming(prepare, env=dict(self.spec.env), redact=redact)
-            outcome = await run_streaming(
-                argv,
-                env={**self.spec.env, "TMPDIR": str(engine_tmp), **request.env},
-                on_line=sink,
-                redact=redact,
-                inherit_output=inherit,
-                # podman/buildah mount an empty secret when their environment has a variable
-                # named like its id (`--secret id=TOKEN,src=FILE` with TOKEN set); they get
-                # env secrets as files, so they need none of those variables
-                unset=() if self.spec.secret_env else tuple(s.id for s in request.secrets),
-            )
+            try:
+                try:
+                    if gate is not None:
+                        await gate.enter(on_wait=waiting)
+                    for prepare in self.prepare_commands(request):
+                        await run_streaming(prepare, env=dict(self.spec.env), redact=redact)
+                    outcome = await run_streaming(
+                        argv,
+                        env={**self.spec.env, "TMPDIR": str(engine_tmp), **request.env},
+                        on_line=sink,
+                        redact=redact,
+                        inherit_output=inherit,
+                        # podman/buildah mount an empty secret when their environment has a
+                        # variable named like its id (`--secret id=TOKEN,src=FILE` with TOKEN
+                        # set); they get env secrets as files, so they need none of those
+                        unset=() if self.spec.secret_env else tuple(s.id for s in request.secrets),
+                    )
+                finally:
+                    if gate is not None:
+                        gate.release()
+            except BaseException:  # Ctrl-C, a cancelled matrix cell: the engine was stopped
+                with anyio.CancelScope(shield=True):
+                    await self._remove_working_containers(request, build_id, engine_tmp)
+                raise
             if outcome.returncode != 0:
+                await self._remove_working_containers(request, build_id, engine_tmp)
                 if outcome.returncode > 0 and not self.spec.plugin:
                     # the check skipped the health probe: an unusable engine says so (exit 2)
                     await anyio.to_thread.run_sync(self.require_healthy)
@@ -302,6 +339,16 @@ class ExternalExecutor:
                             step=f"push {refusal.tag}",
                             tail=outcome.tail,
                         )
+                    )
+                failed_push = (
+                    build_push_failure(outcome.tail, request.tags, failed_step=tracker.failed)
+                    if request.push and outcome.returncode > 0
+                    else None
+                )
+                if failed_push is not None:  # `build --push`: built and named, not pushed
+                    await self.remove_tags(request.tags, prefix=self.root_prefix(request))
+                    raise self._push_error(
+                        failed_push, step=f"push {failed_push.tag}", tail=outcome.tail
                     )
                 raise _build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
@@ -492,13 +539,46 @@ class ExternalExecutor:
                             tail=outcome.tail,
                         )
                     )
-                raise BuildError(
-                    f"push failed (exit {outcome.returncode}); the built tags were removed",
-                    backend=self.name,
+                raise self._push_error(
+                    describe_push_failure(outcome.tail, pushed_tag),
                     step=shlex.join(argv),
-                    output_tail=outcome.tail[-12:],
+                    tail=outcome.tail,
+                    exit_code=outcome.returncode,
                 )
         return digests[0] if digests else None
+
+    def _push_error(
+        self,
+        failed: PushFailure,
+        *,
+        step: str,
+        tail: Sequence[str],
+        exit_code: int | None = None,
+    ) -> BuildError:
+        """A push that failed for another reason than its credentials, naming the registry."""
+        registry = verify.parse_reference(failed.tag).registry
+        status = f" (exit {exit_code})" if exit_code is not None else ""
+        return BuildError(
+            f"push to {registry} failed{status}: {failed.reason}; the built tags were removed",
+            backend=self.name,
+            step=step,
+            output_tail=[line for line in tail if line.strip()][-12:],
+            hint=failed.hint(registry),
+        )
+
+    async def _remove_working_containers(
+        self, request: BuildRequest, build_id: str | None, engine_tmp: Path
+    ) -> None:
+        """After a build that did not succeed: what it left in the engine's store."""
+        if self.spec.working_containers is None or build_id is None:
+            return
+        await workingcontainers.remove_left_behind(
+            self.spec.working_containers,
+            build_id,
+            engine_tmp,
+            env=self.spec.env,
+            prefix=self.root_prefix(request),
+        )
 
     def _auth_error(
         self,
@@ -668,6 +748,67 @@ def auth_refusal(lines: Sequence[str], tags: Sequence[str], *, pushing: bool) ->
     return None
 
 
+# a registry that cannot be reached, in the engines' words (Go's net, HTTP and TLS errors)
+_UNREACHABLE = re.compile(
+    r"connection refused|no such host|i/o timeout|network is unreachable|no route to host"
+    r"|connection reset by peer|server gave HTTP response to HTTPS client"
+    r"|x509: [^\"]+|tls: [^\"]+",
+    re.IGNORECASE,
+)
+# BuildKit's words for a push of its own that failed
+_FAILED_PUSH = re.compile(r"\bfailed to push\b", re.IGNORECASE)
+_ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
+_ERROR_PREFIX = re.compile(r"^(?:#\d+ )?error:\s*", re.IGNORECASE)
+
+
+@frozen
+class PushFailure:
+    """A push that failed for another reason than its credentials: the tag and why."""
+
+    tag: str
+    reason: str
+    unreachable: bool = False
+
+    def hint(self, registry: str) -> str | None:
+        if not self.unreachable:
+            return None
+        return (
+            f"check that the registry {registry} is up and reachable from this machine (for a "
+            "plain-HTTP registry: that the engine treats it as insecure), then build again"
+        )
+
+
+def describe_push_failure(lines: Sequence[str], tag: str) -> PushFailure:
+    """Why the push of ``tag`` failed, from the engine's last lines (pure): an unreachable
+    registry by name, else the last error line."""
+    for line in reversed(lines):
+        if match := _UNREACHABLE.search(line):
+            reason = f"the registry cannot be reached ({match.group(0).strip()})"
+            return PushFailure(tag, reason, unreachable=True)
+    errors = [_ERROR_PREFIX.sub("", line.strip()) for line in lines if _ERROR_LINE.search(line)]
+    reason = errors[-1] if errors else "the engine did not say why"
+    return PushFailure(tag, reason if len(reason) <= 300 else f"{reason[:297]}...")
+
+
+def build_push_failure(
+    lines: Sequence[str], tags: Sequence[str], *, failed_step: str | None
+) -> PushFailure | None:
+    """Did a ``build --push`` (docker, buildx) fail in its push, after the image was built and
+    named? Only when the failed step is BuildKit's ``pushing ...`` or the output says ``failed
+    to push`` (a RUN step that fails is a build failure, whatever it prints). The tag is the
+    first one whose registry the output names (else the first). Pure."""
+    if not tags:
+        return None
+    if not (failed_step or "").startswith("pushing ") and not any(
+        _FAILED_PUSH.search(line) for line in lines
+    ):
+        return None
+    named = [
+        tag for tag in tags if any(verify.parse_reference(tag).registry in line for line in lines)
+    ]
+    return describe_push_failure(lines, (named or list(tags))[0])
+
+
 def login_secrets(request: BuildRequest, spec: BackendSpec, environ: dict[str, str]) -> list[bytes]:
     """The stored passwords for the registries a push goes to (to redact from engine output:
     engines do not print them, and if one ever did, nobody would see it). Files only: no
@@ -685,9 +826,29 @@ def login_secrets(request: BuildRequest, spec: BackendSpec, environ: dict[str, s
 
 
 def _build_error(backend: str, outcome: RunOutcome, tracker: StepTracker) -> BuildError:
-    if outcome.returncode < 0 or outcome.returncode in (130, 143):
+    if outcome.returncode < 0:
+        message = (
+            f"the engine process was killed by signal {_signal_name(-outcome.returncode)} "
+            f"(exit {outcome.returncode})"
+        )
+    elif outcome.returncode in (130, 143):
         message = f"the engine was stopped (exit {outcome.returncode})"
     else:
         message = f"build failed (exit {outcome.returncode})"
     tail = [line for line in outcome.tail if line.strip()][-15:]
     return BuildError(message, backend=backend, step=tracker.step, output_tail=tail)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _read_text(path: Path) -> str:
+    """The Dockerfile, to count its FROMs ("" when unreadable: the engine will say why)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -25,6 +25,7 @@ from pipeline.backends.credentials import CONTAINERS
 from pipeline.backends.flags import ALL, BuildFlags
 from pipeline.backends.process import probe
 from pipeline.backends.verify import ContainersStore
+from pipeline.backends.workingcontainers import WorkingContainers
 from pipeline.errors import BackendError
 from pipeline.request import BuildRequest
 
@@ -169,6 +170,13 @@ def result_store(request: BuildRequest) -> ContainersStore | None:
     return None if request.output else ContainersStore(BINARY)
 
 
+# the store its working containers are in, and how they are removed (podman: --force removes
+# buildah's containers, which plain `podman rm` does not know)
+WORKING_CONTAINERS = WorkingContainers(
+    store_command=(BINARY, "info", "--format", "{{.Store.GraphDriverName}}\n{{.Store.GraphRoot}}"),
+    remove_command=(BINARY, "rm", "--force"),
+)
+
 SPEC = BackendSpec(
     name="podman",
     binary=BINARY,
@@ -188,4 +196,5 @@ SPEC = BackendSpec(
     max_locked_cache_mounts=1,
     caches_in_tmpdir=True,
     serial_base_pulls=True,
+    working_containers=WORKING_CONTAINERS,
 )
