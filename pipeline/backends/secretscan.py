@@ -25,11 +25,10 @@ _CHUNK = 1 << 20
 
 
 def needles(secrets: Mapping[str, bytes]) -> dict[str, tuple[bytes, ...]]:
-    """Secret id -> the byte strings to look for: its forms, the ones output redaction masks
-    (:func:`pipeline.redaction.secret_forms`). A secret without one is not looked for."""
-    return {
-        sid: forms for sid, raw in secrets.items() if (forms := secret_forms(raw, lines=False))
-    }
+    """Secret id -> the byte strings to look for: its whole-value forms
+    (:func:`pipeline.redaction.secret_forms` without single lines). A secret without one is
+    not looked for."""
+    return {sid: forms for sid, raw in secrets.items() if (forms := secret_forms(raw, lines=False))}
 
 
 def _search(stream: IO[bytes], wanted: Mapping[str, tuple[bytes, ...]]) -> set[str]:
