@@ -21,6 +21,7 @@ from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_op
 from pipeline.cli.command import Command
 from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.graph import StageGraph, default_graph
+from pipeline.options import OPTIONS
 from pipeline.request import BuildResult
 
 RESULT_FORMATS = ("json", "text")
@@ -285,31 +286,11 @@ def print_plan(planned: BuildPlan, as_json: bool) -> None:
         print(planned.to_text(), end="")
 
 
-# options a plan fixes: with --plan FILE, giving one is an error (their defaults are allowed)
+# options a plan fixes: with --plan FILE, giving one is an error (their defaults are allowed);
+# --progress, -q and -o json only change how the build is shown
 _PLAN_FIXED = (
-    "tags",
-    "platforms",
-    "secrets",
-    "build_args",
-    "target",
-    "cache_from",
-    "cache_to",
-    "push",
-    "load",
-    "labels",
-    "no_cache",
-    "ca_cert",
-    "opts",
+    *(o.name for o in OPTIONS if o.name not in ("progress", "quiet", "output")),
     "template",
-    "network",
-    "pull",
-    "ssh",
-    "add_hosts",
-    "iidfile",
-    "metadata_file",
-    "run_as_root",
-    "check_secrets",
-    "features",
     "backend",
 )
 
