@@ -334,14 +334,16 @@ def test_prerequisites_require_root(monkeypatch: pytest.MonkeyPatch) -> None:
 # -------------------------------------------------------------------------- CLI, bad input
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "base-image", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
         env={**os.environ, **(env or {})},
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -442,9 +444,10 @@ def test_build_loads_a_python_slim_lookalike(tmp_path: Path) -> None:
     )  # fmt: skip
     tag = f"localhost/pipeline-base-image-test:{uuid.uuid4().hex[:8]}"
     archive = tmp_path / "image.tar"
+    # A Debian bootstrap plus a load into docker: several minutes on a slow CI machine.
     proc = run_cli(
         "--tag", tag, "--load", "docker", "--oci-archive", str(archive), "--ca-cert", str(cert),
-        env={"SOURCE_DATE_EPOCH": "1700000000"},
+        env={"SOURCE_DATE_EPOCH": "1700000000"}, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     try:
