@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -598,3 +602,51 @@ def test_prune_an_unknown_name_or_a_version(many: Path) -> None:
     with pytest.raises(ConfigError, match="prune takes bento names, not versions"):
         prune_bentos(names=["a:v1"])
     assert snapshot(many) == before
+
+
+def test_a_bento_build_killed_midway_stores_nothing_and_a_rerun_succeeds(
+    store: Path, tmp_path: Path
+) -> None:
+    """SIGKILL (no handler runs) while `bento build` copies the project: no version, no
+    `latest`, a store that still lists; the leftover directory is pruned once stale, and
+    building again stores the bento."""
+    project = tmp_path / "big"
+    project.mkdir()
+    (project / "bentofile.yaml").write_text('service: "app:svc"\nname: big\n')
+    (project / "app.py").write_text("svc = None\n")
+    data = project / "data"
+    data.mkdir()
+    chunk = os.urandom(1 << 20)
+    for number in range(300):  # 300 MB: the copy takes long enough to be caught in the act
+        (data / f"part{number:03}.bin").write_bytes(chunk[number:] + chunk[:number])
+    env = {**os.environ, "BENTOML_HOME": str(store)}
+    argv = [sys.executable, "-m", "pipeline", "bento", "build", str(project)]
+    name_dir = store / "bentos" / "big"
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(name_dir.glob(".tmp-build-*/**/part*.bin")):
+            assert proc.poll() is None, "the build ended before it was caught copying"
+            assert time.monotonic() < deadline, "the build never started copying"
+            time.sleep(0.005)
+        proc.kill()
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert versions(store, "big") == []
+    assert not (name_dir / "latest").exists()
+    assert [p.name.startswith(".tmp-build-") for p in name_dir.iterdir()] == [True]
+    listed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "bento", "list", "-o", "json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    # the leftover is kept while it may be a live build's, removed once stale
+    assert prune_bentos() == []
+    (leftover,) = name_dir.iterdir()
+    age(leftover, LEFTOVER_AGE + 60)
+    assert [r.path for r in prune_bentos()] == [leftover]
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert len(versions(store, "big")) == 1 and leftovers(store) == []

@@ -6,7 +6,6 @@ the engine is absent. Assertions are about the built image and the running conta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -28,13 +27,11 @@ from enginekit import (
     HELLO,
     ROOT,
     RUNNER,
-    SECRET_MOUNT,
     containers,
     failing_project,
     history,
     image_exists,
     interrupt,
-    labels,
     pipeline_cli,
     project_with_step,
     remove_image,
@@ -92,71 +89,6 @@ def test_hello_builds_runs_and_answers_http(
     status, body = serve_and_get(runner, tag)
     assert status == 200
     assert '"message": "hello from bento-pipeline"' in body
-    assert list(_isolated.iterdir()) == []
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", CORE_ENGINES)
-def test_secret_is_used_in_the_build_and_found_nowhere(
-    engine: str,
-    tags: list[tuple[str, str]],
-    tmp_path: Path,
-    _isolated: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    engine = use_cli(engine, monkeypatch)
-    runner, tag = RUNNER[engine], unique_tag(engine, "secret")
-    tags.append((runner, tag))
-    value = f"pipeline-secret-{secrets.token_hex(12)}"
-    secret_file = tmp_path / "aws-credentials"
-    secret_file.write_text(value)
-    lines: list[str] = []
-    result = pipeline.build(
-        SECRET_MOUNT,
-        backend=engine,
-        tags=[tag],
-        secrets=[f"id=aws,src={secret_file}"],
-        progress="plain",
-        no_cache=True,  # the RUN step's cache key does not include the secret's content
-        on_output=lines.append,
-    )
-    # used during the build: the image holds the hash of exactly our secret
-    digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
-    assert digest == hashlib.sha256(value.encode()).hexdigest()
-    # ...and stored nowhere
-    needle = value.encode()
-    assert saved_image_contains(runner, tag, needle, tmp_path) == []
-    assert value not in history(runner, tag)
-    assert all(value not in f"{k}={v}" for k, v in labels(runner, tag).items())
-    assert not any(value in line for line in [*lines, *result.log_tail, *result.argv])
-    assert list(_isolated.iterdir()) == []
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", CORE_ENGINES)
-def test_env_secret_reaches_the_build(
-    engine: str, tags: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, _isolated: Path
-) -> None:
-    engine = use_cli(engine, monkeypatch)
-    runner, tag = RUNNER[engine], unique_tag(engine, "envsecret")
-    tags.append((runner, tag))
-    value = f"env-secret-{secrets.token_hex(8)}"
-    monkeypatch.setenv("PIPELINE_TEST_AWS", value)
-    lines: list[str] = []
-    result = pipeline.build(
-        SECRET_MOUNT,
-        backend=engine,
-        tags=[tag],
-        secrets=["id=aws,env=PIPELINE_TEST_AWS"],
-        progress="plain",
-        no_cache=True,
-        on_output=lines.append,
-    )
-    digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
-    assert digest == hashlib.sha256(value.encode()).hexdigest()
-    assert value not in history(runner, tag)
-    assert not any(value in line for line in [*lines, *result.log_tail, *result.argv])
-    # podman/buildah get env secrets as a private temp file: it must be gone too
     assert list(_isolated.iterdir()) == []
 
 
@@ -329,42 +261,6 @@ def test_ca_cert_is_trusted_during_installs_and_not_shipped(
 def _inner_paths(hits: list[str]) -> set[str]:
     """File paths inside layers (``layer.tar!path`` -> ``path``)."""
     return {hit.split("!", 1)[1] for hit in hits if "!" in hit}
-
-
-@pytest.mark.slow
-@pytest.mark.registry
-@pytest.mark.parametrize("engine", CORE_ENGINES)
-def test_push_lands_in_the_registry(
-    engine: str,
-    tags: list[tuple[str, str]],
-    registry_url: str,
-    _isolated: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    engine = use_cli(engine, monkeypatch)
-    name = f"pipeline-test-push-{engine}"
-    version = secrets.token_hex(4)
-    tag = f"{registry_url}/{name}:{version}"
-    tags.append((RUNNER[engine], tag))
-    result = pipeline.build(HELLO, backend=engine, tags=[tag], push=True)
-    assert result.tags == (tag,)
-    request = urllib.request.Request(
-        f"http://{registry_url}/v2/{name}/manifests/{version}",
-        method="HEAD",
-        headers={
-            "Accept": ", ".join(
-                [
-                    "application/vnd.oci.image.manifest.v1+json",
-                    "application/vnd.oci.image.index.v1+json",
-                    "application/vnd.docker.distribution.manifest.v2+json",
-                    "application/vnd.docker.distribution.manifest.list.v2+json",
-                ]
-            )
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-        assert result.digest == response.headers["Docker-Content-Digest"]
 
 
 @pytest.mark.slow

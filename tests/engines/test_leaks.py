@@ -1,6 +1,7 @@
-"""Leak scan per engine: a build's secrets (a file and an environment variable) appear in no
-process argv during the build (every /proc/*/cmdline, polled), no output line, no JSON result,
-no plan, no layer, image config, history or label, and no file left in $TMPDIR."""
+"""Leak scan per engine: a build's secrets (a file and an environment variable) reach the build
+(the image holds their hashes) and appear in no process argv during the build (every
+/proc/*/cmdline, polled), no output line, no JSON result, no plan, no layer, image config,
+history or label, and no file left in $TMPDIR."""
 
 from __future__ import annotations
 
@@ -81,13 +82,19 @@ def test_the_argv_watch_sees_a_secret_on_a_command_line() -> None:
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
-    """secret-mount with a slow step after the secret's: the build runs long enough to be
-    watched."""
+    """secret-mount, whose file secret ``aws`` leaves its hash in the image, plus a step that
+    does the same for the env secret ``token`` and a slow step: the build runs long enough to
+    be watched."""
     copy = tmp_path / "leaky"
     shutil.copytree(SECRET_MOUNT, copy)
     template = copy / "Dockerfile.template"
     text = template.read_text()
-    template.write_text(text.replace("{% endblock %}", "RUN sleep 2\n\n{% endblock %}"))
+    steps = (
+        "RUN --mount=type=secret,id=token sha256sum /run/secrets/token"
+        " | cut -d ' ' -f 1 > /home/bentoml/bento/token.sha256\n"
+        "RUN sleep 2\n\n"
+    )
+    template.write_text(text.replace("{% endblock %}", steps + "{% endblock %}"))
     return copy
 
 
@@ -145,8 +152,9 @@ def test_no_secret_reaches_argv_output_json_plan_or_image(
     # the secret was really used: the image holds its hash
     result = json.loads(done.stdout)
     assert result["tags"] == [tag]
-    digest = run_in_image(runner, tag, "cat", "/home/bentoml/bento/secret.sha256").strip()
-    assert digest == hashlib.sha256(file_value.encode()).hexdigest()
+    for name, value in (("secret", file_value), ("token", env_value)):
+        digest = run_in_image(runner, tag, "cat", f"/home/bentoml/bento/{name}.sha256").strip()
+        assert digest == hashlib.sha256(value.encode()).hexdigest(), name
     for value in (file_value, env_value):
         for where, text in {
             "stdout": done.stdout,
