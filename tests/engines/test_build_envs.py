@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from enginekit import (
     history,
     labels,
     pipeline_cli,
-    remove_image,
     run_in_image,
     saved_image_contains,
     sh,
@@ -33,14 +31,6 @@ SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 @pytest.fixture(autouse=True)
 def _isolated(isolated_build_env: Path) -> Path:
     return isolated_build_env
-
-
-@pytest.fixture()
-def tags() -> Iterator[list[tuple[str, str]]]:
-    created: list[tuple[str, str]] = []
-    yield created
-    for runner, tag in created:
-        remove_image(runner, tag)
 
 
 def staged_project(root: Path, inline: str) -> Path:

@@ -17,11 +17,10 @@ import secrets
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import ROOT, RUNNER, remove_image, run_in_image, unique_tag
+from enginekit import ROOT, RUNNER, run_in_image, unique_tag
 
 import pipeline
 from pipeline.bento import build_bento
@@ -40,14 +39,6 @@ TOOLS = "for t in gcc cc make git; do command -v $t; done; true"
 @pytest.fixture(autouse=True)
 def _isolated(isolated_build_env: Path) -> Path:
     return isolated_build_env
-
-
-@pytest.fixture()
-def tags() -> Iterator[list[tuple[str, str]]]:
-    created: list[tuple[str, str]] = []
-    yield created
-    for runner, tag in created:
-        remove_image(runner, tag)
 
 
 def compiled_project(

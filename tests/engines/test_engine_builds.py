@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -61,15 +60,6 @@ CORE_ENGINES = [*ENGINES, *DOCKER_CLIS]
 def _isolated(isolated_build_env: Path) -> Path:
     """Own store and own temp dir: afterwards the temp dir must be empty (no context left)."""
     return isolated_build_env
-
-
-@pytest.fixture()
-def tags() -> Iterator[list[tuple[str, str]]]:
-    """(runner, tag) pairs to remove after the test."""
-    created: list[tuple[str, str]] = []
-    yield created
-    for runner, tag in created:
-        remove_image(runner, tag)
 
 
 @pytest.mark.slow

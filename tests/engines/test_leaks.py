@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from tests.engines.enginekit import (
     SECRET_MOUNT,
     history,
     labels,
-    remove_image,
     run_in_image,
     saved_image_contains,
     sh,
@@ -96,14 +94,6 @@ def project(tmp_path: Path) -> Path:
     )
     template.write_text(text.replace("{% endblock %}", steps + "{% endblock %}"))
     return copy
-
-
-@pytest.fixture()
-def tags() -> Iterator[list[tuple[str, str]]]:
-    created: list[tuple[str, str]] = []
-    yield created
-    for runner, tag in created:
-        remove_image(runner, tag)
 
 
 @pytest.mark.slow

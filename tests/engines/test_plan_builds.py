@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from tests.engines.enginekit import (
     SECRET_MOUNT,
     labels,
     pipeline_cli,
-    remove_image,
     run_in_image,
     unique_tag,
     use_cli,
@@ -30,14 +28,6 @@ ENGINES = [
     *(pytest.param(name, marks=getattr(pytest.mark, name)) for name in RUNNER),
     *DOCKER_CLIS,
 ]
-
-
-@pytest.fixture()
-def tags() -> Iterator[list[tuple[str, str]]]:
-    created: list[tuple[str, str]] = []
-    yield created
-    for runner, tag in created:
-        remove_image(runner, tag)
 
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
