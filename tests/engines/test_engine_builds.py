@@ -12,10 +12,6 @@ import platform
 import re
 import secrets
 import shutil
-import subprocess
-import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,13 +20,11 @@ import pytest
 from enginekit import (
     DOCKER_CLIS,
     HELLO,
-    ROOT,
     RUNNER,
     containers,
     failing_project,
     history,
     image_exists,
-    interrupt,
     pipeline_cli,
     project_with_step,
     remove_image,
@@ -38,7 +32,6 @@ from enginekit import (
     saved_image_contains,
     serve_and_get,
     sh,
-    sleeping,
     unique_tag,
     use_cli,
 )
@@ -151,53 +144,6 @@ def test_classic_builder_failure_leaves_no_container(
         pipeline.build(failing_project(tmp_path), backend="docker", tags=[tag], no_cache=True)
     assert containers("docker") - before == set(), "the failed step's container was left behind"
     assert not image_exists("docker", tag)
-
-
-def _cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "engine",
-    [
-        pytest.param("docker", marks=pytest.mark.docker),
-        pytest.param("podman", marks=pytest.mark.podman),
-    ],
-)
-def test_ctrl_c_stops_the_engine_and_cleans_up(engine: str, tmp_path: Path) -> None:
-    marker = f"{1000 + secrets.randbelow(8000)}.5"
-    project = project_with_step(tmp_path, f"RUN sleep {marker}", name="slow")
-    private_tmp = tmp_path / "clitmp"
-    private_tmp.mkdir()
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "store"), "TMPDIR": str(private_tmp)}
-    tag = unique_tag(engine, "ctrlc")
-    argv = ["build", str(project), "--backend", engine, "-t", tag, "--progress", "plain"]
-    proc = _cli(*argv, env=env)
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 240
-    while not sleeping(marker):
-        assert proc.poll() is None, "build ended early:\n" + "".join(output[-20:])
-        assert time.monotonic() < deadline, "the slow step never started"
-        time.sleep(0.5)
-    interrupt(
-        proc, reader, output, marker, still_running="the build step kept running after Ctrl-C"
-    )
-    # nothing temporary is left; buildah's kept cache-mount directory (buildah-cache, where
-    # podman itself keeps it under TMPDIR) is a cache, meant to outlive the build
-    left = [p.name for p in private_tmp.iterdir() if not p.name.startswith("buildah-cache")]
-    assert left == []
-    assert not image_exists(RUNNER[engine], tag)
 
 
 def _proxy_ca() -> Path | None:
