@@ -51,6 +51,7 @@ from pipeline.labels import BENTO_TAG_LABEL as BENTO_TAG_LABEL
 from pipeline.labels import image_labels as image_labels
 from pipeline.labels import public_url as public_url
 from pipeline.loader import load_bentofile
+from pipeline.options import OPTIONS, PlanSection, plan_section
 from pipeline.paths import user_path
 from pipeline.plan import (
     Instruction,
@@ -629,32 +630,15 @@ def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
     ):
         # typed Any: attrs' plain `tuple` converters on BuildRequest confuse mypy
         secrets: Any = (*options.secrets, *env_secrets, *([ca_secret] if ca_secret else []))
-        opts: Any = options.opts
+        # every option the request carries (pipeline.options), as given; tags and secrets
+        # as resolved here
+        given_options: dict[str, Any] = {
+            o.name: getattr(options, o.name)
+            for o in OPTIONS
+            if o.request and o.name not in ("tags", "secrets")
+        }
         yield BuildRequest(
-            context=Path(context),
-            tags=prepared.tags,
-            platforms=options.platforms,
-            secrets=secrets,
-            build_args=options.build_args,
-            target=options.target,
-            cache_from=options.cache_from,
-            cache_to=options.cache_to,
-            push=options.push,
-            load=options.load,
-            output=options.output,
-            labels=options.labels,
-            no_cache=options.no_cache,
-            progress=options.progress,
-            opts=opts,
-            network=options.network,
-            pull=options.pull,
-            ssh=options.ssh,
-            add_hosts=options.add_hosts,
-            iidfile=options.iidfile,
-            metadata_file=options.metadata_file,
-            quiet=options.quiet,
-            run_as_root=options.run_as_root,
-            check_secrets=options.check_secrets,
+            context=Path(context), tags=prepared.tags, secrets=secrets, **given_options
         )
 
 
@@ -713,33 +697,32 @@ def compute_plan(
         build_args=request.build_args,
         labels=request.labels,
         target=request.target,
-        outputs={
-            "push": request.push,
-            "load": request.load,
-            "output": request.output,
-            "iidfile": _text(request.iidfile),
-            "metadata_file": _text(request.metadata_file),
-        },
-        cache={
-            "cache_from": list(request.cache_from),
-            "cache_to": list(request.cache_to),
-            "no_cache": request.no_cache,
-        },
-        engine={
-            "network": request.network,
-            "pull": request.pull,
-            "ssh": list(request.ssh),
-            "add_hosts": list(request.add_hosts),
-            "opts": [list(o) for o in request.opts],
-            "progress": request.progress,
-            "quiet": request.quiet,
-            "run_as_root": request.run_as_root,
-            "check_secrets": request.check_secrets,
-            "features": list(prepared.options.features),
-        },
+        outputs=_plan_section("outputs", request, prepared.options),
+        cache=_plan_section("cache", request, prepared.options),
+        engine=_plan_section("engine", request, prepared.options),
         commands=text.splitlines(),
         options=options_to_json(evolve(prepared.options, tags=prepared.tags)),
     )
+
+
+def _plan_section(
+    section: PlanSection, request: BuildRequest, options: BuildOptions
+) -> dict[str, Any]:
+    """A plan section: its options (:func:`pipeline.options.plan_section`) as the request
+    has them (the options, for those the request does not carry), in JSON terms."""
+    return {
+        o.name: _plain(getattr(request if o.request else options, o.name))
+        for o in plan_section(section)
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Paths as text, tuples as lists (nested too): what JSON keeps."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _users_template(prepared: PreparedBuild) -> Callable[[str], str]:

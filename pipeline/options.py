@@ -18,6 +18,10 @@ from typing import Literal
 from attrs import frozen
 
 Kind = Literal["flag", "value", "list", "map", "file"]
+#: where a build plan (:class:`pipeline.buildplan.BuildPlan`) records an option: a section of
+#: its own (``outputs``, ``cache``, ``engine``); None: a field of the plan itself (tags,
+#: platforms, ...) or not recorded as given (``ca_cert`` becomes a secret)
+PlanSection = Literal["outputs", "cache", "engine"]
 #: every engine built in (in the order messages list them), for :attr:`Option.engines`
 ENGINE_ORDER: tuple[str, ...] = (
     "docker", "buildx", "podman", "buildah", "nerdctl", "buildctl", "dagger"
@@ -36,7 +40,8 @@ class Option:
     ``list``: repeatable; ``map``: repeatable ``KEY=VALUE``; ``file``: a path). ``plugin`` is
     the keyword a registered backend's ``construct_build_args`` gets it as (BentoML's
     spelling; None: not passed). ``engines`` are the engines that have it (None: every one;
-    a registered backend decides itself).
+    a registered backend decides itself). ``plan`` is the build plan's section that records
+    it (see :data:`PlanSection`).
     """
 
     name: str
@@ -49,6 +54,7 @@ class Option:
     plugin: str | None = None
     engines: frozenset[str] | None = None
     choices: tuple[str, ...] | None = None
+    plan: PlanSection | None = None
 
     @property
     def flag(self) -> str:
@@ -80,55 +86,58 @@ OPTIONS: tuple[Option, ...] = (
     Option("target", ("--target",), "value", "build up to this stage", "STAGE",
            plugin="target"),
     Option("cache_from", ("--cache-from",), "list", "external cache source (repeatable)",
-           "REF|type=...", plugin="cache_from"),
+           "REF|type=...", plugin="cache_from", plan="cache"),
     Option("cache_to", ("--cache-to",), "list", "cache export destination (repeatable)",
-           "REF|type=...", plugin="cache_to"),
+           "REF|type=...", plugin="cache_to", plan="cache"),
     Option("progress", ("--progress",), "value",
            "auto: one line per step; plain: all engine output; tty: the engine's own terminal "
            "display (plain when stderr is not a terminal); quiet: only the result",
-           default="auto", plugin="progress", choices=PROGRESS_MODES),
-    Option("push", ("--push",), "flag", "push the tags after building", plugin="push"),
-    Option("load", ("--load",), "flag", "load the image into the local store", plugin="load"),
+           default="auto", plugin="progress", choices=PROGRESS_MODES, plan="engine"),
+    Option("push", ("--push",), "flag", "push the tags after building", plugin="push",
+           plan="outputs"),
+    Option("load", ("--load",), "flag", "load the image into the local store", plugin="load",
+           plan="outputs"),
     Option("output", ("-o", "--output"), "value",
            "the engine's output destination, e.g. type=local,dest=out or type=oci,dest=image.tar",
-           "DEST", plugin="output"),
+           "DEST", plugin="output", plan="outputs"),
     Option("labels", ("--label",), "map", "image label (repeatable)", "KEY=VALUE",
            plugin="label"),
     Option("no_cache", ("--no-cache",), "flag", "do not use the build cache",
-           plugin="no_cache"),
+           plugin="no_cache", plan="cache"),
     Option("ca_cert", ("--ca-cert",), "file",
            "extra CA certificate (PEM) trusted by pip/uv/curl/apt during the build, through a "
            "secret mount; never copied into the image", "FILE", request=False),
     Option("opts", ("--opt",), "list",
            "backend pass-through option, becomes --KEY VALUE (repeatable; KEY alone is a flag)",
-           "KEY=VALUE|KEY:VALUE|KEY"),
+           "KEY=VALUE|KEY:VALUE|KEY", plan="engine"),
     # BentoML's containerize flags, same names and meanings
     Option("network", ("--network",), "value",
            "networking mode of the RUN steps (default, host, none, ...)", "MODE",
-           plugin="network", engines=_NOT_DAGGER),
+           plugin="network", engines=_NOT_DAGGER, plan="engine"),
     Option("pull", ("--pull",), "flag", "always pull the base images, even when present",
-           plugin="pull", engines=_NOT_DAGGER),
+           plugin="pull", engines=_NOT_DAGGER, plan="engine"),
     Option("ssh", ("--ssh",), "list",
            "SSH agent socket or keys for RUN --mount=type=ssh (repeatable)",
-           "default|ID[=SOCKET|KEY[,KEY]]", plugin="ssh", engines=_NOT_DAGGER),
+           "default|ID[=SOCKET|KEY[,KEY]]", plugin="ssh", engines=_NOT_DAGGER, plan="engine"),
     Option("add_hosts", ("--add-host",), "list",
            "extra /etc/hosts entry during the build (repeatable)", "HOST:IP",
-           plugin="add_host", engines=_NO_ADD_HOST),
+           plugin="add_host", engines=_NO_ADD_HOST, plan="engine"),
     Option("iidfile", ("--iidfile",), "file", "write the image id to FILE", "FILE",
-           plugin="iidfile"),
+           plugin="iidfile", plan="outputs"),
     Option("metadata_file", ("--metadata-file",), "file",
-           "write the engine's build metadata (JSON) to FILE", "FILE", plugin="metadata_file"),
+           "write the engine's build metadata (JSON) to FILE", "FILE", plugin="metadata_file",
+           plan="outputs"),
     Option("quiet", ("-q", "--quiet"), "flag",
-           "print only the image id on stdout, nothing on stderr", plugin="quiet"),
+           "print only the image id on stdout, nothing on stderr", plugin="quiet", plan="engine"),
     Option("run_as_root", ("--run-as-root",), "flag", "run the engine command with sudo",
-           engines=_NOT_DAGGER),
+           engines=_NOT_DAGGER, plan="engine"),
     Option("features", ("--enable-features",), "list",
            "install these bentoml extras, e.g. grpc,tracing (repeatable)", "FEATURE[,FEATURE]",
-           request=False),
+           request=False, plan="engine"),
     Option("check_secrets", ("--check-secrets",), "flag",
            "after building, scan every layer, the config and the history of the image for the "
            "bytes of each --secret and build-stage env; fail (exit 1, image removed) when one "
-           "is found"),
+           "is found", plan="engine"),
 )  # fmt: skip
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -136,6 +145,11 @@ BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 
 def option(name: str) -> Option:
     return BY_NAME[name]
+
+
+def plan_section(section: PlanSection) -> tuple[Option, ...]:
+    """The options a build plan records in ``section``, in declaration order."""
+    return tuple(o for o in OPTIONS if o.plan == section)
 
 
 def engine_limited() -> tuple[Option, ...]:
@@ -148,4 +162,12 @@ def supported_by(engine: str) -> frozenset[str]:
     return frozenset(o.name for o in engine_limited() if o.engines and engine in o.engines)
 
 
-__all__ = ["ENGINES", "OPTIONS", "PROGRESS_MODES", "Option", "option", "supported_by"]
+__all__ = [
+    "ENGINES",
+    "OPTIONS",
+    "PROGRESS_MODES",
+    "Option",
+    "option",
+    "plan_section",
+    "supported_by",
+]

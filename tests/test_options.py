@@ -14,6 +14,7 @@ import pytest
 from pipeline import api
 from pipeline.backends import support
 from pipeline.backends.registry import request_options
+from pipeline.buildplan import BuildPlan
 from pipeline.cli.build import configure_build
 from pipeline.cli.matrix import _configure as configure_matrix
 from pipeline.options import ENGINES, OPTIONS, option
@@ -66,6 +67,22 @@ def parser(configure: object) -> argparse.ArgumentParser:
 
 def option_strings(made: argparse.ArgumentParser) -> dict[str, str]:
     return {flag: action.dest for action in made._actions for flag in action.option_strings}
+
+
+def test_a_build_plan_records_every_option_once() -> None:
+    """Each option is a field of the plan itself or an entry of the section it declares; only
+    --ca-cert is recorded as what it becomes (a secret)."""
+    plan_fields = {f.name for f in attrs.fields(BuildPlan)}
+    sections = {"outputs", "cache", "engine"}
+    assert sections <= plan_fields
+    for o in OPTIONS:
+        if o.plan is None:
+            assert o.name in plan_fields or o.name == "ca_cert", o.name
+        else:
+            assert o.plan in sections and o.name not in plan_fields, o.name
+    planned = api.plan(ROOT / "examples" / "hello", backend="docker", check=False)
+    recorded = {key for section in sections for key in getattr(planned, section)}
+    assert recorded == {o.name for o in OPTIONS if o.plan is not None}
 
 
 @pytest.mark.parametrize("command", ["build", "plan"])
