@@ -5,6 +5,11 @@ Tests marked ``docker``, ``buildx``, ``buildah``, ``podman``, ``arm64``, ``regis
 cheap command. A missing engine skips its tests with a one-line reason, except under
 ``CI=true``, where an engine the test bed (``scripts/testbed up``) provides is expected and its
 absence fails the test.
+
+Under ``pytest -n N --dist loadgroup`` (what ``scripts/test`` runs) the tests of each engine
+family run one after another in one worker: ``containers`` (podman, buildah, and the BentoML
+comparison, which also removes and builds their base images) and ``docker`` (docker, buildx,
+the registries, qemu); the tests that need no engine are spread over every worker.
 """
 
 from __future__ import annotations
@@ -152,6 +157,28 @@ def require_engine(name: str) -> None:
     if in_ci() and name in TESTBED_ENGINES:
         pytest.fail(f"{name}: {reason} (CI=true: the test bed should provide it)", pytrace=False)
     pytest.skip(f"{name}: {reason}")
+
+
+CONTAINERS_FAMILY = frozenset({"podman", "buildah"})
+DOCKER_FAMILY = frozenset({"docker", "buildx", "registry", "registry_auth", "arm64", "dagger"})
+REALBENTO = Path(__file__).parent / "realbento"
+
+
+def engine_group(item: pytest.Item) -> str | None:
+    """The serial group an engine test runs in (see the module docstring); None: no engine."""
+    marks = {mark.name for mark in item.iter_markers()}
+    if marks & CONTAINERS_FAMILY or REALBENTO in item.path.parents:
+        return "containers"
+    if marks & DOCKER_FAMILY:
+        return "docker"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = engine_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

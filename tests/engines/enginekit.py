@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.backends import workingcontainers
 from tests.cli.clirun import pipeline_cli as pipeline_cli  # re-exported for the engine tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +58,21 @@ def use_cli(engine: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
-def containers(runner: str) -> set[str]:
-    """Every container the runner's store holds, build containers included (buildah's working
-    containers show up in podman only with --external)."""
-    extra = ["--external"] if runner == "podman" else []
-    return set(sh(runner, "ps", "-a", "-q", "--no-trunc", *extra).stdout.split())
+STORE_FORMAT = "{{.Store.GraphDriverName}}\n{{.Store.GraphRoot}}"
+
+
+def marked(build_id: str) -> list[str]:
+    """The working containers in containers-storage that carry a podman/buildah build's id
+    (``pipeline.backends.workingcontainers``): exactly that build's, whatever else runs."""
+    store = workingcontainers.parse_store(sh("podman", "info", "--format", STORE_FORMAT).stdout)
+    assert store is not None
+    return workingcontainers.marked_containers(*store, build_id)
+
+
+def docker_containers_running(command: str) -> set[str]:
+    """The docker containers (any state) whose command holds ``command``: a build step's."""
+    out = sh("docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}}\t{{.Command}}").stdout
+    return {line.split("\t", 1)[0] for line in out.splitlines() if command in line}
 
 
 def project_with_step(root: Path, step: str, *, name: str) -> Path:
@@ -80,9 +91,12 @@ def project_with_step(root: Path, step: str, *, name: str) -> Path:
     return project
 
 
+FAILING_STEP = "echo about-to-fail && exit 3"
+
+
 def failing_project(root: Path) -> Path:
-    """A project whose Dockerfile template adds a step that fails."""
-    return project_with_step(root, "RUN echo about-to-fail && exit 3", name="failing")
+    """A project whose Dockerfile template adds a step that fails (:data:`FAILING_STEP`)."""
+    return project_with_step(root, f"RUN {FAILING_STEP}", name="failing")
 
 
 def unique_tag(engine: str, what: str) -> str:

@@ -31,6 +31,7 @@ from enginekit import (
     RUNNER,
     free_port,
     image_exists,
+    marked,
     pipeline_cli,
     project_with_step,
     remove_image,
@@ -48,7 +49,6 @@ DOCKER = pytest.param("docker", marks=pytest.mark.docker)
 PODMAN = pytest.param("podman", marks=pytest.mark.podman)
 BUILDAH = pytest.param("buildah", marks=pytest.mark.buildah)
 BASE = "docker.io/library/python:3.11-slim"
-STORE_FORMAT = "{{.Store.GraphDriverName}}\n{{.Store.GraphRoot}}"
 
 
 class SlowBuild:
@@ -156,13 +156,6 @@ def _build_id(pid: int) -> str:
     return found[0]
 
 
-def _marked(build_id: str) -> list[str]:
-    """The working containers in containers-storage that carry ``build_id``."""
-    store = workingcontainers.parse_store(sh("podman", "info", "--format", STORE_FORMAT).stdout)
-    assert store is not None
-    return workingcontainers.marked_containers(*store, build_id)
-
-
 def _error_line(stderr: str) -> str:
     return next((line for line in stderr.splitlines() if line.startswith("error: ")), "")
 
@@ -178,7 +171,7 @@ def test_a_killed_engine_is_named_and_leaves_nothing_behind(engine: str, tmp_pat
         pid = build.engine_pid()
         build_id = _build_id(pid) if engine != "docker" else None
         if build_id is not None:  # the build's working containers are there, and marked
-            assert _marked(build_id), "the running build's working containers carry no id"
+            assert marked(build_id), "the running build's working containers carry no id"
         os.kill(pid, signal.SIGKILL)
         code, out, err = build.wait()
     finally:
@@ -193,7 +186,7 @@ def test_a_killed_engine_is_named_and_leaves_nothing_behind(engine: str, tmp_pat
     assert not image_exists(RUNNER[engine], build.tag)
     assert build.left_in_tmpdir() == []
     if build_id is not None:
-        assert _marked(build_id) == [], "the killed build's working containers were left"
+        assert marked(build_id) == [], "the killed build's working containers were left"
     again = build.rerun()
     try:
         assert again.returncode == 0, again.stderr
@@ -211,7 +204,7 @@ def test_ctrl_c_stops_the_build_and_removes_its_working_containers(
     try:
         pid = build.engine_pid()
         build_id = _build_id(pid) if engine != "docker" else None
-        held = _marked(build_id) if build_id is not None else []
+        held = marked(build_id) if build_id is not None else []
         if build_id is not None:
             assert held, "the running build's working containers carry no id"
         os.kill(build.proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
@@ -222,7 +215,7 @@ def test_ctrl_c_stops_the_build_and_removes_its_working_containers(
     assert err.rstrip().endswith("interrupted") and "Traceback" not in err
     assert build.step_stops(), "the build step kept running after Ctrl-C"
     if build_id is not None:
-        assert _marked(build_id) == [], f"working containers left: {held}"
+        assert marked(build_id) == [], f"working containers left: {held}"
         left = set(sh("podman", "ps", "-a", "-q", "--no-trunc", "--external").stdout.split())
         assert not left & set(held)
     assert not image_exists(RUNNER[engine], build.tag)
