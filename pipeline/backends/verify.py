@@ -31,6 +31,7 @@ from typing import IO, Protocol
 from attrs import frozen
 
 from pipeline.backends import credentials
+from pipeline.backends.process import probe
 from pipeline.errors import BuildError, PipelineWarning
 
 # ssl, tarfile, gzip and urllib are imported where they are used: a plain build, which never
@@ -348,16 +349,13 @@ class Store(Protocol):
 
 
 def _run(argv: Sequence[str]) -> str:
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise Unreadable(f"`{' '.join(argv)}`: {exc}") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
+    """``argv``'s stdout; :class:`Unreadable` (the command and its last error line) if it
+    cannot start, times out or fails."""
+    done = probe(argv, timeout=_TIMEOUT)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
         raise Unreadable(f"`{' '.join(argv)}`: {lines[-1]}")
-    return proc.stdout
+    return done.stdout
 
 
 class DockerStore:
