@@ -717,11 +717,13 @@ def _plan_section(
 
 
 def _plain(value: Any) -> Any:
-    """Paths as text, tuples as lists (nested too): what JSON keeps."""
+    """Paths as text, tuples as lists, mappings as dicts (nested too): what JSON keeps."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
     return value
 
 
@@ -766,17 +768,7 @@ def options_to_json(options: BuildOptions) -> dict[str, Any]:
     """``options`` as JSON values :func:`parse_options` takes back (secrets as ``id=,src=``)."""
     data: dict[str, Any] = {}
     for name, value in attrs_fields_dict(options).items():
-        if name == "secrets":
-            value = [s.describe() for s in value]
-        elif name == "opts":
-            value = [list(item) for item in value]
-        elif isinstance(value, Path):
-            value = str(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        data[name] = value
+        data[name] = [s.describe() for s in value] if name == "secrets" else _plain(value)
     return data
 
 
