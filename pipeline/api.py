@@ -34,18 +34,19 @@ from pipeline.backends.registry import Selection, select_backend
 from pipeline.bento import build_file, get_bento, looks_like_path, resolve_bento
 from pipeline.bentoml_keywords import to_our_keywords
 from pipeline.buildplan import (
-    CONTEXT_PLACEHOLDER,
+    BuildInputs,
     BuildPlan,
     PlannedBento,
     PlannedInstruction,
     PlannedSecret,
     context_manifest,
     manifest_changes,
+    private_source,
 )
 from pipeline.cacert import ca_bundle_secret, check_ca_cert
 from pipeline.config import Bento
 from pipeline.errors import BuildError, ConfigError, PipelineError, allowed
-from pipeline.executor import OutputSink
+from pipeline.executor import OutputSink, plan_commands
 from pipeline.graph import StageGraph
 from pipeline.labels import BENTO_TAG_LABEL as BENTO_TAG_LABEL
 from pipeline.labels import image_labels as image_labels
@@ -662,14 +663,8 @@ def compute_plan(
     """The :class:`~pipeline.buildplan.BuildPlan` of ``prepared`` built as ``request`` (whose
     context exists): the context is read for its manifest, the executor asked for its commands
     (which checks the options it cannot take); nothing is written."""
-    executor = prepared.selection.executor
     secrets = tuple(_planned_secret(s, prepared) for s in request.secrets)
-    text = executor.dry_run(request).replace(str(request.context), CONTEXT_PLACEHOLDER)
-    # private files a build makes (env secrets written for file-only engines) live in $TMPDIR
-    text = text.replace(tempfile.gettempdir().rstrip("/") + "/", "<tmp>/")
-    for secret, planned in zip(request.secrets, secrets, strict=True):
-        if secret.src is not None and planned.source != str(secret.src):
-            text = text.replace(str(secret.src), planned.source)
+    commands = plan_commands(prepared.selection.executor, request, secrets)
     if instructions is None:
         found = _planned_steps(prepared, template, graph) or parse_dockerfile(prepared.dockerfile)
         users = _users_template(prepared)
@@ -700,7 +695,7 @@ def compute_plan(
         outputs=_plan_section("outputs", request, prepared.options),
         cache=_plan_section("cache", request, prepared.options),
         engine=_plan_section("engine", request, prepared.options),
-        commands=text.splitlines(),
+        commands=commands,
         options=options_to_json(evolve(prepared.options, tags=prepared.tags)),
     )
 
@@ -760,7 +755,7 @@ def _planned_secret(secret: SecretSpec, prepared: PreparedBuild) -> PlannedSecre
     if secret.src is None:
         return PlannedSecret(secret.id, "env", str(secret.env), origin)
     # the files the build writes itself are private and temporary: named, not located
-    source = str(secret.src) if origin == "--secret" else f"<secret {secret.id}>"
+    source = str(secret.src) if origin == "--secret" else private_source(secret.id)
     return PlannedSecret(secret.id, "file", source, origin)
 
 
@@ -838,7 +833,8 @@ async def _run_plan(
     on_output: OutputSink | None,
 ) -> BuildResult:
     try:
-        result = await prepared.selection.executor.build(request, on_output=on_output)
+        inputs = build_inputs(request, planned)
+        result = await prepared.selection.executor.build(planned, inputs, on_output=on_output)
     except BuildError as error:
         if error.origin is None and error.step:
             origin = step_origin(error.step, prepared.bento, _plan_steps(planned))
@@ -850,6 +846,17 @@ async def _run_plan(
         plan_digest=planned.digest,
         labels=dict(request.labels),
     )
+
+
+def build_inputs(request: BuildRequest, planned: BuildPlan) -> BuildInputs:
+    """The inputs ``planned`` was computed from ``request`` with: its context directory and
+    the secret files the build wrote itself."""
+    private = {
+        secret.id: secret.src
+        for secret, planned_secret in zip(request.secrets, planned.secrets, strict=True)
+        if secret.src is not None and planned_secret.source == private_source(secret.id)
+    }
+    return BuildInputs(request.context, private)
 
 
 def _plan_steps(planned: BuildPlan) -> list[Instruction]:

@@ -27,6 +27,8 @@ from typing import Any
 from attrs import asdict, field, frozen
 
 from pipeline.errors import ConfigError
+from pipeline.options import OPTIONS
+from pipeline.request import BuildRequest, SecretSpec
 
 #: the plan format's version; a plan of another one is refused when loaded
 SCHEMA = 1
@@ -175,6 +177,16 @@ class BuildPlan:
                 file=file,
                 hint="write it with `python -m pipeline plan BENTO -o json`",
             ) from None
+        for section in ("outputs", "cache", "engine"):
+            missing = {o.name for o in OPTIONS if o.plan == section} - set(getattr(plan, section))
+            if missing:
+                raise ConfigError(
+                    f"not a build plan of this version: its {section} section has no "
+                    f"{', '.join(sorted(missing))}",
+                    file=file,
+                    field=section,
+                    hint="write it with `python -m pipeline plan BENTO -o json`",
+                )
         recorded = data.get("digest")
         if recorded is not None and recorded != plan.digest:
             raise ConfigError(
@@ -219,6 +231,54 @@ class BuildPlan:
         lines.append("# Dockerfile")
         lines.append(self.dockerfile.rstrip("\n"))
         return "\n".join(lines) + "\n"
+
+
+@frozen
+class BuildInputs:
+    """The live half of a build, made when it starts: the plan says what is built, these say
+    where its files are. ``context`` is the directory the plan's context manifest describes;
+    ``secret_files`` the private files the build wrote itself (the plan's ``<secret ID>``
+    sources: the ``--ca-cert`` bundle, build-stage envs), by secret id."""
+
+    context: Path
+    secret_files: Mapping[str, Path] = field(factory=dict, converter=_dict)
+
+
+def request_for(plan: BuildPlan, inputs: BuildInputs) -> BuildRequest:
+    """The engine-neutral request ``plan`` describes, with ``inputs``' paths (pure).
+
+    Every option the request carries (:data:`pipeline.options.OPTIONS`) is read from the plan:
+    its own fields (tags, platforms, build args, labels, target) and its ``outputs``,
+    ``cache`` and ``engine`` sections; each secret from its planned source."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if not option.request or option.name == "secrets":
+            continue
+        if option.plan is None:
+            values[option.name] = getattr(plan, option.name)
+        else:
+            values[option.name] = getattr(plan, option.plan)[option.name]
+    secrets: Any = tuple(_secret_spec(s, inputs) for s in plan.secrets)
+    return BuildRequest(context=inputs.context, secrets=secrets, **values)
+
+
+def _secret_spec(secret: PlannedSecret, inputs: BuildInputs) -> SecretSpec:
+    if secret.kind == "env":
+        return SecretSpec(secret.id, env=secret.source)
+    if secret.source == private_source(secret.id):
+        if secret.id not in inputs.secret_files:
+            raise ConfigError(
+                f"the plan's secret {secret.id!r} ({secret.origin}) is a file the build writes "
+                "itself, and the build's inputs have none",
+                field="secrets",
+            )
+        return SecretSpec(secret.id, src=inputs.secret_files[secret.id])
+    return SecretSpec(secret.id, src=Path(secret.source))
+
+
+def private_source(secret_id: str) -> str:
+    """How a plan names a secret file the build writes itself (never a temporary path)."""
+    return f"<secret {secret_id}>"
 
 
 def manifest_digest(files: tuple[PlannedFile, ...]) -> str:
@@ -278,6 +338,7 @@ def manifest_changes(
 __all__ = [
     "CONTEXT_PLACEHOLDER",
     "SCHEMA",
+    "BuildInputs",
     "BuildPlan",
     "PlannedBento",
     "PlannedFile",
@@ -286,4 +347,6 @@ __all__ = [
     "context_manifest",
     "manifest_changes",
     "manifest_digest",
+    "private_source",
+    "request_for",
 ]

@@ -1,16 +1,31 @@
 """The interface every executor implements: external-engine backends and the Dagger pipeline.
 
-An executor receives one :class:`~pipeline.request.BuildRequest` and returns one
-:class:`~pipeline.request.BuildResult`. It never re-parses bento config: everything it needs is
-in the request. ``on_output`` receives engine output line by line (already secret-free) for live
-progress; executors also keep the last lines for error messages.
+An executor runs one :class:`~pipeline.buildplan.BuildPlan` (with the
+:class:`~pipeline.buildplan.BuildInputs` made for it: the context directory, the private secret
+files) and returns one :class:`~pipeline.request.BuildResult`. It never re-parses bento
+config: everything it needs is in the plan. The plan is made by asking the executor about a
+:class:`~pipeline.request.BuildRequest` (:meth:`Executor.check`, :meth:`Executor.dry_run`); a
+build takes it back only when the request it describes gives exactly the plan's commands here
+(:func:`accept_plan`), so a build runs what its plan printed or does not start.
+
+``on_output`` receives engine output line by line (already secret-free) for live progress;
+executors also keep the last lines for error messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from pipeline.buildplan import (
+    CONTEXT_PLACEHOLDER,
+    BuildInputs,
+    BuildPlan,
+    PlannedSecret,
+    request_for,
+)
+from pipeline.errors import BackendError
 from pipeline.request import BuildRequest, BuildResult
 
 OutputSink = Callable[[str], None]
@@ -21,14 +36,67 @@ class Executor(Protocol):
     name: str
 
     async def build(
-        self, request: BuildRequest, *, on_output: OutputSink | None = None
-    ) -> BuildResult: ...
+        self, plan: BuildPlan, inputs: BuildInputs, *, on_output: OutputSink | None = None
+    ) -> BuildResult:
+        """Run ``plan`` (refused, exit 2, when :func:`accept_plan` refuses it)."""
+        ...
 
     def dry_run(self, request: BuildRequest) -> str:
-        """What :meth:`build` would run (argv or API operations), as printable text."""
+        """What a build of ``request`` runs (argv or API operations), as printable text: the
+        plan's ``commands`` (:func:`plan_commands`)."""
         ...
 
     def check(self, request: BuildRequest, *, thorough: bool = True) -> object:
         """Refuse what this engine cannot build here (a BackendError/ConfigError, exit 2):
         ``thorough`` checks everything a real build would find out (``--dry-run``)."""
         ...
+
+
+def plan_commands(
+    executor: Executor, request: BuildRequest, secrets: Sequence[PlannedSecret]
+) -> tuple[str, ...]:
+    """``executor``'s commands for ``request`` as a plan records them: the context directory
+    is ``<context>``, private files in ``$TMPDIR`` are ``<tmp>/...`` and each secret file is
+    named by its planned source (``secrets``, in the request's order)."""
+    text = executor.dry_run(request)
+    for secret, planned in zip(request.secrets, secrets, strict=True):
+        if secret.src is not None and planned.source != str(secret.src):
+            text = text.replace(str(secret.src), planned.source)
+    text = text.replace(str(request.context), CONTEXT_PLACEHOLDER)
+    text = text.replace(tempfile.gettempdir().rstrip("/") + "/", "<tmp>/")
+    return tuple(text.splitlines())
+
+
+def accept_plan(executor: Executor, plan: BuildPlan, inputs: BuildInputs) -> BuildRequest:
+    """The request ``executor`` runs for ``plan``: refused (BackendError, exit 2) when the plan
+    is another engine's, or when the commands it would run here are not the plan's (the plan
+    was made with another version of the engine's CLI, or changed)."""
+    if plan.backend != executor.name:
+        raise BackendError(
+            f"the plan is for the {plan.backend!r} backend, not {executor.name!r}",
+            field="backend",
+            hint=f"run it with --backend {plan.backend}, or make the plan for {executor.name}",
+        )
+    request = request_for(plan, inputs)
+    here = plan_commands(executor, request, plan.secrets)
+    if here != tuple(plan.commands):
+        planned, actual = _first_difference(tuple(plan.commands), here)
+        raise BackendError(
+            f"{executor.name} would not run the plan's commands here: the plan has "
+            f"{planned!r}, this machine runs {actual!r}",
+            field="commands",
+            hint="make the plan again on this machine (`python -m pipeline plan ...`)",
+        )
+    return request
+
+
+def _first_difference(planned: tuple[str, ...], here: tuple[str, ...]) -> tuple[str, str]:
+    for a, b in zip(planned, here, strict=False):
+        if a != b:
+            return a, b
+    longer = len(planned) > len(here)
+    extra = (planned if longer else here)[min(len(planned), len(here))]
+    return (extra, "(nothing)") if longer else ("(nothing)", extra)
+
+
+__all__ = ["Executor", "OutputSink", "accept_plan", "plan_commands"]

@@ -124,6 +124,15 @@ def _mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
 
 
+def _pairs(value: object) -> tuple[tuple[str, str | None], ...]:
+    """``--opt`` items as ``(key, value|None)`` pairs (a plan's JSON has them as lists)."""
+    return tuple((str(k), None if v is None else str(v)) for k, v in value or ())  # type: ignore[attr-defined]
+
+
+def _optional_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
 @frozen
 class BuildRequest:
     """Everything an executor needs for one build (possibly several platforms).
@@ -147,15 +156,17 @@ class BuildRequest:
     labels: Mapping[str, str] = field(factory=dict, converter=_mapping)
     no_cache: bool = False
     progress: str = "auto"
-    opts: tuple[tuple[str, str | None], ...] = field(default=(), converter=tuple)
+    opts: tuple[tuple[str, str | None], ...] = field(default=(), converter=_pairs)
     env: Mapping[str, str] = field(factory=dict, converter=_mapping)
     # BentoML's containerize flags (docker build spellings); each engine declares which it has.
     network: str | None = None  # --network MODE for RUN steps
     pull: bool = False  # --pull: always pull the base image(s)
     ssh: tuple[str, ...] = field(default=(), converter=_tuple)  # --ssh default|id[=socket|key]
     add_hosts: tuple[str, ...] = field(default=(), converter=_tuple)  # --add-host host:ip
-    iidfile: Path | None = None  # --iidfile: the user's own file for the image id
-    metadata_file: Path | None = None  # --metadata-file: the user's own build metadata file
+    # --iidfile: the user's own file for the image id
+    iidfile: Path | None = field(default=None, converter=_optional_path)
+    # --metadata-file: the user's own build metadata file
+    metadata_file: Path | None = field(default=None, converter=_optional_path)
     quiet: bool = False  # -q/--quiet: print only the image id
     # BentoML's --run-as-root: run the engine command with sudo (the image's user is unchanged)
     run_as_root: bool = False

@@ -9,14 +9,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import anyio
 import pytest
+from attrs import evolve
 
 from pipeline import api
+from pipeline.backends.registry import get_executor
 from pipeline.buildplan import (
+    BuildInputs,
     BuildPlan,
     PlannedFile,
     context_manifest,
     manifest_changes,
+    request_for,
 )
 from pipeline.cli import main
 from pipeline.errors import BackendError, ConfigError
@@ -184,6 +189,42 @@ def test_context_manifest_reads_modes_and_links(tmp_path: Path) -> None:
     assert found["run.sh"].mode == "0755" and found["d/f"].mode == "0644"
     assert found["d/link"].mode == "link" and found["d/link"].target == "f"
     assert found["d/f"].sha256 == context_digest(b"data")
+
+
+# -- executors take the plan ----------------------------------------------------------------
+
+
+def test_an_executor_refuses_another_engines_plan(project: Path, tmp_path: Path) -> None:
+    planned = api.plan(project, backend="podman", check=False)
+    with pytest.raises(BackendError, match="the plan is for the 'podman' backend, not 'docker'"):
+        anyio.run(lambda: get_executor("docker").build(planned, BuildInputs(tmp_path)))
+
+
+def test_an_executor_refuses_a_plan_whose_commands_it_would_not_run(
+    project: Path, tmp_path: Path
+) -> None:
+    """A plan made where the CLI had other flags (or edited and re-digested) does not run."""
+    planned = api.plan(project, backend="docker", check=False, tags=["hello:1"])
+    other = evolve(
+        planned, commands=[c.replace("--tag hello:1", "--tag hello:2") for c in planned.commands]
+    )
+    with pytest.raises(BackendError, match="would not run the plan's commands here") as caught:
+        anyio.run(lambda: get_executor("docker").build(other, BuildInputs(tmp_path)))
+    assert "--tag hello:2" in str(caught.value) and "--tag hello:1" in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_a_plan_with_a_private_secret_needs_its_file(project: Path, tmp_path: Path) -> None:
+    cert = tmp_path / "proxy.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
+    planned = api.plan(project, backend="docker", check=False, ca_cert=cert)
+    [secret] = planned.secrets
+    assert (secret.id, secret.source) == ("ca_cert", "<secret ca_cert>")
+    with pytest.raises(ConfigError, match="'ca_cert' .* is a file the build writes itself"):
+        request_for(planned, BuildInputs(tmp_path))
+    bundle = tmp_path / "bundle.pem"
+    request = request_for(planned, BuildInputs(tmp_path, {"ca_cert": bundle}))
+    assert [(s.id, s.src) for s in request.secrets] == [("ca_cert", bundle)]
 
 
 # -- dry run: the checks a real build makes ----------------------------------------------------

@@ -26,7 +26,10 @@ import pytest
 from pipeline import api
 from pipeline.backends.executor import ExternalExecutor
 from pipeline.backends.flags import ALL
+from pipeline.backends.registry import get_executor
 from pipeline.bento import build_bento
+from pipeline.buildplan import BuildInputs
+from pipeline.executor import accept_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "plans"
@@ -76,6 +79,10 @@ def test_plan_snapshots(engine: str, stored: dict[str, Path]) -> None:
         assert again.digest == plan.digest, f"{name}: the plan is not deterministic"
         text = snapshot(plan, project)
         assert "snapshot-secret-value" not in text
+        # the executor takes the plan back: the request it reads from the plan gives exactly
+        # the plan's commands on this engine (or the build would be refused)
+        request = accept_plan(get_executor(engine), plan, BuildInputs(project))
+        assert request.tags == plan.tags and request.platforms == plan.platforms
         golden = GOLDEN / f"{name}.{engine}.json"
         if UPDATE:
             golden.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,9 @@ from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
 from pipeline.backends.process import Redactor, RunOutcome, run_streaming
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
+from pipeline.buildplan import BuildInputs, BuildPlan
 from pipeline.errors import BackendError, BuildError, PipelineWarning, RegistryAuthError
-from pipeline.executor import OutputSink
+from pipeline.executor import OutputSink, accept_plan
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
 _BUILDKIT_HEADER = re.compile(r"^#(\d+) (\[[^\]]*\] .*)$")
@@ -241,8 +242,16 @@ class ExternalExecutor:
         return caps
 
     async def build(
+        self, plan: BuildPlan, inputs: BuildInputs, *, on_output: OutputSink | None = None
+    ) -> BuildResult:
+        """Run ``plan``: refused (exit 2) unless its commands are the ones run here."""
+        request = await anyio.to_thread.run_sync(accept_plan, self, plan, inputs)
+        return await self.run(request, on_output=on_output)
+
+    async def run(
         self, request: BuildRequest, *, on_output: OutputSink | None = None
     ) -> BuildResult:
+        """Build ``request`` (what :meth:`build` runs once the plan is accepted)."""
         started = time.monotonic()
         request = absorb_file_opts(request)
         check_user_files(request)

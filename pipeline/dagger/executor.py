@@ -28,6 +28,7 @@ import anyio.to_thread
 from pipeline.backends import verify
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
+from pipeline.buildplan import BuildInputs, BuildPlan
 from pipeline.cacert import system_ca_bundle
 from pipeline.dagger.connection import ensure_available, session
 from pipeline.dagger.failures import tail, translate
@@ -40,7 +41,7 @@ from pipeline.dagger.spec import (
     spec_from_request,
 )
 from pipeline.errors import BackendError, BuildError, ConfigError, PipelineWarning
-from pipeline.executor import OutputSink
+from pipeline.executor import OutputSink, accept_plan
 from pipeline.redaction import Redactor
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
 
@@ -177,8 +178,16 @@ class DaggerExecutor:
             anyio.run(ensure_available)
 
     async def build(
+        self, plan: BuildPlan, inputs: BuildInputs, *, on_output: OutputSink | None = None
+    ) -> BuildResult:
+        """Run ``plan``: refused (exit 2) unless its operations are the ones run here."""
+        request = await anyio.to_thread.run_sync(accept_plan, self, plan, inputs)
+        return await self.run(request, on_output=on_output)
+
+    async def run(
         self, request: BuildRequest, *, on_output: OutputSink | None = None
     ) -> BuildResult:
+        """Build ``request`` (what :meth:`build` runs once the plan is accepted)."""
         started = time.monotonic()
         request = absorb_file_opts(request)
         check_request(request, BACKEND)

@@ -121,7 +121,7 @@ def test_engine_failure_is_a_build_error_with_step_and_redacted_tail(
     request = BuildRequest(context=tmp_path, secrets=(SecretSpec(id="tok", env="TOKEN"),))
     lines: list[str] = []
     with pytest.raises(BuildError) as info:
-        anyio.run(lambda: script_backend.build(request, on_output=lines.append))
+        anyio.run(lambda: script_backend.run(request, on_output=lines.append))
     error = info.value
     assert error.exit_code == 1
     assert error.step == "[2/2] RUN cat /run/secrets/tok"
@@ -139,6 +139,6 @@ def test_unhealthy_engine_is_refused_before_running(tmp_path: Path) -> None:
     )
     try:
         with pytest.raises(BackendError, match="not usable"):
-            anyio.run(lambda: ExternalExecutor(spec).build(BuildRequest(context=tmp_path)))
+            anyio.run(lambda: ExternalExecutor(spec).run(BuildRequest(context=tmp_path)))
     finally:
         registry.unregister_backend("sick")

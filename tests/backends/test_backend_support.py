@@ -145,12 +145,10 @@ def test_quiet_keeps_engine_output_to_the_error_tail(tmp_path: Path) -> None:
         executor = ExternalExecutor(spec)
         lines: list[str] = []
         result = anyio.run(
-            lambda: executor.build(
-                BuildRequest(context=tmp_path, quiet=True), on_output=lines.append
-            )
+            lambda: executor.run(BuildRequest(context=tmp_path, quiet=True), on_output=lines.append)
         )
         assert lines == [] and "engine says hi" in result.log_tail
-        anyio.run(lambda: executor.build(BuildRequest(context=tmp_path), on_output=lines.append))
+        anyio.run(lambda: executor.run(BuildRequest(context=tmp_path), on_output=lines.append))
         assert "engine says hi" in lines
     finally:
         registry.unregister_backend("quiet-script")

@@ -32,7 +32,7 @@ def test_no_session_no_cli_fails_fast_and_names_other_backends(
     monkeypatch.setattr(connection, "download_reachable", unreachable)
     started = time.monotonic()
     with pytest.raises(BackendError) as info:
-        anyio.run(DaggerExecutor(log_output=None).build, request_)
+        anyio.run(DaggerExecutor(log_output=None).run, request_)
     assert time.monotonic() - started < 5
     message = str(info.value)
     assert "no `dagger` CLI on PATH" in message
@@ -70,7 +70,7 @@ def test_failing_cli_session_is_a_backend_error(
     monkeypatch.setenv("_EXPERIMENTAL_DAGGER_CLI_BIN", str(cli))
     started = time.monotonic()
     with pytest.raises(BackendError, match="cannot connect to a session started with") as info:
-        anyio.run(DaggerExecutor(log_output=None).build, request_)
+        anyio.run(DaggerExecutor(log_output=None).run, request_)
     assert time.monotonic() - started < 5
     assert info.value.hint and "--backend" in info.value.hint
 
@@ -93,7 +93,7 @@ def test_port_without_listener_fails_fast(
     monkeypatch.setenv("DAGGER_SESSION_TOKEN", "t")
     started = time.monotonic()
     with pytest.raises(BackendError, match=f"127.0.0.1:{port}"):
-        anyio.run(DaggerExecutor(log_output=None).build, request_)
+        anyio.run(DaggerExecutor(log_output=None).run, request_)
     assert time.monotonic() - started < 5
 
 
@@ -142,7 +142,7 @@ def test_dagger_on_path_starts_a_session_the_sdk_uses(
         monkeypatch.setenv("PATH", f"{cli.parent}{os.pathsep}{os.environ['PATH']}")
         engine_log = io.StringIO()
 
-        anyio.run(DaggerExecutor(log_output=engine_log).build, request_)
+        anyio.run(DaggerExecutor(log_output=engine_log).run, request_)
 
         assert calls.read_text().startswith("session --label dagger.io/sdk.name:python")
         assert len(server.calls("dockerBuild")) == 1

@@ -63,7 +63,7 @@ def request_for(context: Path, secret: SecretSpec, **kwargs: Any) -> BuildReques
 def build(request: BuildRequest, lines: list[str] | None = None) -> Any:
     executor = DaggerExecutor(log_output=None)
     sink = lines.append if lines is not None else None
-    return anyio.run(lambda: executor.build(request, on_output=sink))
+    return anyio.run(lambda: executor.run(request, on_output=sink))
 
 
 def made_by(server: ContractServer, ids: list[str], parent: str, field: str, arg: str) -> list[Any]:
@@ -213,7 +213,7 @@ def test_load_exports_docker_tarball_then_docker_load(
     contract.override("Container", "export", engine_export)
     executor = DaggerExecutor(log_output=None, docker=str(fake))
     request = request_for(context, secret_env, tags=("app:dev",), load=True)
-    result = anyio.run(executor.build, request)
+    result = anyio.run(executor.run, request)
 
     [export] = contract.calls("export")
     assert export.args["mediaTypes"] == "DockerMediaTypes"
@@ -475,7 +475,7 @@ def test_concurrent_builds_in_one_process_do_not_share_a_session(
 
     async def one(tag: str) -> None:
         request = request_for(context, secret_env, tags=(f"{REGISTRY}/app:{tag}",), push=True)
-        results[tag] = await executor.build(request)
+        results[tag] = await executor.run(request)
 
     async def both() -> None:
         async with anyio.create_task_group() as group:

@@ -52,7 +52,7 @@ def test_multi_platform_oci_export_with_secret(
         secrets=(SecretSpec(id="tok", env="ENGINE_SECRET"),),
         output=f"type=oci,dest={dest}",
     )
-    anyio.run(DaggerExecutor(log_output=None).build, request)
+    anyio.run(DaggerExecutor(log_output=None).run, request)
 
     with tarfile.open(dest) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
@@ -74,7 +74,7 @@ def test_multi_platform_oci_export_with_secret(
 def test_failing_run_step_is_a_build_error(tmp_path: Path) -> None:
     ctx = _context(tmp_path, "FROM alpine:3.20\nRUN echo about to fail && exit 3\n")
     with pytest.raises(BuildError) as info:
-        anyio.run(DaggerExecutor(log_output=None).build, BuildRequest(context=ctx))
+        anyio.run(DaggerExecutor(log_output=None).run, BuildRequest(context=ctx))
     assert "exit code 3" in str(info.value)
     assert info.value.step and "exit 3" in info.value.step
     assert any("about to fail" in line for line in info.value.output_tail)

@@ -417,7 +417,9 @@ def _build_with(engine: str, project: Path, tag: str, **fields: object) -> pipel
     prepared = api.prepare(project, backend=engine, tags=[tag], progress="plain")
     with api.build_request(prepared) as built:
         request = evolve(built, **fields)
-        return anyio.run(lambda: prepared.selection.executor.build(request))
+        plan = api.compute_plan(prepared, request)
+        inputs = api.build_inputs(request, plan)
+        return anyio.run(lambda: prepared.selection.executor.build(plan, inputs))
 
 
 def _host_interfaces() -> set[str]:
