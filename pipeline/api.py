@@ -45,6 +45,8 @@ from pipeline.buildplan import (
 )
 from pipeline.cacert import ca_bundle_secret, check_ca_cert
 from pipeline.config import Bento
+from pipeline.context import build_env_secrets, temporary_context
+from pipeline.dockerfile import Instruction, Origin, parse_dockerfile
 from pipeline.errors import BuildError, ConfigError, PipelineError, allowed
 from pipeline.executor import OutputSink, plan_commands
 from pipeline.graph import StageGraph
@@ -53,16 +55,9 @@ from pipeline.labels import image_labels as image_labels
 from pipeline.labels import public_url as public_url
 from pipeline.loader import load_bentofile
 from pipeline.options import OPTIONS, PlanSection, plan_section
+from pipeline.origins import find_step, instruction_origins
 from pipeline.paths import user_path
-from pipeline.plan import (
-    Instruction,
-    Origin,
-    RenderOptions,
-    find_step,
-    instruction_origins,
-    parse_dockerfile,
-    render_dockerfile,
-)
+from pipeline.rendering import RenderOptions, render_dockerfile
 from pipeline.request import (
     CA_CERT_SECRET_ID,
     PROGRESS_MODES,
@@ -619,8 +614,6 @@ def _render_options(
 @contextmanager
 def build_request(prepared: PreparedBuild) -> Iterator[BuildRequest]:
     """A temp context (and CA bundle) for the build; both are removed on exit, always."""
-    from pipeline.plan import build_env_secrets, temporary_context
-
     options = prepared.options
     given = tuple(s.id for s in options.secrets)
     with (
@@ -888,7 +881,7 @@ def step_origin(
 ) -> str | None:
     """The block and bentofile field or template line that produced a failing Dockerfile step.
 
-    ``instructions`` are the rendered Dockerfile's (:func:`pipeline.plan.instruction_origins`):
+    ``instructions`` are the rendered Dockerfile's (:func:`pipeline.origins.instruction_origins`):
     the step is matched to one of them by the engine's step number and text, and named exactly
     (``block SETUP_BENTO_X in template FILE:LINE (...)``). Without a match it falls back to a
     guess from the step's text (the user's template when the text is in it, or a pattern)."""

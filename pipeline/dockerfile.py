@@ -4,8 +4,8 @@
 does: blank lines and comments are skipped, ``\\`` continuations are joined (comment lines and
 blank lines *inside* a continuation are dropped, they do not end the instruction), and an
 instruction still open at the end of the file is kept. The rendered instructions' origins
-(:func:`pipeline.plan.instruction_origins`), the failing-step lookup
-(:func:`pipeline.plan.find_step`) and the Dagger executor's secret-mount check
+(:func:`pipeline.origins.instruction_origins`), the failing-step lookup
+(:func:`pipeline.origins.find_step`) and the Dagger executor's secret-mount check
 (:func:`pipeline.dagger.spec.secret_mounts`) all read these same instructions.
 """
 

@@ -1,2 +1,2 @@
 """Dockerfile rendering: the Jinja environment, templates, quoting filters, distro table and
-template lint. The entry point is :func:`pipeline.plan.render_dockerfile`."""
+template lint. The entry point is :func:`pipeline.rendering.render_dockerfile`."""

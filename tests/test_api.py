@@ -329,7 +329,7 @@ STEPS = {
 def test_step_origin_names_the_block_and_field_or_template_line(
     tmp_path: Path, engine: int, case: str
 ) -> None:
-    from pipeline.plan import instruction_origins
+    from pipeline.origins import instruction_origins
 
     bento, template = _origin_bento(tmp_path / "b")
     # the step numbers below are the single-stage layout's (the default one is covered by

@@ -27,9 +27,10 @@ from pipeline.bento import (
     select_files,
     store_home,
 )
+from pipeline.context import write_context
 from pipeline.errors import BentoNotFoundError, ConfigError, PipelineError, PipelineWarning
 from pipeline.loader import load_bentofile
-from pipeline.plan import render_dockerfile, write_context
+from pipeline.rendering import render_dockerfile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -743,7 +744,7 @@ def test_render_error_in_the_copied_bento_yaml_names_the_users_file_and_line(
         """,
         {"app.py": "Api = 1\n"},
     )
-    from pipeline.plan import RenderOptions
+    from pipeline.rendering import RenderOptions
 
     with pytest.raises(ConfigError) as info:
         resolve_bento(root, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))
@@ -762,7 +763,7 @@ def test_copied_bento_yaml_errors_name_pyproject_fields(store: Path, tmp_path: P
         '[tool.bentoml.build]\nservice = "app:Api"\n\n[[tool.bentoml.build.envs]]\n'
         'name = "TOKEN"\nstage = "build"\n'
     )
-    from pipeline.plan import RenderOptions
+    from pipeline.rendering import RenderOptions
 
     with pytest.raises(ConfigError) as info:
         resolve_bento(tmp_path, check=lambda b: render_dockerfile(b, RenderOptions(buildkit=False)))

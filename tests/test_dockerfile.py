@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pipeline.plan
-from pipeline import dockerfile
 from pipeline.dagger.spec import SecretMount, secret_mounts
 from pipeline.dockerfile import parse_dockerfile
-from pipeline.plan import find_step
+from pipeline.origins import find_step
 
 
 def test_parse_dockerfile_numbers_as_the_engines_do() -> None:
@@ -92,9 +90,3 @@ def test_an_instruction_open_at_the_end_of_the_file_is_kept() -> None:
         "RUN --mount=type=secret,id=tok true",
     )
     assert [m.id for m in secret_mounts(text)] == ["tok"]
-
-
-def test_plan_re_exports_the_parser() -> None:
-    assert pipeline.plan.parse_dockerfile is dockerfile.parse_dockerfile
-    assert pipeline.plan.Instruction is dockerfile.Instruction
-    assert pipeline.plan.Origin is dockerfile.Origin

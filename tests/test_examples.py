@@ -18,7 +18,8 @@ import pytest
 
 from pipeline.bento import resolve_bento
 from pipeline.config import Bento
-from pipeline.plan import RenderOptions, render_dockerfile, temporary_context
+from pipeline.context import temporary_context
+from pipeline.rendering import RenderOptions, render_dockerfile
 from tests.seed_examples import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +207,7 @@ def test_ca_cert_installs_from_pypi_and_leaves_no_trace(image_tag: str, tmp_path
     from attrs import evolve
 
     from pipeline.config import PythonOptions
-    from pipeline.plan import CA_CERT_SECRET_ID
+    from pipeline.rendering import CA_CERT_SECRET_ID
 
     marker = f"# bento-pipeline-marker-{uuid.uuid4().hex}"
     bundle = tmp_path / "ca.crt"

@@ -24,7 +24,7 @@ from pipeline.bento import build_bento
 from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.loader import load_bento_yaml, load_bentofile
-from pipeline.plan import RenderOptions, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "100"))

@@ -65,8 +65,8 @@ CORE = (
 )
 #: The effectful shell: the store, contexts and caches on disk, processes, engines, registries,
 #: Dagger sessions, the CLI, and the public API that drives them. A module that renders and also
-#: writes files (``pipeline.plan``: ``write_context``) is shell. The shell may import anything,
-#: as long as the graph stays acyclic.
+#: runs a process is shell (``pipeline.rendering``: uv finds a stored bento's source builds).
+#: The shell may import anything, as long as the graph stays acyclic.
 SHELL = (
     "pipeline",  # the public facade: its lazy table reaches the API, matrix and backends
     "pipeline.__main__",
@@ -74,7 +74,9 @@ SHELL = (
     "pipeline.diskcache",
     "pipeline.requirements",  # runs uv
     "pipeline.bento",  # the store
-    "pipeline.plan",  # renders, and writes contexts
+    "pipeline.rendering",  # renders; asks uv which of a BentoML bento's locks need compilers
+    "pipeline.origins",  # renders again, traced
+    "pipeline.context",  # writes build contexts
     "pipeline.cacert",  # temporary CA bundles
     "pipeline.labels",  # runs git for the revision and source labels
     "pipeline.api",
@@ -101,9 +103,6 @@ PENDING: dict[tuple[str, str], str] = {}
 LAZY_ON_PURPOSE: dict[tuple[str, str], str] = {
     ("pipeline.dagger.executor", "pipeline.dagger.graph"): (
         "imports the dagger SDK (about a second); dry runs and checks do not need it"
-    ),
-    ("pipeline.api", "pipeline.plan"): (
-        "in build_request, which another change is rewriting now; no cycle, move it up then"
     ),
 }
 

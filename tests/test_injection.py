@@ -18,9 +18,10 @@ import yaml
 
 import pipeline
 from pipeline.bento import resolve_bento
+from pipeline.dockerfile import parse_dockerfile
 from pipeline.errors import ConfigError
 from pipeline.loader import load_bentofile
-from pipeline.plan import RenderOptions, parse_dockerfile, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 from render.environment import dockerfile_lines, tidy
 from tests.conftest import require_engine
 

@@ -13,20 +13,16 @@ import pytest
 from attrs import evolve
 
 from pipeline.config import Bento, DockerOptions, PythonOptions
+from pipeline.context import temporary_context, write_context
+from pipeline.dockerfile import Instruction, Origin, parse_dockerfile
 from pipeline.errors import ConfigError
 from pipeline.graph import Stage, default_graph
-from pipeline.plan import (
+from pipeline.origins import find_step, instruction_origins
+from pipeline.rendering import (
     CA_CERT_SECRET_ID,
-    Instruction,
-    Origin,
     RenderOptions,
     entrypoint_script,
-    find_step,
-    instruction_origins,
-    parse_dockerfile,
     render_dockerfile,
-    temporary_context,
-    write_context,
 )
 
 

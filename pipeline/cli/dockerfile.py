@@ -10,7 +10,7 @@ from pipeline.cacert import check_ca_cert
 from pipeline.cli.command import Command
 from pipeline.config import Bento
 from pipeline.graph import default_graph
-from pipeline.plan import RenderOptions, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 
 DESCRIPTION = """\
 Render the bento's stage graph (buildstage? -> base -> user -> envars -> components ->

@@ -10,7 +10,8 @@ from pathlib import Path
 from pipeline.cacert import system_ca_bundle
 from pipeline.cli.command import Command
 from pipeline.cli.dockerfile import add_render_arguments, render_from_args
-from pipeline.plan import CA_CERT_SECRET_ID, check_output_dir, write_context
+from pipeline.context import check_output_dir, write_context
+from pipeline.rendering import CA_CERT_SECRET_ID
 
 DESCRIPTION = """\
 Write a build context to DIR: the bento's files, the rendered Dockerfile and

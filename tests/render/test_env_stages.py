@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from pipeline.config import Bento, EnvVar
+from pipeline.context import build_env_secrets, write_context
 from pipeline.errors import ConfigError
 from pipeline.graph import default_graph
-from pipeline.plan import RenderOptions, build_env_secrets, render_dockerfile, write_context
+from pipeline.rendering import RenderOptions, render_dockerfile
 
 MakeBento = Callable[..., Bento]  # tests/render/conftest.py
 

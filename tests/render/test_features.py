@@ -10,7 +10,7 @@ import pytest
 from pipeline.config import Bento
 from pipeline.errors import ConfigError
 from pipeline.graph import default_graph
-from pipeline.plan import RenderOptions, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 
 MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
 

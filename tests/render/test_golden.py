@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.config import Bento, DockerOptions, PythonOptions
 from pipeline.graph import default_graph
-from pipeline.plan import RenderOptions, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 from tests.seed_examples import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]

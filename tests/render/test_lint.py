@@ -10,7 +10,7 @@ import pytest
 from pipeline.config import Bento
 from pipeline.errors import PipelineWarning, TemplateError
 from pipeline.graph import default_graph
-from pipeline.plan import RenderOptions, render_dockerfile
+from pipeline.rendering import RenderOptions, render_dockerfile
 from render.lint import Finding, lint_source, lint_template
 
 MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
