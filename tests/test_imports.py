@@ -79,7 +79,10 @@ SHELL = (
     "pipeline.context",  # writes build contexts
     "pipeline.cacert",  # temporary CA bundles
     "pipeline.labels",  # runs git for the revision and source labels
-    "pipeline.api",
+    "pipeline.api",  # the public functions: build, plan, dry_run, load_plan, build_plan
+    "pipeline.buildoptions",  # checks that secret, CA and output files exist
+    "pipeline.prepared",  # resolves (stores a project), renders, writes the request's files
+    "pipeline.planner",  # reads the context, asks the executor
     "pipeline.matrix",
     "pipeline.matrixbuild",
     "pipeline.baseimage",

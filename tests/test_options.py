@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from pipeline import api
+from pipeline import api, buildoptions
 from pipeline.backends import support
 from pipeline.backends.registry import request_options
 from pipeline.buildplan import BuildPlan
@@ -38,7 +38,7 @@ def test_build_options_fields_are_the_declared_options() -> None:
 
 
 def test_the_api_takes_exactly_the_declared_options() -> None:
-    assert set(api._OPTION_NAMES) == NAMES
+    assert set(buildoptions._OPTION_NAMES) == NAMES
 
 
 def test_the_request_carries_every_declared_request_option() -> None:
@@ -134,4 +134,6 @@ def test_the_dagger_module_names_options_as_declared() -> None:
 
 def test_the_parse_signature_is_inspectable() -> None:
     # the CLI's "unknown keyword" message lists these: the declaration order
-    assert list(inspect.signature(api._parse_options).parameters) == [o.name for o in OPTIONS]
+    assert list(inspect.signature(buildoptions._parse_options).parameters) == [
+        o.name for o in OPTIONS
+    ]

@@ -18,11 +18,11 @@ from typing import Any
 import dagger
 from attrs import evolve
 
-from pipeline.api import build_request, prepare
 from pipeline.dagger import graph
 from pipeline.dagger.executor import read_secrets
 from pipeline.dagger.spec import DaggerBuildSpec, check_secret_mounts, spec_from_request
 from pipeline.errors import ConfigError
+from pipeline.prepared import build_request, prepare
 
 
 async def secret_id(secret: dagger.Secret) -> str:
