@@ -34,6 +34,11 @@ OutputSink = Callable[[str], None]
 @runtime_checkable
 class Executor(Protocol):
     name: str
+    #: the Dockerfile may use ``RUN --mount`` (BuildKit): secrets, caches (the renderer drops
+    #: cache mounts and refuses secret mounts otherwise)
+    renders_mounts: bool
+    #: the most ``sharing=locked`` cache mounts one ``RUN`` may hold here (None: no limit)
+    max_locked_cache_mounts: int | None
 
     async def build(
         self, plan: BuildPlan, inputs: BuildInputs, *, on_output: OutputSink | None = None
@@ -49,6 +54,16 @@ class Executor(Protocol):
     def check(self, request: BuildRequest, *, thorough: bool = True) -> object:
         """Refuse what this engine cannot build here (a BackendError/ConfigError, exit 2):
         ``thorough`` checks everything a real build would find out (``--dry-run``)."""
+        ...
+
+    def buildable_platforms(self) -> tuple[str, ...]:
+        """The platforms this engine can build for here (empty: not known; the engine
+        decides). Probes the engine."""
+        ...
+
+    def run_hint(self, tag: str) -> str | None:
+        """The command that runs image ``tag`` when a build lands it in a local image store
+        (``docker run ...``), else None."""
         ...
 
 

@@ -41,6 +41,7 @@ from pipeline.backends.registry import select_backend
 from pipeline.bento import resolve_bento
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
+from pipeline.executor import Executor
 from pipeline.graph import StageGraph
 from pipeline.loader import _PYTHON_VERSION, _Document, validate_docker
 from pipeline.request import BuildResult
@@ -486,13 +487,10 @@ def plan_matrix(
 
 
 def _check_engine_platforms(
-    executor: object, backend_name: str, cells: Sequence[PlannedCell]
+    executor: Executor, backend_name: str, cells: Sequence[PlannedCell]
 ) -> None:
     """A platform the engine cannot build here is bad input (exit 2), not a failed row."""
-    probe = getattr(executor, "capabilities", None)
-    if not callable(probe):
-        return
-    buildable = getattr(probe(), "platforms", ())
+    buildable = executor.buildable_platforms()
     requested = list(dict.fromkeys(planned.cell.platform for planned in cells))
     check_platforms(backend_name, requested, tuple(buildable))
 

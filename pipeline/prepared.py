@@ -162,13 +162,12 @@ def _render(
 def render_options_for(
     selection: Selection, options: BuildOptions, template: str | Path | None
 ) -> RenderOptions:
-    spec = getattr(selection.executor, "spec", None)
     return RenderOptions(
         template=template,
         buildkit=selection.buildkit,
         ca_cert=options.ca_cert is not None,
         features=cast(Any, options.features),  # attrs' `tuple` converter confuses mypy
-        max_locked_cache_mounts=getattr(spec, "max_locked_cache_mounts", None),
+        max_locked_cache_mounts=selection.executor.max_locked_cache_mounts,
     )
 
 

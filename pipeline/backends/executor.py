@@ -94,6 +94,8 @@ class ExternalExecutor:
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
         self.name = spec.name
+        self.renders_mounts = bool(spec.dockerfile_mounts)
+        self.max_locked_cache_mounts = spec.max_locked_cache_mounts
 
     # -- pure -------------------------------------------------------------------------------
     def argv(
@@ -194,6 +196,9 @@ class ExternalExecutor:
     def capabilities(self) -> Capabilities:
         return self.spec.capabilities()
 
+    def buildable_platforms(self) -> tuple[str, ...]:
+        return tuple(self.spec.capabilities().platforms)
+
     def check(self, request: BuildRequest, *, thorough: bool = True) -> Capabilities | None:
         """Refuse what the engine cannot do before starting it (BackendError, exit 2).
 
@@ -210,14 +215,15 @@ class ExternalExecutor:
         if lazy and not (request.secrets or request.push or request.platforms):
             return None
         caps = self.spec.capabilities()
-        if self.spec.plugin:
-            return caps
         if request.secrets and not caps.secrets:
+            why = "its plugin declares buildkit_support=False" if self.spec.plugin else "here"
             raise BackendError(
-                f"{self.name} cannot pass build secrets here",
+                f"{self.name} cannot pass build secrets ({why})",
                 field="--secret",
                 hint="use a BuildKit engine (docker, buildx) or podman/buildah",
             )
+        if self.spec.plugin:
+            return caps  # push and platforms: a plugin declares none, its engine decides
         if request.push and not caps.push:
             raise BackendError(f"{self.name} cannot push from a build here", field="--push")
         check_platforms(self.name, request.platforms, caps.platforms)

@@ -294,12 +294,7 @@ def select_backend(
     if not name:
         return _auto_select(env)
     executor = get_executor(name, environ=env)
-    return Selection(name, source, executor, _renders_mounts(executor))
-
-
-def _renders_mounts(executor: Executor) -> bool:
-    spec = getattr(executor, "spec", None)
-    return True if spec is None else bool(spec.dockerfile_mounts)
+    return Selection(name, source, executor, executor.renders_mounts)
 
 
 def _auto_select(env: Mapping[str, str]) -> Selection:
@@ -309,7 +304,7 @@ def _auto_select(env: Mapping[str, str]) -> Selection:
         health = spec.health()
         if health.ok:
             executor = get_executor(name, environ=env)
-            return Selection(name, "auto", executor, _renders_mounts(executor))
+            return Selection(name, "auto", executor, executor.renders_mounts)
         reasons.append(f"  {name}: {health.reason}")
     raise BackendError(
         "no usable build engine found; tried, in order:\n" + "\n".join(reasons),

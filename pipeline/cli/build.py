@@ -333,8 +333,7 @@ def _build_plan(args: argparse.Namespace, as_json: bool) -> int:
 def _announce(args: argparse.Namespace, run_hint: list[str]) -> Callable[[api.PreparedBuild], None]:
     def on_prepared(prepared: api.PreparedBuild) -> None:
         executor = prepared.selection.executor
-        hint = getattr(executor, "run_hint", None)
-        if callable(hint) and (command := hint(prepared.tags[0])):
+        if command := executor.run_hint(prepared.tags[0]):
             run_hint.append(command)
         if not args.quiet and args.progress != "quiet":
             print(

@@ -157,6 +157,8 @@ class DaggerExecutor:
     """Builds through a Dagger engine session (see :mod:`pipeline.dagger.connection`)."""
 
     name = BACKEND
+    renders_mounts = True  # BuildKit inside the engine
+    max_locked_cache_mounts: int | None = None
 
     def __init__(self, *, log_output: TextIO | None = sys.stderr, docker: str = "docker") -> None:
         self.log_output = log_output
@@ -176,6 +178,14 @@ class DaggerExecutor:
         check_user_files(request)
         if thorough:
             anyio.run(ensure_available)
+
+    def buildable_platforms(self) -> tuple[str, ...]:
+        """Not known without an engine session: the engine decides (it emulates)."""
+        return ()
+
+    def run_hint(self, tag: str) -> str | None:
+        """None: where the image lands depends on ``--load``/``--push``/``--output``."""
+        return None
 
     async def build(
         self, plan: BuildPlan, inputs: BuildInputs, *, on_output: OutputSink | None = None

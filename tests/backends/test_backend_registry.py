@@ -14,6 +14,7 @@ from pipeline.backends import registry
 from pipeline.backends.base import Health
 from pipeline.backends.executor import ExternalExecutor
 from pipeline.errors import BackendError
+from pipeline.executor import Executor
 from pipeline.request import BuildRequest, SecretSpec
 
 
@@ -96,6 +97,45 @@ def test_plugin_without_kwargs_refuses_options_it_cannot_take() -> None:
     assert spec.construct_build_args(BuildRequest(context=Path("/c"))) == ["x", "build", "/c"]
     with pytest.raises(BackendError, match="does not take option"):
         spec.construct_build_args(BuildRequest(context=Path("/c"), target="t"))
+
+
+def test_a_plugin_without_buildkit_refuses_secrets_before_it_runs(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    script = tmp_path / "engine.sh"
+    script.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    script.chmod(0o755)
+    registry.register_backend(
+        "plain", binary=str(script), buildkit_support=False, health=lambda: True,
+        construct_build_args=lambda **kwargs: ["build", kwargs["context_path"]],
+    )  # fmt: skip
+    executor = registry.get_executor("plain")
+    request = BuildRequest(context=tmp_path, secrets=(SecretSpec(id="tok", env="HOME"),))
+    for thorough in (True, False):
+        with pytest.raises(BackendError, match="declares buildkit_support=False") as caught:
+            executor.check(request, thorough=thorough)
+        assert caught.value.field == "--secret"
+    assert executor.check(BuildRequest(context=tmp_path)) is not None  # no secret: fine
+    assert not ran.exists()
+
+
+def test_every_executor_answers_the_whole_protocol() -> None:
+    """Callers use an executor as the protocol says, with no probing: each built-in, a
+    plugin and Dagger have every member, with the values the renderer and the CLI need."""
+    registry.register_backend(
+        "proto", binary="x", buildkit_support=False, health=lambda: True,
+        construct_build_args=lambda **kwargs: ["build", kwargs["context_path"]],
+    )  # fmt: skip
+    for name in (*registry.BUILTIN, "proto", "dagger"):
+        executor = registry.get_executor(name)
+        assert isinstance(executor, Executor), name
+        assert isinstance(executor.renders_mounts, bool)
+    docker, podman = registry.get_executor("docker"), registry.get_executor("podman")
+    assert docker.renders_mounts and docker.max_locked_cache_mounts is None
+    assert podman.max_locked_cache_mounts == 1  # buildah's deadlock on two locked mounts
+    assert not registry.get_executor("proto").renders_mounts
+    assert docker.run_hint("app:1") == "docker run --rm -p 127.0.0.1:3000:3000 app:1"
+    assert registry.get_executor("dagger").run_hint("app:1") is None
+    assert registry.get_executor("dagger").buildable_platforms() == ()
 
 
 def test_plugin_health_failures_are_reasons_not_crashes(tmp_path: Path) -> None:
