@@ -15,7 +15,7 @@ from pipeline.baseimage import (
     build_base_image,
     resolve_spec,
 )
-from pipeline.cli.command import Command
+from pipeline.cli.command import Command, add_json_flag
 
 DESCRIPTION = """\
 Build a python base image from Debian packages (mmdebstrap; no container registry needed),
@@ -91,6 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", choices=("text", "json"), default="text", help="result format on stdout"
     )
+    add_json_flag(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show mmdebstrap's output")
 
 

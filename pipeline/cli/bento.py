@@ -28,7 +28,7 @@ from pipeline.bento import (
     prune_bentos,
     store_home,
 )
-from pipeline.cli.command import Command
+from pipeline.cli.command import Command, add_json_flag
 from pipeline.config import Bento
 from pipeline.errors import BentoNotFoundError, ConfigError
 from pipeline.loader import load_bento_yaml
@@ -187,6 +187,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="text for people (default) or json for programs (a list of what was removed)",
     )
     prune.set_defaults(_bento_run=_run_prune, _parser=prune)
+    add_json_flag(lister, get, prune)
     _add_debug(build, lister, get, delete, prune)
 
 

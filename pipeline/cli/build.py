@@ -157,7 +157,11 @@ def configure_build(parser: argparse.ArgumentParser, *, command: str) -> None:
         parser.set_defaults(dry_run=True, plan=None)
     else:
         _add_plan_flags(parser)
-    parser.add_argument("--json", action="store_true", help="same as --output json")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (same as --output json)",
+    )
     _add_bentoml_flags(parser)
 
 

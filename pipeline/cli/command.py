@@ -12,6 +12,19 @@ from collections.abc import Callable
 from attrs import frozen
 
 
+def add_json_flag(*parsers: argparse.ArgumentParser, dest: str = "output") -> None:
+    """``--json`` on each parser: the result as JSON on stdout, the same flag in every command
+    that prints a result (it sets ``dest`` to ``"json"``, as ``--output json`` does)."""
+    for parser in parsers:
+        parser.add_argument(
+            "--json",
+            action="store_const",
+            const="json",
+            dest=dest,
+            help="print the result as JSON on stdout (same as --output json)",
+        )
+
+
 @frozen
 class Command:
     name: str

@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 import pipeline.matrix as mx
 from pipeline.cli._buildopts import add_build_option, add_engine_flags, build_options
 from pipeline.cli.build import ProgressDisplay
-from pipeline.cli.command import Command
+from pipeline.cli.command import Command, add_json_flag
 from pipeline.graph import default_graph
 from render.distros import DISTROS
 
@@ -95,6 +95,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text: a table; json: the result as JSON on stdout",
     )
+    add_json_flag(parser)
     parser.add_argument(
         "--dry-run",
         action="store_true",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,32 @@ def test_version_prints_the_package_version() -> None:
     done = pipeline_cli("--version", env=dict(os.environ))
     assert done.returncode == 0
     assert done.stdout.strip() == f"bento-pipeline {pipeline.__version__}"
+
+
+def test_json_is_one_flag_in_every_command_that_prints_a_result(
+    isolated_build_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--json`` means "the result as JSON on stdout" wherever a result is printed."""
+    from pipeline.cli import main
+
+    hello = str(ROOT / "examples" / "hello")
+    assert main(["bento", "build", hello]) == 0
+    tag = capsys.readouterr().out.strip()
+    runs = [
+        ["bento", "list", "--json"],
+        ["bento", "get", tag, "--json"],
+        ["bento", "prune", "--dry-run", "--json"],
+        ["backends", "--json"],
+        ["plan", tag, "--backend", "podman", "--no-check", "--json"],
+        ["build", tag, "--backend", "podman", "--dry-run", "--json"],
+        ["matrix", tag, "--backend", "podman", "--dry-run", "--json"],
+    ]
+    for argv in runs:
+        code = main(argv)
+        out = capsys.readouterr().out
+        assert code == 0, argv
+        json.loads(out)  # the whole of stdout is one JSON document
+    for argv in (["base-image", "--help"], ["matrix", "--help"], ["bento", "list", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "--json" in capsys.readouterr().out, argv
