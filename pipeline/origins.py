@@ -21,6 +21,7 @@ from pipeline.config import Bento
 from pipeline.dockerfile import Instruction, Origin, parse_dockerfile
 from pipeline.graph import StageGraph, default_graph
 from pipeline.rendering import RenderOptions, render_dockerfile, render_with_sources
+from pipeline.stepheaders import BUILDKIT_STEP, NUMBERED_STEP
 from render.environment import BASE_TEMPLATE_NAME, template_line
 
 # -- where each Dockerfile instruction comes from (pure; the parser is pipeline.dockerfile) --------
@@ -116,13 +117,6 @@ def instruction_origins(
 
 # -- the instruction an engine's step header names ------------------------------------------------
 
-# BuildKit (docker, buildx, buildctl): "[stage 3/4] RUN ..." (no stage name in a one-stage file),
-# optionally behind the "#12 " of plain progress
-_BUILDKIT_HEADER = re.compile(r"^(?:#\d+ )?\[(?:(?P<stage>[^\]\s]+) )?(?P<n>\d+)/(?P<m>\d+)\] ")
-# classic docker builder "Step 5/9 : RUN ..." (counts every instruction of the file) and
-# buildah/podman "STEP 5/9: RUN ..." (every instruction of one build stage; "[1/2] " in front
-# when there are several)
-_NUMBERED_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) (?P<n>\d+)/(?P<m>\d+) ?: ?")
 _SHELL = re.compile(r"^(?:/bin/)?(?:ba)?sh -c ")
 _FLAG = re.compile(r"^--[a-z-]+=\S*\s*")
 
@@ -165,7 +159,7 @@ def find_step(step: str, instructions: list[Instruction]) -> Instruction | None:
     number alone when the text is cut short. ``None`` when nothing fits."""
     text = step.strip()
     numbered: list[Instruction] = []
-    if match := _BUILDKIT_HEADER.match(text):
+    if match := BUILDKIT_STEP.match(text):
         n, m, stage = int(match["n"]), int(match["m"]), match["stage"]
         totals: dict[str | None, int] = {}
         for i in instructions:
@@ -178,7 +172,7 @@ def find_step(step: str, instructions: list[Instruction]) -> Instruction | None:
             and (i.build_stage == stage if stage else len(totals.keys() - {None}) == 1)
         ]
         text = text[match.end() :]
-    elif match := _NUMBERED_HEADER.match(text):
+    elif match := NUMBERED_STEP.match(text):
         n, m = int(match["n"]), int(match["m"])
         per_stage: dict[str | None, int] = {}
         for i in instructions:

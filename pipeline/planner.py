@@ -40,6 +40,7 @@ from pipeline.request import (
     BuildRequest,
     SecretSpec,
 )
+from pipeline.stepheaders import without_header
 
 
 def compute_plan(
@@ -186,7 +187,7 @@ def step_origin(
         found = find_step(step, list(instructions))
         if found is not None and found.origin is not None:
             return str(found.origin)
-    instruction = re.sub(r"^(\[[^\]]*\]|STEP \d+/\d+:)\s*", "", step).strip()
+    instruction = without_header(step)
     template = _template_file(bento)
     if template is not None and instruction:
         text = " ".join(template.read_text(errors="replace").split())

@@ -55,6 +55,7 @@ CORE = (
     "pipeline.bentoml_keywords",
     "pipeline.graph",
     "pipeline.dockerfile",  # the one Dockerfile parser
+    "pipeline.stepheaders",  # the one grammar of engine step headers
     "pipeline.redaction",  # what a secret looks like in output, and masking it
     "pipeline.request",
     "pipeline.options",  # the build options' one declaration

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import anyio
 
-# "STEP 2/5: RUN x" (podman, buildah), "Step 2/5 : RUN x" (docker's classic builder); podman 4
-# prefixes the steps of a multi-stage build with their stage: "[2/3] STEP 1/2: FROM ..."
-STEP_HEADER = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) \d+/\d+ ?: ?(\S+)")
+from pipeline.stepheaders import numbered_step
+
 FROM_LINE = re.compile(r"^\s*FROM\s", re.IGNORECASE | re.MULTILINE)
 
 _POLL = 0.1  # seconds between tries while another build holds the lock
@@ -51,10 +50,10 @@ class FromPhase:
 
     def see(self, line: str) -> bool:
         """Feed one output line; whether the FROM phase is over (it stays over)."""
-        match = STEP_HEADER.match(line.strip())
-        if self.done or match is None:
+        step = numbered_step(line)
+        if self.done or step is None:
             return self.done
-        if match.group(1).upper() == "FROM":
+        if step.keyword == "FROM":
             self._seen += 1
         elif self._seen >= self._froms:
             self.done = True

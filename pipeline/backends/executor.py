@@ -45,16 +45,15 @@ from pipeline.buildplan import BuildInputs, BuildPlan
 from pipeline.errors import BackendError, BuildError, PipelineWarning, RegistryAuthError
 from pipeline.executor import OutputSink, accept_plan
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
+from pipeline.stepheaders import (
+    BRACKETED,
+    FAILED_SUMMARY,
+    NUMBERED_ERROR,
+    PROGRESS_ERROR,
+    PROGRESS_LINE,
+    numbered_step,
+)
 
-_BUILDKIT_HEADER = re.compile(r"^#(\d+) (\[[^\]]*\] .*)$")
-# the first line of any other BuildKit vertex: "#13 pushing REG/NAME:TAG with docker",
-# "#12 exporting to image" (later lines of the same number are its log)
-_BUILDKIT_VERTEX = re.compile(r"^#(\d+) (\S.*)$")
-_BUILDKIT_ERROR = re.compile(r"^#(\d+) ERROR")
-_BUILDKIT_FAILED = re.compile(r"^ > (\[[^\]]*\] .*):$")
-# podman 4 prefixes the steps of a multi-stage build with their stage: "[3/3] STEP 7/16: RUN x"
-_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) (\d+/\d+) ?: (.*)$")
-_BUILDAH_ERROR = re.compile(r'building at STEP "(.*)"')
 _PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
@@ -68,20 +67,22 @@ class StepTracker:
 
     def __call__(self, line: str) -> None:
         text = line.strip()
-        if match := _BUILDKIT_HEADER.match(text):
-            self._headers[match.group(1)] = match.group(2)
-            self.current = match.group(2)
-        elif match := _BUILDKIT_ERROR.match(text):
-            self.failed = self._headers.get(match.group(1), self.failed)
-        elif (match := _BUILDKIT_VERTEX.match(text)) and match.group(1) not in self._headers:
+        progress = PROGRESS_LINE.match(text)
+        if progress and BRACKETED.match(progress["text"]):
+            self._headers[progress["vertex"]] = progress["text"]
+            self.current = progress["text"]
+        elif match := PROGRESS_ERROR.match(text):
+            self.failed = self._headers.get(match["vertex"], self.failed)
+        elif progress and progress["vertex"] not in self._headers:
+            # the first line of any other vertex ("#13 pushing REG/NAME:TAG with docker"):
             # named when it fails (a push), but not a Dockerfile step: not `current`
-            self._headers[match.group(1)] = match.group(2)
-        elif match := _BUILDKIT_FAILED.match(text):
-            self.failed = self.failed or match.group(1)
-        elif match := _BUILDAH_STEP.match(text):
-            self.current = f"STEP {match.group(1)}: {match.group(2)}"
-        elif match := _BUILDAH_ERROR.search(text):
-            self.failed = self.failed or match.group(1)
+            self._headers[progress["vertex"]] = progress["text"]
+        elif match := FAILED_SUMMARY.match(text):
+            self.failed = self.failed or match["step"]
+        elif step := numbered_step(text):
+            self.current = f"STEP {step.n}/{step.m}: {step.text}"
+        elif match := NUMBERED_ERROR.search(text):
+            self.failed = self.failed or match["step"]
 
     @property
     def step(self) -> str | None:

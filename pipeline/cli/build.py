@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from pipeline.errors import ConfigError, PipelineWarning
 from pipeline.graph import StageGraph, default_graph
 from pipeline.options import OPTIONS
 from pipeline.request import BuildResult
+from pipeline.stepheaders import step_line
 
 RESULT_FORMATS = ("json", "text")
 
@@ -213,8 +213,6 @@ def _add_bentoml_flags(parser: argparse.ArgumentParser) -> None:
 class ProgressDisplay:
     """Engine output on stderr: everything (plain), step headers only (auto) or nothing."""
 
-    _STEP = re.compile(r"^(#\d+ \[[^\]]*\] .*|(?:STEP|Step) \d+/\d+ ?: .*)$")
-
     def __init__(self, mode: str, stream: TextIO = sys.stderr) -> None:
         self.mode = mode
         self.stream = stream
@@ -226,12 +224,10 @@ class ProgressDisplay:
         if self.mode in ("plain", "tty"):
             print(line, file=self.stream, flush=True)
             return
-        text = line.strip()
-        if self._STEP.match(text):
-            step = text.split(" ", 1)[1] if text.startswith("#") else text
-            if step not in self._seen:
-                self._seen.add(step)
-                print(f"  {step}", file=self.stream, flush=True)
+        step = step_line(line)
+        if step is not None and step not in self._seen:
+            self._seen.add(step)
+            print(f"  {step}", file=self.stream, flush=True)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from enginekit import (
 from pipeline.backends import basepulls, workingcontainers
 from pipeline.backends.base import native_platform
 from pipeline.backends.verify import ContainersStore
+from pipeline.stepheaders import numbered_step
 
 DOCKER = pytest.param("docker", marks=pytest.mark.docker)
 PODMAN = pytest.param("podman", marks=pytest.mark.podman)
@@ -485,6 +486,6 @@ def _waited(lines: list[tuple[float, str]]) -> bool:
 def _from_phase(lines: list[tuple[float, str]], froms: int) -> tuple[float, float]:
     """When the build's first FROM step started and when its FROM phase ended."""
     phase = basepulls.FromPhase(froms)
-    start = next(t for t, line in lines if "FROM " in line and basepulls.STEP_HEADER.match(line))
+    start = next(t for t, line in lines if "FROM " in line and numbered_step(line))
     end = next(t for t, line in lines if phase.see(line))
     return start, end
