@@ -14,15 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def cache_dir() -> Path:
-    """``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/bento-pipeline``, else
-    ``~/.cache/bento-pipeline``."""
-    explicit = os.environ.get("PIPELINE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "bento-pipeline")
+from pipeline.paths import cache_dir as cache_dir
 
 
 def digest(parts: object) -> str:

@@ -36,3 +36,13 @@ def kind_of(path: Path) -> str | None:
     if stat.S_ISDIR(mode):
         return "dir"
     return "file" if stat.S_ISREG(mode) else "other"
+
+
+def cache_dir() -> Path:
+    """``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/bento-pipeline``, else
+    ``~/.cache/bento-pipeline``."""
+    explicit = os.environ.get("PIPELINE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "bento-pipeline")

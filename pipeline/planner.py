@@ -204,7 +204,9 @@ def _planned_steps(
 ) -> list[Instruction]:
     """The prepared Dockerfile's instructions with their origins (rendered as :func:`_render`
     did); empty when they cannot be had: a failing build is reported either way."""
-    render_options = render_options_for(prepared.selection, prepared.options, template)
+    render_options = render_options_for(
+        prepared.bento, prepared.selection, prepared.options, template
+    )
     try:
         instructions = instruction_origins(prepared.bento, render_options, graph)
     except Exception:  # only a diagnosis: the BuildError is what gets raised

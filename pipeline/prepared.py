@@ -32,6 +32,7 @@ from pipeline.request import (
     BuildRequest,
     SecretSpec,
 )
+from pipeline.requirements import bento_source_builds
 
 
 @frozen
@@ -156,18 +157,23 @@ def _render(
     template: str | Path | None,
     graph: StageGraph | None,
 ) -> str:
-    return str(render_dockerfile(bento, render_options_for(selection, options, template), graph))
+    return str(
+        render_dockerfile(bento, render_options_for(bento, selection, options, template), graph)
+    )
 
 
 def render_options_for(
-    selection: Selection, options: BuildOptions, template: str | Path | None
+    bento: Bento, selection: Selection, options: BuildOptions, template: str | Path | None
 ) -> RenderOptions:
+    """How ``bento`` renders for this build: the engine's syntax and limits, the options'
+    CA and features, and which locked requirements need compilers here (uv may be asked)."""
     return RenderOptions(
         template=template,
         buildkit=selection.buildkit,
         ca_cert=options.ca_cert is not None,
         features=cast(Any, options.features),  # attrs' `tuple` converter confuses mypy
         max_locked_cache_mounts=selection.executor.max_locked_cache_mounts,
+        source_builds=bento_source_builds(bento),
     )
 
 

@@ -21,17 +21,18 @@ from __future__ import annotations
 import os
 import shlex
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from attrs import evolve, field, frozen
 
 from pipeline.config import Bento
-from pipeline.diskcache import cache_dir
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
+from pipeline.paths import cache_dir
+from pipeline.pins import pinned_bentoml_version
 from pipeline.request import CA_CERT_SECRET_ID
-from pipeline.requirements import pinned_bentoml_version, source_builds
 from render.distros import DISTROS, CudaPython, get_distro
 from render.environment import (
     BASE_TEMPLATE_NAME,
@@ -71,6 +72,10 @@ def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
     return None if value is None else Path(value)
 
 
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @frozen
 class RenderOptions:
     """How to render: an explicit template (overrides the bento's ``dockerfile_template``),
@@ -88,6 +93,10 @@ class RenderOptions:
     # the engine's limit of `sharing=locked` cache mounts per RUN (BackendSpec): with 1, the apt
     # step caches only /var/cache/apt (the package lists are fetched again)
     max_locked_cache_mounts: int | None = None
+    # the bento's locked requirements known to have no wheel here
+    # (:func:`pipeline.requirements.source_builds`, which the shell asks): the build stage then
+    # installs the compilers up front, as a layer a dependency change reuses
+    source_builds: tuple[str, ...] = field(default=(), converter=_names)
 
 
 class _RunFlags:
@@ -404,8 +413,7 @@ def build_context(bento: Bento, options: RenderOptions, graph: StageGraph) -> di
         "build_packages": build_packages,
         # ... which `bento build` found for some locked requirements: installed up front, a layer
         # that a dependency change reuses (otherwise only after a wheels-only attempt fails)
-        "source_builds": bool(build_packages)
-        and bool(source_builds(bento.path, python_version=bento.docker.python_version)),
+        "source_builds": bool(build_packages) and bool(options.source_builds),
         "build_package_manager": package_manager,
         "python_headers": python_headers_package(package_manager or "", recipe.python),
         "build_include": tuple(docker.build_include),

@@ -28,9 +28,13 @@ from pathlib import Path
 
 from attrs import frozen
 
-from pipeline.config import PythonOptions
+from pipeline.config import Bento, PythonOptions
 from pipeline.diskcache import JsonCache, digest
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.pins import is_requirement
+from pipeline.pins import mentions_bentoml as mentions_bentoml
+from pipeline.pins import names_bentoml_by_url as names_bentoml_by_url
+from pipeline.pins import pinned_bentoml_version as pinned_bentoml_version
 from pipeline.services import python_trees
 
 #: the bentoml version pinned when none is installed beside us and none is asked for
@@ -40,7 +44,6 @@ BENTOML_VERSION_ENV = "PIPELINE_BENTOML_VERSION"
 
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([.-]?(a|b|rc|post|dev)[0-9]*)*(\+[A-Za-z0-9.]+)?$")
 # `bentoml`, `bentoml[io]`, `BentoML >= 1.3` ... at the start of a requirement line
-_BENTOML_REQ = re.compile(r"^\s*bentoml\s*(\[[^\]]*\])?\s*(?P<rest>.*)$", re.IGNORECASE)
 
 
 @frozen
@@ -112,38 +115,6 @@ def imports_bentoml(files: Iterable[Path]) -> bool:
     return any(_imports_bentoml(tree) for tree in python_trees(files))
 
 
-def _is_requirement(line: str) -> bool:
-    text = line.strip()
-    return bool(text) and not text.startswith(("#", "-"))
-
-
-def names_bentoml_by_url(lines: Iterable[str]) -> bool:
-    """Whether a requirement installs bentoml from a URL or path (``bentoml @ git+...``), which a
-    version pin would contradict."""
-    for line in lines:
-        if not _is_requirement(line):
-            continue
-        match = _BENTOML_REQ.match(line)
-        if match and match.group("rest").lstrip().startswith("@"):
-            return True
-    return False
-
-
-def pinned_bentoml_version(lines: Iterable[str]) -> str | None:
-    """The version of the last ``bentoml==V`` (or ``bentoml[extras]==V``) requirement, if any."""
-    version = None
-    for line in lines:
-        match = _BENTOML_REQ.match(line) if _is_requirement(line) else None
-        rest = match.group("rest") if match else ""
-        if rest.startswith("=="):
-            version = rest[2:].split(";")[0].split("#")[0].strip() or None
-    return version
-
-
-def mentions_bentoml(lines: Iterable[str]) -> bool:
-    return any(_is_requirement(line) and _BENTOML_REQ.match(line) for line in lines)
-
-
 def index_lines(python: PythonOptions) -> list[str]:
     """The index options as requirement-file lines (what uv locks against and emits)."""
     lines: list[str] = []
@@ -168,7 +139,7 @@ def requirements_in(
 
 
 def has_requirements(text: str) -> bool:
-    return any(_is_requirement(line) for line in text.splitlines())
+    return any(is_requirement(line) for line in text.splitlines())
 
 
 def find_uv() -> str:
@@ -284,6 +255,12 @@ _CHECKED = JsonCache("source-builds", entries=256)
 _INDEX_ENV = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL",
               "UV_FIND_LINKS", "UV_NO_INDEX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")  # fmt: skip
 _CHECK_TIMEOUT = 60.0
+
+
+def bento_source_builds(bento: Bento) -> tuple[str, ...]:
+    """:func:`source_builds` of ``bento`` for its Python version (what the renderer is told:
+    ``RenderOptions.source_builds``)."""
+    return source_builds(bento.path, python_version=bento.docker.python_version)
 
 
 def source_builds(bento_dir: Path, *, python_version: str | None) -> tuple[str, ...]:

@@ -56,6 +56,9 @@ CORE = (
     "pipeline.graph",
     "pipeline.dockerfile",  # the one Dockerfile parser
     "pipeline.stepheaders",  # the one grammar of engine step headers
+    "pipeline.rendering",  # bento -> Dockerfile text (the shell says which requirements compile)
+    "pipeline.origins",  # which instruction is which
+    "pipeline.pins",  # bentoml in requirement lines
     "pipeline.redaction",  # what a secret looks like in output, and masking it
     "pipeline.request",
     "pipeline.options",  # the build options' one declaration
@@ -65,9 +68,8 @@ CORE = (
     "render.*",
 )
 #: The effectful shell: the store, contexts and caches on disk, processes, engines, registries,
-#: Dagger sessions, the CLI, and the public API that drives them. A module that renders and also
-#: runs a process is shell (``pipeline.rendering``: uv finds a stored bento's source builds).
-#: The shell may import anything, as long as the graph stays acyclic.
+#: Dagger sessions, the CLI, and the public API that drives them. The shell may import anything,
+#: as long as the graph stays acyclic.
 SHELL = (
     "pipeline",  # the public facade: its lazy table reaches the API, matrix and backends
     "pipeline.__main__",
@@ -75,8 +77,6 @@ SHELL = (
     "pipeline.diskcache",
     "pipeline.requirements",  # runs uv
     "pipeline.bento",  # the store
-    "pipeline.rendering",  # renders; asks uv which of a BentoML bento's locks need compilers
-    "pipeline.origins",  # renders again, traced
     "pipeline.context",  # writes build contexts
     "pipeline.cacert",  # temporary CA bundles
     "pipeline.labels",  # runs git for the revision and source labels

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from attrs import evolve
+
 from pipeline.bento import resolve_bento
 from pipeline.cacert import check_ca_cert
 from pipeline.cli.command import Command
 from pipeline.config import Bento
 from pipeline.graph import default_graph
 from pipeline.rendering import RenderOptions, render_dockerfile
+from pipeline.requirements import bento_source_builds
 
 DESCRIPTION = """\
 Render the bento's stage graph (buildstage? -> base -> user -> envars -> components ->
@@ -82,7 +85,8 @@ def render_from_args(args: argparse.Namespace) -> tuple[Bento, str]:
     rendered: list[str] = []
 
     def render(bento: Bento) -> None:
-        rendered.append(render_dockerfile(bento, options, graph))
+        found = evolve(options, source_builds=bento_source_builds(bento))
+        rendered.append(render_dockerfile(bento, found, graph))
 
     # A project is rendered before its new bento enters the store: a failure stores nothing.
     bento = resolve_bento(args.bento, check=render)

@@ -13,6 +13,7 @@ from pipeline.backends import buildah, podman
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, GraphError, PipelineWarning, TemplateError
 from pipeline.graph import Stage, default_graph
+from pipeline.requirements import bento_source_builds
 from pipeline.rendering import CA_CERT_SECRET_ID, RenderOptions, render_dockerfile
 
 MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
@@ -102,7 +103,7 @@ def test_requirements_without_wheels_get_the_compilers_first(make_bento: MakeBen
             "env/python/build-from-source.txt": "crcmod\n",
         }
     )
-    text = render_quiet(bento)
+    text = render_quiet(bento, RenderOptions(source_builds=bento_source_builds(bento)))
     toolchain = "apt-get install -q -y --no-install-recommends build-essential $headers"
     # a layer of their own before the requirements are copied: a dependency change reuses it
     assert text.index(toolchain) < text.index("COPY ./env/python /tmp/bento/env/python/"), text
@@ -117,7 +118,9 @@ def test_a_stored_bento_without_the_record_is_checked_on_this_machine(
 ) -> None:
     """BentoML's bentos carry no build-from-source.txt: uv finds the sdist-only pin here."""
     monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
-    text = render_quiet(make_bento(files={"env/python/requirements.txt": "crcmod==1.7\n"}))
+    bento = make_bento(files={"env/python/requirements.txt": "crcmod==1.7\n"})
+    assert bento_source_builds(bento) == ("crcmod",)  # the shell asks uv
+    text = render_quiet(bento, RenderOptions(source_builds=bento_source_builds(bento)))
     toolchain = "apt-get install -q -y --no-install-recommends build-essential $headers"
     assert text.index(toolchain) < text.index("COPY ./env/python /tmp/bento/env/python/"), text
     assert "--no-build" not in text
@@ -615,7 +618,8 @@ def test_an_engine_limited_to_one_locked_cache_gets_one_per_run(make_bento: Make
             "env/python/build-from-source.txt": "crcmod\n",
         },
     )
-    limited = render_quiet(bento, RenderOptions(max_locked_cache_mounts=1))
+    found = bento_source_builds(bento)
+    limited = render_quiet(bento, RenderOptions(max_locked_cache_mounts=1, source_builds=found))
     apt_runs = [line for line in instructions(limited) if "apt-get" in line]
     assert len(apt_runs) >= 2  # the base stage's packages and the build stage's compilers
     for line in apt_runs:
@@ -627,3 +631,19 @@ def test_an_engine_limited_to_one_locked_cache_gets_one_per_run(make_bento: Make
     )
     for engine in (podman, buildah):
         assert engine.SPEC.max_locked_cache_mounts == 1
+
+
+def test_rendering_runs_no_process(make_bento: MakeBento, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renderer is pure: a BentoML bento without our source-builds record renders without
+    asking uv (the shell does, and says so in RenderOptions.source_builds)."""
+    import subprocess
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the renderer ran {args!r}")
+
+    bento = make_bento(files={"env/python/requirements.txt": "crcmod==1.7\n"})
+    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    plain = render_quiet(bento)
+    told = render_quiet(bento, RenderOptions(source_builds=("crcmod",)))
+    assert "--no-build" in plain and "--no-build" not in told
