@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# re-exported for the modules that still import them from here (pipeline.bento, pipeline.request)
-from pipeline.paths import kind_of as kind_of
-from pipeline.paths import user_path as user_path
-
 
 def make_dirs(path: Path) -> list[Path]:
     """``mkdir -p`` that returns the directories it created, outermost first."""

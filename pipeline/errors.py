@@ -8,7 +8,8 @@ The CLI prints ``str(error)`` and exits with :attr:`PipelineError.exit_code`; tr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -146,6 +147,25 @@ def allowed(choices: Iterable[str]) -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def describe_value(value: object) -> str:
+    """YAML-flavoured name of a value's type, for messages: ``a list``, ``a mapping``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, datetime):
+        return "a timestamp"
+    return f"a {type(value).__name__}"
 
 
 class PipelineWarning(UserWarning):

@@ -42,9 +42,10 @@ from pipeline.bento import resolve_bento
 from pipeline.config import Bento, DockerOptions
 from pipeline.errors import BackendError, ConfigError, PipelineError, allowed, did_you_mean
 from pipeline.executor import Executor
+from pipeline.fieldpaths import Document
 from pipeline.graph import StageGraph
-from pipeline.loader import _PYTHON_VERSION, _Document, validate_docker
 from pipeline.request import BuildResult
+from pipeline.validation import PYTHON_VERSION, validate_docker
 from render.distros import ALL_ARCHITECTURES, ALL_CUDA_VERSIONS, DISTROS
 
 _P = ParamSpec("_P")
@@ -256,7 +257,7 @@ def cell_tag(template: str, bento: Bento, cell: Cell) -> str:
 
 def _validate_docker(bento: Bento, docker: DockerOptions) -> DockerOptions:
     """The loader's own check of ``docker:`` options against the distro table (same errors)."""
-    return validate_docker(_Document(file=bento.bento_yaml, data=None, lines={}), docker)
+    return validate_docker(Document(file=bento.bento_yaml, data=None, lines={}), docker)
 
 
 def _reason(error: PipelineError) -> str:
@@ -327,7 +328,7 @@ def expand_matrix(
                 hint=f"architectures: {allowed(ALL_ARCHITECTURES)}",
             )
     for value in python_values:
-        match = _PYTHON_VERSION.match(value)
+        match = PYTHON_VERSION.match(value)
         if match is None:
             raise ConfigError(
                 f"{value!r} is not a Python version (expected MAJOR.MINOR, e.g. '3.11')",

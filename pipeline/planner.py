@@ -13,7 +13,6 @@ from typing import Any
 
 from attrs import evolve
 
-from pipeline.bento import build_file
 from pipeline.buildoptions import BuildOptions, json_value, options_to_json
 from pipeline.buildplan import (
     BuildInputs,
@@ -35,6 +34,7 @@ from pipeline.loader import load_bentofile
 from pipeline.options import PlanSection, plan_section
 from pipeline.origins import find_step, instruction_origins
 from pipeline.prepared import PreparedBuild, project_dir, render_options_for
+from pipeline.projectfiles import build_file
 from pipeline.request import (
     CA_CERT_SECRET_ID,
     BuildRequest,

@@ -15,7 +15,7 @@ from typing import Any, cast
 from attrs import evolve, frozen
 
 from pipeline.backends.registry import Selection, select_backend
-from pipeline.bento import build_file, get_bento, looks_like_path, resolve_bento
+from pipeline.bento import resolve_bento
 from pipeline.buildoptions import BuildOptions, default_tag, parse_options
 from pipeline.cacert import ca_bundle_secret
 from pipeline.config import Bento
@@ -27,12 +27,14 @@ from pipeline.labels import image_labels as image_labels
 from pipeline.labels import public_url as public_url
 from pipeline.options import OPTIONS
 from pipeline.paths import user_path
+from pipeline.projectfiles import build_file
 from pipeline.rendering import RenderOptions, render_dockerfile
 from pipeline.request import (
     BuildRequest,
     SecretSpec,
 )
 from pipeline.requirements import bento_source_builds
+from pipeline.store import get_bento, looks_like_path
 
 
 @frozen

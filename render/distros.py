@@ -1,6 +1,6 @@
 """The distro table: which base images, Python and CUDA versions each supported distro offers.
 
-Data, not ``if`` chains. :mod:`pipeline.loader` validates ``docker:`` options against it and the
+Data, not ``if`` chains. :mod:`pipeline.validation` checks ``docker:`` options against it and the
 renderer picks base images and package-manager commands from it. Image patterns use
 ``{python_version}`` (``3.11``), ``{python_version_nodot}`` (``311``) and ``{cuda_version}``
 (a full version such as ``12.8.1``).

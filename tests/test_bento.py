@@ -16,21 +16,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pipeline.bento as bento_mod
+import pipeline.bentobuild as bentobuild_mod
 from pipeline.bento import (
     build_bento,
-    default_bento_name,
     get_bento,
     list_bentos,
-    parse_tag,
     resolve_bento,
-    select_files,
     store_home,
 )
+from pipeline.bentobuild import default_bento_name
 from pipeline.context import write_context
 from pipeline.errors import BentoNotFoundError, ConfigError, PipelineError, PipelineWarning
 from pipeline.loader import load_bentofile
+from pipeline.projectfiles import select_files
 from pipeline.rendering import render_dockerfile
+from pipeline.store import parse_tag
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -323,14 +323,14 @@ def test_failure_mid_build_leaves_nothing(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
-    real_write = bento_mod._write_bento
+    real_write = bentobuild_mod.write_bento
 
     def write_then_fail(spec, dest, *args):  # type: ignore[no-untyped-def]
         real_write(spec, dest, *args)
         assert (dest / "bento.yaml").is_file()
         raise OSError("disk full")
 
-    monkeypatch.setattr(bento_mod, "_write_bento", write_then_fail)
+    monkeypatch.setattr(bentobuild_mod, "write_bento", write_then_fail)
     with pytest.raises(PipelineError, match="nothing was written: disk full"):
         build_bento(root)
     assert store_files(store) == []
@@ -342,7 +342,9 @@ def test_failure_keeps_other_versions(
     root = make_project(tmp_path / "p", "service: a:A\n", {"a.py": "A = 1\n"})
     build_bento(root, version="v1")
     before = store_files(store)
-    monkeypatch.setattr(bento_mod, "_write_bento", lambda *a: (_ for _ in ()).throw(OSError("x")))
+    monkeypatch.setattr(
+        bentobuild_mod, "write_bento", lambda *a: (_ for _ in ()).throw(OSError("x"))
+    )
     with pytest.raises(PipelineError):
         build_bento(root, version="v2")
     assert store_files(store) == before

@@ -49,7 +49,13 @@ CORE = (
     "pipeline.paths",
     "pipeline.config",
     "pipeline.documents",
-    "pipeline.loader",
+    "pipeline.loader",  # bentofile / pyproject / bento.yaml -> models
+    "pipeline.schema",  # the raw YAML shapes and the strict converter
+    "pipeline.fieldpaths",  # a field path's text and line in the user's file
+    "pipeline.dotenv",  # docker.env from a dotenv file or a KEY=VALUE list
+    "pipeline.validation",  # options checked against the distro table, one-line values
+    "pipeline.sections",  # raw sections -> option models
+    "pipeline.projectfiles",  # a project's build file and the files a bento gets (reads only)
     "pipeline.services",
     "pipeline.service_check",
     "pipeline.bentoml_keywords",
@@ -76,7 +82,11 @@ SHELL = (
     "pipeline._fs",  # all-or-nothing directory writes
     "pipeline.diskcache",
     "pipeline.requirements",  # runs uv
-    "pipeline.bento",  # the store
+    "pipeline.bento",  # a bento reference resolved (builds a project into the store)
+    "pipeline.store",  # the store: layout, tags, lookup, locks
+    "pipeline.bentocontent",  # writes a bento's files, locks requirements with uv
+    "pipeline.bentobuild",  # builds a project into the store
+    "pipeline.prune",  # deletes bentos from the store
     "pipeline.context",  # writes build contexts
     "pipeline.cacert",  # temporary CA bundles
     "pipeline.labels",  # runs git for the revision and source labels

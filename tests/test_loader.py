@@ -11,8 +11,8 @@ import pytest
 
 from pipeline.config import EnvVar, running_python_version
 from pipeline.errors import ConfigError, PipelineWarning
+from pipeline.fieldpaths import format_path, parse_path
 from pipeline.loader import (
-    format_path,
     load_bento_yaml,
     load_bentofile,
     load_pyproject,
@@ -688,8 +688,6 @@ def test_pyproject_without_the_table_or_malformed(tmp_path: Path) -> None:
 
 
 def test_parse_path_inverts_format_path() -> None:
-    from pipeline.loader import parse_path
-
     for path in [("docker", "env", "FOO"), ("envs", 1, "value"), ("python", "wheels", 0), ()]:
         assert parse_path(format_path(path)) == path
 

@@ -20,9 +20,7 @@ import pytest
 import yaml
 
 from pipeline.bento import (
-    LEFTOVER_AGE,
     build_bento,
-    check_tag_part,
     content_version,
     delete_bento,
     get_bento,
@@ -32,6 +30,8 @@ from pipeline.bento import (
 )
 from pipeline.config import Bento
 from pipeline.errors import BentoNotFoundError, ConfigError, PipelineError
+from pipeline.prune import LEFTOVER_AGE
+from pipeline.store import check_tag_part
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

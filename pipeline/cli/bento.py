@@ -11,29 +11,31 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.bento import (
-    BENTO_YAML,
-    BENTOFILE,
-    LEFTOVER_AGE,
-    Removed,
-    bento_to_dict,
-    build_bento,
-    check_keep,
-    delete_bento,
-    get_bento,
-    list_bentos,
-    locate_bento,
-    looks_like_path,
-    parse_tag,
-    prune_bentos,
-    store_home,
-)
+from pipeline.bento import bento_to_dict
+from pipeline.bentobuild import build_bento
 from pipeline.cli.command import Command, add_json_flag
 from pipeline.config import Bento
 from pipeline.errors import BentoNotFoundError, ConfigError
 from pipeline.loader import load_bento_yaml
 from pipeline.paths import kind_of, user_path
+from pipeline.projectfiles import BENTOFILE
+from pipeline.prune import (
+    LEFTOVER_AGE,
+    Removed,
+    check_keep,
+    delete_bento,
+    locate_bento,
+    prune_bentos,
+)
 from pipeline.requirements import BENTOML_VERSION_ENV, DEFAULT_BENTOML_VERSION
+from pipeline.store import (
+    BENTO_YAML,
+    get_bento,
+    list_bentos,
+    looks_like_path,
+    parse_tag,
+    store_home,
+)
 
 DESCRIPTION = """\
 Work with bentos and the BentoML-compatible store ($BENTOML_HOME, default ~/bentoml; bentos live
