@@ -13,8 +13,8 @@ from pipeline.backends import buildah, podman
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, GraphError, PipelineWarning, TemplateError
 from pipeline.graph import Stage, default_graph
-from pipeline.requirements import bento_source_builds
 from pipeline.rendering import CA_CERT_SECRET_ID, RenderOptions, render_dockerfile
+from pipeline.requirements import bento_source_builds
 
 MakeBento = Callable[..., Bento]  # the make_bento fixture (tests/render/conftest.py)
 
