@@ -23,20 +23,19 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from attrs import field, frozen
 
+from pipeline.backends.process import probe, run_lines
 from pipeline.errors import BackendError, BuildError, ConfigError, allowed, did_you_mean
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -586,12 +585,7 @@ def _binfmt_enabled(name: str) -> bool:
 def _check_engine(engine: str) -> None:
     if shutil.which(engine) is None:
         raise BackendError(f"--load {engine}: {engine} is not installed")
-    proc = subprocess.run(
-        [engine, "info", "--format", "{{json .}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = probe([engine, "info", "--format", "{{json .}}"], timeout=None)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
         raise BackendError(f"--load {engine}: the engine does not answer: {tail[0]}")
@@ -602,8 +596,7 @@ def pick_engine() -> str:
     for engine in ENGINES:
         if shutil.which(engine) is None:
             continue
-        proc = subprocess.run([engine, "info"], capture_output=True, check=False)
-        if proc.returncode == 0:
+        if probe([engine, "info"], timeout=None).ok:
             return engine
     raise BackendError(
         "no local engine to load the image into (docker daemon not answering, podman absent)",
@@ -639,30 +632,24 @@ def _run_streaming(
     step: str,
     verbose: bool,
     env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
     prefix: str = "",
 ) -> None:
-    tail: deque[str] = deque(maxlen=25)
-    with subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        env=dict(env) if env is not None else None,
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip())
-            if verbose:
-                print(f"{prefix}{line}", end="", file=sys.stderr, flush=True)
-        rc = proc.wait()
-    if rc != 0:
+    """Run ``argv``, its output echoed to stderr when ``verbose``; a failure is a BuildError
+    with the last lines (``env``, ``inherit_env``: as :func:`run_lines` takes them)."""
+
+    def echo(line: str) -> None:
+        print(f"{prefix}{line}", file=sys.stderr, flush=True)
+
+    outcome = run_lines(
+        argv, env=env, inherit_env=inherit_env, on_line=echo if verbose else None, tail_lines=25
+    )
+    if outcome.returncode != 0:
         raise BuildError(
-            f"{argv[0]} exited with {rc}",
+            f"{argv[0]} exited with {outcome.returncode}",
             backend="base-image",
             step=step,
-            output_tail=list(tail),
+            output_tail=[line.rstrip() for line in outcome.tail],
         )
 
 
@@ -670,7 +657,7 @@ def bootstrap_rootfs(
     spec: BaseImageSpec, platform: Platform, dest: Path, *, verbose: bool = False
 ) -> None:
     """mmdebstrap the rootfs, then make it look like python:X.Y-slim and add the CA certs."""
-    env = dict(os.environ)
+    env: dict[str, str] = {}
     if spec.source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(spec.source_date_epoch)
     _run_streaming(
@@ -719,6 +706,7 @@ def _add_ca_certs(spec: BaseImageSpec, rootfs: Path, *, verbose: bool) -> None:
         step="update-ca-certificates",
         verbose=verbose,
         env={"PATH": IMAGE_PATH, "LANG": "C.UTF-8"},
+        inherit_env=False,
     )
 
 
@@ -976,9 +964,7 @@ def _docker_archive_manifest(tag: str, manifest: Mapping[str, Any]) -> bytes:
 
 def load_into_engine(engine: str, archive: Path, *, verbose: bool) -> None:
     with archive.open("rb") as handle:
-        proc = subprocess.run(
-            [engine, "load"], stdin=handle, capture_output=True, text=True, check=False
-        )
+        proc = probe([engine, "load"], stdin_file=handle, timeout=None)
     if verbose and proc.stdout:
         print(proc.stdout, end="", file=sys.stderr)
     if proc.returncode != 0:

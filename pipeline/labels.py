@@ -3,13 +3,12 @@ bento it was built from. Runs ``git`` (read-only) for the revision and source of
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from datetime import timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from pipeline.backends.process import probe
 from pipeline.config import Bento
 
 #: the image label naming the bento an image was built from (``name:version``)
@@ -44,17 +43,7 @@ def git_labels(project: Path) -> dict[str, str]:
         return {}
 
     def ask(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                [git, "-C", str(project), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
+        done = probe([git, "-C", str(project), *args], env={"GIT_TERMINAL_PROMPT": "0"}, timeout=10)
         value = done.stdout.strip()
         return value if done.returncode == 0 and value and "\n" not in value else None
 

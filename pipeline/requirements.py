@@ -22,12 +22,12 @@ import importlib.metadata
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from attrs import frozen
 
+from pipeline.backends.process import ProbeResult, probe
 from pipeline.config import Bento, PythonOptions
 from pipeline.diskcache import JsonCache, digest
 from pipeline.errors import ConfigError, PipelineError
@@ -292,12 +292,8 @@ def source_builds(bento_dir: Path, *, python_version: str | None) -> tuple[str, 
     except PipelineError:
         return ()
     argv = _wheels_only_argv(uv, bento_dir / LOCKED_PATH, python_version)
-    try:
-        done = subprocess.run(
-            argv, cwd=bento_dir, capture_output=True, text=True, errors="replace",
-            timeout=_CHECK_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
+    done = probe(argv, cwd=bento_dir, timeout=_CHECK_TIMEOUT)
+    if done.returncode is None:  # uv did not start, or did not finish in time
         return ()
     if done.returncode == 0:
         names: tuple[str, ...] = ()
@@ -313,10 +309,8 @@ def source_builds(bento_dir: Path, *, python_version: str | None) -> tuple[str, 
 _WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
 
 
-def _run_uv(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            list(argv), cwd=cwd, capture_output=True, text=True, errors="replace", check=False
-        )
-    except OSError as exc:
-        raise PipelineError(f"cannot run uv to lock python requirements: {exc}") from exc
+def _run_uv(argv: Sequence[str], cwd: Path) -> ProbeResult:
+    done = probe(argv, cwd=cwd, timeout=None)
+    if done.returncode is None:  # no timeout: uv could not start (stderr says why)
+        raise PipelineError(f"cannot run uv to lock python requirements: {done.stderr}")
+    return done

@@ -28,11 +28,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from attrs import field, frozen
+
+from pipeline.backends.process import probe
 
 DOCKER = "docker"
 CONTAINERS = "containers"
@@ -194,17 +195,10 @@ def decode_auth(encoded: str) -> tuple[str, str] | None:
 def _helper(name: str, registry: str, source: Path) -> Credential | None:
     """``docker-credential-NAME get`` (the server on stdin, the secret on its stdout)."""
     server = _HUB_HELPER_URL if _host(registry) == "docker.io" else registry
+    proc = probe([f"docker-credential-{name}", "get"], input=server, timeout=_HELPER_TIMEOUT)
     try:
-        proc = subprocess.run(
-            [f"docker-credential-{name}", "get"],
-            input=server,
-            capture_output=True,
-            text=True,
-            timeout=_HELPER_TIMEOUT,
-            check=False,
-        )
         data = json.loads(proc.stdout) if proc.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
+    except ValueError:
         return None
     if not isinstance(data, dict):
         return None

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.backends.process import probe, stream_stdout
 from pipeline.redaction import secret_forms
 
 _CHUNK = 1 << 20
@@ -125,10 +126,14 @@ def archive_commands(binary: str, tag: str, dest: Path) -> list[str] | None:
     return None
 
 
+_EXPORT_TIMEOUT = 600
+
+
 def scan_image(binary: str, tag: str, secrets: Mapping[str, bytes]) -> list[str]:
     """Findings for ``tag`` in the local store of ``binary`` (docker, podman, buildah).
 
-    Raises OSError or subprocess.CalledProcessError when the image cannot be exported."""
+    Raises OSError, or subprocess.CalledProcessError or TimeoutExpired, when the image cannot
+    be exported."""
     wanted = needles(secrets)
     if not wanted:
         return []
@@ -136,16 +141,15 @@ def scan_image(binary: str, tag: str, secrets: Mapping[str, bytes]) -> list[str]
         dest = Path(private) / "image.tar"
         argv = archive_commands(binary, tag, dest)
         if argv is None:
-            with subprocess.Popen(
-                [binary, "save", tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            ) as proc:
-                assert proc.stdout is not None
-                findings = scan_archive(proc.stdout, wanted)
-                proc.stdout.read()
-                if proc.wait() != 0:
-                    raise subprocess.CalledProcessError(proc.returncode, [binary, "save", tag])
-            return findings
-        subprocess.run(argv, capture_output=True, check=True, timeout=600)
+            with stream_stdout([binary, "save", tag]) as saved:  # read to the end, or raises
+                return scan_archive(saved, wanted)
+        done = probe(argv, timeout=_EXPORT_TIMEOUT)
+        if done.timed_out:
+            raise subprocess.TimeoutExpired(argv, _EXPORT_TIMEOUT, done.stdout, done.stderr)
+        if done.returncode is None:
+            raise OSError(done.stderr)
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
         with dest.open("rb") as handle:
             return scan_archive(handle, wanted)
 

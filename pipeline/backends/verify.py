@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing, suppress
@@ -31,7 +30,7 @@ from typing import IO, Protocol
 from attrs import frozen
 
 from pipeline.backends import credentials
-from pipeline.backends.process import probe
+from pipeline.backends.process import probe, stream_stdout
 from pipeline.errors import BuildError, PipelineWarning
 
 # ssl, tarfile, gzip and urllib are imported where they are used: a plain build, which never
@@ -370,14 +369,8 @@ class DockerStore:
 
     def _elf(self, tag: str) -> str | None:
         """``docker save`` streamed: the first layer's first executable (stops reading early)."""
-        with subprocess.Popen(
-            [self.binary, "save", tag], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        ) as proc:
-            assert proc.stdout is not None
-            try:
-                return _elf_in_saved(proc.stdout)
-            finally:
-                proc.kill()
+        with stream_stdout([self.binary, "save", tag], read_to_end=False) as saved:
+            return _elf_in_saved(saved)
 
 
 def _elf_in_saved(stream: IO[bytes]) -> str | None:
