@@ -38,12 +38,7 @@ STARTERS: Mapping[str, frozenset[str]] = {
 }
 
 #: Uses that stay, each with its reason. A test below fails once an entry is no longer there.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("pipeline/dagger/executor.py", "anyio.run_process"): (
-        "docker load/tag of the Dagger image (async; not part of the change that moved the "
-        "other callers): to move, run probe(..., stdin_file=...) through anyio.to_thread"
-    ),
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def starters(source: str) -> Iterator[tuple[int, str]]:

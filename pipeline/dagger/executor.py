@@ -9,6 +9,7 @@ into the local docker engine (``--load``). The API calls live in :mod:`pipeline.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import anyio
 import anyio.to_thread
 
 from pipeline.backends import verify
+from pipeline.backends.process import ProbeResult, probe
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.buildplan import BuildInputs, BuildPlan
@@ -320,13 +322,10 @@ class DaggerExecutor:
                 "another machine?",
                 field="--load",
             )
-        result = await anyio.run_process(
-            [self.docker, "load", "-i", str(tarball)], check=False, stdin=None
-        )
-        stdout = result.stdout.decode(errors="replace")
-        output = stdout + result.stderr.decode(errors="replace")
-        image_id = loaded_image_id(stdout)
-        if result.returncode != 0 or image_id is None:
+        result = await _probe([self.docker, "load", "-i", str(tarball)])
+        output = result.stdout + result.stderr
+        image_id = loaded_image_id(result.stdout)
+        if not result.ok or image_id is None:
             raise BuildError(
                 "docker load of the Dagger image failed",
                 backend=BACKEND,
@@ -334,13 +333,13 @@ class DaggerExecutor:
                 output_tail=tail(output, plaintexts.values()),
             )
         for ref in refs:
-            tagged = await anyio.run_process([self.docker, "tag", image_id, ref], check=False)
-            if tagged.returncode != 0:
+            tagged = await _probe([self.docker, "tag", image_id, ref])
+            if not tagged.ok:
                 raise BuildError(
                     f"docker tag {ref} failed",
                     backend=BACKEND,
                     step=f"{self.docker} tag {image_id} {ref}",
-                    output_tail=tail(tagged.stderr.decode(errors="replace"), plaintexts.values()),
+                    output_tail=tail(tagged.stderr, plaintexts.values()),
                 )
         return image_id
 
@@ -360,3 +359,8 @@ async def _verify_published(
     if found:
         raise verify.wrong_result(BACKEND, ref, platforms, found, entries, pushed=True)
     return "registry", actual, entries
+
+
+async def _probe(argv: list[str]) -> ProbeResult:
+    """``argv`` through the one runner, off the event loop (no time limit: a load takes long)."""
+    return await anyio.to_thread.run_sync(functools.partial(probe, argv, timeout=None))
