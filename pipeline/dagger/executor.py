@@ -1,6 +1,7 @@
-"""The Dagger executor: a :class:`~pipeline.request.BuildRequest` run through a Dagger engine.
+"""The Dagger executor: a :class:`~pipeline.buildplan.BuildPlan` run through a Dagger engine.
 
-``build`` uploads the context (``.dockerignore`` applied on the client), writes the rendered
+``build`` takes the plan back (:func:`pipeline.executor.accept_plan`: its operations must be the
+ones run here), uploads the context (``.dockerignore`` applied on the client), writes the rendered
 Dockerfile into it, creates one named secret per ``--secret``, runs one ``dockerBuild`` per
 platform and then publishes (``--push``), exports a tarball (``--output``) or loads the image
 into the local docker engine (``--load``). The API calls live in :mod:`pipeline.dagger.graph`
