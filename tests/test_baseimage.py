@@ -1,6 +1,7 @@
-"""``pipeline.baseimage`` and ``python -m pipeline base-image``: option resolution, the
-mmdebstrap command, deterministic layers and OCI layouts (pure, fast), bad input through the
-CLI (exit 2, nothing tagged or written), and one real build loaded into docker (slow)."""
+"""``pipeline.baseimage`` (with ``pipeline.basespec`` and ``pipeline.ocilayout``) and
+``python -m pipeline base-image``: option resolution, the mmdebstrap command, deterministic
+layers and OCI layouts (pure, fast), bad input through the CLI (exit 2, nothing tagged or
+written), and one real build loaded into docker (slow)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import baseimage
-from pipeline.baseimage import (
+from pipeline import baseimage, basespec, ocilayout
+from pipeline.basespec import (
     PLATFORMS,
     SUITES,
     LayerBlob,
@@ -75,7 +76,7 @@ def test_defaults_tag_and_output() -> None:
     spec = resolve_spec(suite="trixie", platforms="linux/amd64")
     assert spec.tag == "python:3.13-slim"
     assert [(o.kind, o.target) for o in spec.outputs] == [("load", "auto")]
-    assert spec.mirror == baseimage.DEFAULT_MIRROR
+    assert spec.mirror == basespec.DEFAULT_MIRROR
     assert spec.apt_sources() == (
         "deb http://deb.debian.org/debian trixie main",
         "deb http://deb.debian.org/debian trixie-updates main",
@@ -164,7 +165,7 @@ def test_ca_cert_without_certificate_names_the_file(tmp_path: Path) -> None:
 
 def test_mmdebstrap_argv() -> None:
     spec = resolve_spec(platforms="linux/arm64", push="127.0.0.1:5000/p:1")
-    argv = baseimage.mmdebstrap_argv(spec, PLATFORMS["linux/arm64"], Path("/tmp/rootfs"))
+    argv = basespec.mmdebstrap_argv(spec, PLATFORMS["linux/arm64"], Path("/tmp/rootfs"))
     assert argv[:5] == [
         "mmdebstrap",
         "--mode=root",
@@ -182,27 +183,27 @@ def test_mmdebstrap_argv() -> None:
 def test_cache_key_follows_inputs() -> None:
     amd64 = PLATFORMS["linux/amd64"]
     one = resolve_spec(platforms="amd64", source_date_epoch="1")
-    assert baseimage.cache_key(one, amd64) == baseimage.cache_key(one, amd64)
+    assert basespec.cache_key(one, amd64) == basespec.cache_key(one, amd64)
     others = [
         resolve_spec(platforms="amd64", source_date_epoch="2"),
         resolve_spec(platforms="amd64", source_date_epoch="1", suite="trixie"),
         resolve_spec(platforms="amd64", source_date_epoch="1", snapshot="20250101"),
     ]
-    keys = {baseimage.cache_key(spec, amd64) for spec in [one, *others]}
+    keys = {basespec.cache_key(spec, amd64) for spec in [one, *others]}
     assert len(keys) == 4
-    assert baseimage.cache_key(one, amd64) != baseimage.cache_key(one, PLATFORMS["linux/arm64"])
+    assert basespec.cache_key(one, amd64) != basespec.cache_key(one, PLATFORMS["linux/arm64"])
 
 
 def test_image_config_matches_python_slim_layout() -> None:
     spec = resolve_spec(platforms="linux/arm64", push="r:5000/p:1", source_date_epoch="0")
     layer = LayerBlob(Path("x"), "sha256:aa", "sha256:bb", 1, "3.11.2")
-    created = baseimage.created_timestamp(spec.source_date_epoch)
-    config = baseimage.image_config(spec, PLATFORMS["linux/arm64"], layer, created)
+    created = basespec.created_timestamp(spec.source_date_epoch)
+    config = basespec.image_config(spec, PLATFORMS["linux/arm64"], layer, created)
     assert created == "1970-01-01T00:00:00Z" == config["created"]
     assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
     assert config["config"]["Cmd"] == ["python3"]
     env = config["config"]["Env"]
-    assert env[:3] == [f"PATH={baseimage.IMAGE_PATH}", "LANG=C.UTF-8", "PYTHON_VERSION=3.11.2"]
+    assert env[:3] == [f"PATH={basespec.IMAGE_PATH}", "LANG=C.UTF-8", "PYTHON_VERSION=3.11.2"]
     assert not any(e.startswith("PIP_CERT=") for e in env)  # only with --ca-cert
     assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:bb"]}
 
@@ -211,7 +212,7 @@ def test_ca_cert_env_points_installers_at_the_system_store(tmp_path: Path) -> No
     cert = tmp_path / "ca.pem"
     cert.write_text(PEM)
     spec = resolve_spec(platforms="amd64", ca_cert_files=[str(cert)])
-    env = baseimage.image_env(spec, "3.11.2")
+    env = basespec.image_env(spec, "3.11.2")
     assert "PIP_CERT=/etc/ssl/certs/ca-certificates.crt" in env
     assert "UV_NATIVE_TLS=1" in env
 
@@ -235,9 +236,9 @@ def test_layer_is_deterministic_and_clean(tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
     _tree(root)
     os.utime(root / "etc/os-release", (4_000_000_000, 4_000_000_000))
-    first = baseimage.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
+    first = ocilayout.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
     os.utime(root / "usr/bin/tool", (5_000_000_000, 5_000_000_000))  # later mtimes clamp too
-    second = baseimage.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=1_000)
+    second = ocilayout.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=1_000)
     assert first == second
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
     digest, diff_id, size = first
@@ -261,8 +262,8 @@ def test_layer_is_deterministic_and_clean(tmp_path: Path) -> None:
 def test_layer_changes_with_the_epoch(tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
     _tree(root)
-    one = baseimage.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
-    two = baseimage.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=2_000)
+    one = ocilayout.write_layer(root, tmp_path / "a.tar.gz", source_date_epoch=1_000)
+    two = ocilayout.write_layer(root, tmp_path / "b.tar.gz", source_date_epoch=2_000)
     assert one[0] != two[0]
 
 
@@ -274,10 +275,10 @@ def _layout(tmp_path: Path, platforms: str) -> tuple[Path, str, list[dict]]:  # 
         _tree(root)
         (root / "etc/arch").write_text(platform.deb_arch)
         blob = tmp_path / f"{platform.deb_arch}.tar.gz"
-        digest, diff_id, size = baseimage.write_layer(root, blob, source_date_epoch=10)
+        digest, diff_id, size = ocilayout.write_layer(root, blob, source_date_epoch=10)
         layers.append((platform, LayerBlob(blob, digest, diff_id, size, "3.11.2")))
     layout = tmp_path / "oci"
-    top, manifests = baseimage.write_oci_layout(spec, layers, layout, created="x")
+    top, manifests = ocilayout.write_oci_layout(spec, layers, layout, created="x")
     return layout, top, manifests
 
 
@@ -285,7 +286,7 @@ def test_oci_layout_multi_platform_index(tmp_path: Path) -> None:
     layout, top, manifests = _layout(tmp_path, "linux/amd64,linux/arm64")
     index = json.loads((layout / "index.json").read_text())
     assert index["manifests"][0]["digest"] == top
-    assert index["manifests"][0]["mediaType"] == baseimage.OCI_INDEX
+    assert index["manifests"][0]["mediaType"] == basespec.OCI_INDEX
     nested = json.loads((layout / "blobs/sha256" / top.split(":")[1]).read_text())
     assert [m["platform"]["architecture"] for m in nested["manifests"]] == ["amd64", "arm64"]
     for blob in (layout / "blobs/sha256").iterdir():  # every blob is stored under its digest
@@ -296,15 +297,15 @@ def test_oci_layout_multi_platform_index(tmp_path: Path) -> None:
 def test_oci_layout_single_platform_points_at_manifest(tmp_path: Path) -> None:
     layout, top, _ = _layout(tmp_path, "linux/amd64")
     index = json.loads((layout / "index.json").read_text())
-    assert index["manifests"][0]["mediaType"] == baseimage.OCI_MANIFEST
+    assert index["manifests"][0]["mediaType"] == basespec.OCI_MANIFEST
     assert index["manifests"][0]["platform"] == {"architecture": "amd64", "os": "linux"}
 
 
 def test_tar_directory_is_deterministic(tmp_path: Path) -> None:
     layout, _, manifests = _layout(tmp_path, "linux/amd64")
-    extra = {"manifest.json": baseimage._docker_archive_manifest("t:1", manifests[0])}
-    baseimage._tar_directory(layout, tmp_path / "a.tar", mtime=10, extra=extra)
-    baseimage._tar_directory(layout, tmp_path / "b.tar", mtime=10, extra=extra)
+    extra = {"manifest.json": ocilayout.docker_archive_manifest("t:1", manifests[0])}
+    ocilayout.tar_directory(layout, tmp_path / "a.tar", mtime=10, extra=extra)
+    ocilayout.tar_directory(layout, tmp_path / "b.tar", mtime=10, extra=extra)
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
     with tarfile.open(tmp_path / "a.tar") as tar:
         handle = tar.extractfile("manifest.json")
@@ -442,7 +443,7 @@ def _testbed_bootstrap() -> tuple[Path, str, dict[str, object]] | None:
     if not (cache and epoch and bundle.is_file() and bundle.stat().st_size):
         return None
     spec = resolve_spec(ca_cert_files=[str(bundle)], source_date_epoch=epoch)
-    meta = Path(cache) / f"{baseimage.cache_key(spec, spec.platforms[0])}.json"
+    meta = Path(cache) / f"{basespec.cache_key(spec, spec.platforms[0])}.json"
     if not meta.is_file():
         return None
     return bundle, epoch, json.loads(meta.read_text())
@@ -543,15 +544,15 @@ def test_build_loads_a_python_slim_lookalike(tmp_path: Path) -> None:
 # key the spec would use, so build_base_image goes straight to load / push / archive.
 
 
-def seed_cache(spec: baseimage.BaseImageSpec, cache: Path, tmp_path: Path) -> None:
+def seed_cache(spec: basespec.BaseImageSpec, cache: Path, tmp_path: Path) -> None:
     for platform in spec.platforms:
         root = tmp_path / f"fake-{platform.deb_arch}"
         _tree(root)
         (root / "etc/arch").write_text(platform.deb_arch)
-        key = baseimage.cache_key(spec, platform)
+        key = basespec.cache_key(spec, platform)
         cache.mkdir(parents=True, exist_ok=True)
         blob = cache / f"{key}.tar.gz"
-        digest, diff_id, size = baseimage.write_layer(root, blob, source_date_epoch=5)
+        digest, diff_id, size = ocilayout.write_layer(root, blob, source_date_epoch=5)
         meta = {"digest": digest, "diff_id": diff_id, "size": size, "python": "3.11.99"}
         (cache / f"{key}.json").write_text(json.dumps(meta))
 
@@ -602,7 +603,7 @@ def test_push_multi_platform_manifest_list(registry_url: str, tmp_path: Path) ->
     repository, tag = ref.split("/", 1)[1].rsplit(":", 1)
     request = urllib.request.Request(
         f"http://{registry_url}/v2/{repository}/manifests/{tag}",
-        headers={"Accept": baseimage.OCI_INDEX},
+        headers={"Accept": basespec.OCI_INDEX},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         index = json.loads(response.read())
@@ -616,7 +617,7 @@ def test_push_multi_platform_manifest_list(registry_url: str, tmp_path: Path) ->
         assert handle is not None
         top = json.loads(handle.read())["manifests"][0]
     assert top["digest"] == result.digest
-    assert top["annotations"][baseimage.REF_NAME] == spec.tag
+    assert top["annotations"][basespec.REF_NAME] == spec.tag
 
 
 def test_build_layer_fills_and_reuses_the_cache(
@@ -625,7 +626,7 @@ def test_build_layer_fills_and_reuses_the_cache(
     calls: list[str] = []
 
     def fake_bootstrap(
-        spec: baseimage.BaseImageSpec, platform: baseimage.Platform, dest: Path, **kw: object
+        spec: basespec.BaseImageSpec, platform: basespec.Platform, dest: Path, **kw: object
     ) -> None:
         calls.append(platform.name)
         _tree(dest)
@@ -643,7 +644,7 @@ def test_build_layer_fills_and_reuses_the_cache(
     first = baseimage.build_layer(spec, amd64, work, cache_dir=cache, progress=quiet, verbose=False)
     assert first.python_version == "3.11.2"
     assert sorted(p.name for p in cache.iterdir()) == sorted(
-        [f"{baseimage.cache_key(spec, amd64)}.json", f"{baseimage.cache_key(spec, amd64)}.tar.gz"]
+        [f"{basespec.cache_key(spec, amd64)}.json", f"{basespec.cache_key(spec, amd64)}.tar.gz"]
     )
     assert not (work / "rootfs-amd64").exists()  # the rootfs is removed after tarring
     second = baseimage.build_layer(

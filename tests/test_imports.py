@@ -70,6 +70,7 @@ CORE = (
     "pipeline.options",  # the build options' one declaration
     "pipeline.executor",  # the Executor protocol: a type, no engine
     "pipeline.buildplan",
+    "pipeline.basespec",  # what a base image is: its spec and OCI documents (reads CA files)
     "render",
     "render.*",
 )
@@ -96,7 +97,8 @@ SHELL = (
     "pipeline.planner",  # reads the context, asks the executor
     "pipeline.matrix",
     "pipeline.matrixbuild",
-    "pipeline.baseimage",
+    "pipeline.baseimage",  # bootstraps with mmdebstrap, loads and pushes the base image
+    "pipeline.ocilayout",  # writes a base image's layers, OCI layout and archives
     "pipeline.backends",
     "pipeline.backends.*",
     "pipeline.dagger",

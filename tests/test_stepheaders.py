@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.backends.basepulls import FromPhase
-from pipeline.backends.executor import StepTracker
+from pipeline.backends.buildfailures import StepTracker
 from pipeline.stepheaders import BUILDKIT_STEP, numbered_step, step_line, without_header
 
 ROOT = Path(__file__).resolve().parents[1]

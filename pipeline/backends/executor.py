@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from attrs import evolve, frozen
+from attrs import evolve
 
 from pipeline.backends import basepulls, credentials, secretscan, verify, workingcontainers
 from pipeline.backends.base import (
@@ -37,56 +36,24 @@ from pipeline.backends.base import (
     check_platforms,
     native_platform,
 )
+from pipeline.backends.buildfailures import StepTracker, build_error
 from pipeline.backends.flags import ALL, BuildFlags, probe_build_flags
-from pipeline.backends.process import Redactor, RunOutcome, run_streaming
+from pipeline.backends.process import Redactor, run_streaming
+from pipeline.backends.pushfailures import (
+    AuthRefusal,
+    PushFailure,
+    auth_refusal,
+    build_push_failure,
+    describe_push_failure,
+)
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
 from pipeline.buildplan import BuildInputs, BuildPlan
 from pipeline.errors import BackendError, BuildError, PipelineWarning, RegistryAuthError
 from pipeline.executor import OutputSink, accept_plan
 from pipeline.request import CA_CERT_SECRET_ID, BuildRequest, BuildResult, SecretSpec
-from pipeline.stepheaders import (
-    BRACKETED,
-    FAILED_SUMMARY,
-    NUMBERED_ERROR,
-    PROGRESS_ERROR,
-    PROGRESS_LINE,
-    numbered_step,
-)
 
 _PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
-
-
-class StepTracker:
-    """Follows step headers in engine output to name the step that failed."""
-
-    def __init__(self) -> None:
-        self._headers: dict[str, str] = {}
-        self.current: str | None = None
-        self.failed: str | None = None
-
-    def __call__(self, line: str) -> None:
-        text = line.strip()
-        progress = PROGRESS_LINE.match(text)
-        if progress and BRACKETED.match(progress["text"]):
-            self._headers[progress["vertex"]] = progress["text"]
-            self.current = progress["text"]
-        elif match := PROGRESS_ERROR.match(text):
-            self.failed = self._headers.get(match["vertex"], self.failed)
-        elif progress and progress["vertex"] not in self._headers:
-            # the first line of any other vertex ("#13 pushing REG/NAME:TAG with docker"):
-            # named when it fails (a push), but not a Dockerfile step: not `current`
-            self._headers[progress["vertex"]] = progress["text"]
-        elif match := FAILED_SUMMARY.match(text):
-            self.failed = self.failed or match["step"]
-        elif step := numbered_step(text):
-            self.current = f"STEP {step.n}/{step.m}: {step.text}"
-        elif match := NUMBERED_ERROR.search(text):
-            self.failed = self.failed or match["step"]
-
-    @property
-    def step(self) -> str | None:
-        return self.failed or self.current
 
 
 class ExternalExecutor:
@@ -366,7 +333,7 @@ class ExternalExecutor:
                     raise self._push_error(
                         failed_push, step=f"push {failed_push.tag}", tail=outcome.tail
                     )
-                raise _build_error(self.name, outcome, tracker)
+                raise build_error(self.name, outcome, tracker)
             image_id = _read_image_id(iidfile) if self.spec.iidfile else None
             if image_id is None and self._asks_for_image_id(request, flags):
                 image_id = await self._inspect_image_id(request, redact)
@@ -720,111 +687,6 @@ def _metadata_digest(path: Path) -> str | None:
     return digest if isinstance(digest, str) else None
 
 
-# A registry refusing a push's authentication, in each engine's words: docker and buildx
-# "unauthorized: authentication required" (wrong credentials) and "no basic auth credentials"
-# (none), podman and buildah "...: unauthorized: authentication required", BuildKit pushing by
-# itself "401 Unauthorized" / "insufficient_scope", Docker Hub "denied: requested access to the
-# resource is denied"
-_AUTH_REFUSED = re.compile(
-    r"no basic auth credentials|unauthorized: authentication required|authentication required"
-    r"|\bunauthorized\b|401 unauthorized|insufficient_scope"
-    r"|denied: requested access to the resource is denied",
-    re.IGNORECASE,
-)
-# a build's output has reached its push (BuildKit: "#13 pushing REF with docker", "#14 pushing
-# layers", "failed to push REF")
-_PUSHING = re.compile(r"\bpushing\b|\bfailed to push\b", re.IGNORECASE)
-
-
-@frozen
-class AuthRefusal:
-    """A push refused for its credentials: the refused tag and the engine's words."""
-
-    tag: str
-    reason: str
-
-
-def auth_refusal(lines: Sequence[str], tags: Sequence[str], *, pushing: bool) -> AuthRefusal | None:
-    """Did a registry refuse the push's authentication? From the engine's last lines (pure).
-
-    ``pushing``: the lines are a push command's; else a build's (``build --push``), where the
-    refusal counts only when the output shows a push (a RUN step's own 401 is not one). The
-    tag is the first one whose registry the output names (else the first).
-    """
-    if not tags or not (pushing or any(_PUSHING.search(line) for line in lines)):
-        return None
-    for line in reversed(lines):
-        if match := _AUTH_REFUSED.search(line):
-            named = [
-                tag
-                for tag in tags
-                if any(verify.parse_reference(tag).registry in text for text in lines)
-            ]
-            return AuthRefusal((named or list(tags))[0], line[match.start() :].strip())
-    return None
-
-
-# a registry that cannot be reached, in the engines' words (Go's net, HTTP and TLS errors)
-_UNREACHABLE = re.compile(
-    r"connection refused|no such host|i/o timeout|network is unreachable|no route to host"
-    r"|connection reset by peer|server gave HTTP response to HTTPS client"
-    r"|x509: [^\"]+|tls: [^\"]+",
-    re.IGNORECASE,
-)
-# BuildKit's words for a push of its own that failed
-_FAILED_PUSH = re.compile(r"\bfailed to push\b", re.IGNORECASE)
-_ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
-_ERROR_PREFIX = re.compile(r"^(?:#\d+ )?error:\s*", re.IGNORECASE)
-
-
-@frozen
-class PushFailure:
-    """A push that failed for another reason than its credentials: the tag and why."""
-
-    tag: str
-    reason: str
-    unreachable: bool = False
-
-    def hint(self, registry: str) -> str | None:
-        if not self.unreachable:
-            return None
-        return (
-            f"check that the registry {registry} is up and reachable from this machine (for a "
-            "plain-HTTP registry: that the engine treats it as insecure), then build again"
-        )
-
-
-def describe_push_failure(lines: Sequence[str], tag: str) -> PushFailure:
-    """Why the push of ``tag`` failed, from the engine's last lines (pure): an unreachable
-    registry by name, else the last error line."""
-    for line in reversed(lines):
-        if match := _UNREACHABLE.search(line):
-            reason = f"the registry cannot be reached ({match.group(0).strip()})"
-            return PushFailure(tag, reason, unreachable=True)
-    errors = [_ERROR_PREFIX.sub("", line.strip()) for line in lines if _ERROR_LINE.search(line)]
-    reason = errors[-1] if errors else "the engine did not say why"
-    return PushFailure(tag, reason if len(reason) <= 300 else f"{reason[:297]}...")
-
-
-def build_push_failure(
-    lines: Sequence[str], tags: Sequence[str], *, failed_step: str | None
-) -> PushFailure | None:
-    """Did a ``build --push`` (docker, buildx) fail in its push, after the image was built and
-    named? Only when the failed step is BuildKit's ``pushing ...`` or the output says ``failed
-    to push`` (a RUN step that fails is a build failure, whatever it prints). The tag is the
-    first one whose registry the output names (else the first). Pure."""
-    if not tags:
-        return None
-    if not (failed_step or "").startswith("pushing ") and not any(
-        _FAILED_PUSH.search(line) for line in lines
-    ):
-        return None
-    named = [
-        tag for tag in tags if any(verify.parse_reference(tag).registry in line for line in lines)
-    ]
-    return describe_push_failure(lines, (named or list(tags))[0])
-
-
 def login_secrets(request: BuildRequest, spec: BackendSpec, environ: dict[str, str]) -> list[bytes]:
     """The stored passwords for the registries a push goes to (to redact from engine output:
     engines do not print them, and if one ever did, nobody would see it). Files only: no
@@ -839,27 +701,6 @@ def login_secrets(request: BuildRequest, spec: BackendSpec, environ: dict[str, s
         if lookup.credential is not None:
             found += lookup.credential.secrets()
     return found
-
-
-def _build_error(backend: str, outcome: RunOutcome, tracker: StepTracker) -> BuildError:
-    if outcome.returncode < 0:
-        message = (
-            f"the engine process was killed by signal {_signal_name(-outcome.returncode)} "
-            f"(exit {outcome.returncode})"
-        )
-    elif outcome.returncode in (130, 143):
-        message = f"the engine was stopped (exit {outcome.returncode})"
-    else:
-        message = f"build failed (exit {outcome.returncode})"
-    tail = [line for line in outcome.tail if line.strip()][-15:]
-    return BuildError(message, backend=backend, step=tracker.step, output_tail=tail)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
 
 
 def _read_text(path: Path) -> str:

@@ -7,14 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.baseimage import (
-    DEFAULT_SUITE,
-    ENGINES,
-    PLATFORMS,
-    SUITES,
-    build_base_image,
-    resolve_spec,
-)
+from pipeline.baseimage import build_base_image
+from pipeline.basespec import DEFAULT_SUITE, ENGINES, PLATFORMS, SUITES, resolve_spec
 from pipeline.cli.command import Command, add_json_flag
 
 DESCRIPTION = """\

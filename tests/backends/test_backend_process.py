@@ -11,7 +11,8 @@ import anyio
 import pytest
 
 from pipeline.backends import registry
-from pipeline.backends.executor import ExternalExecutor, StepTracker
+from pipeline.backends.buildfailures import StepTracker
+from pipeline.backends.executor import ExternalExecutor
 from pipeline.backends.process import Redactor, probe, run_streaming
 from pipeline.errors import BackendError, BuildError
 from pipeline.request import BuildRequest, SecretSpec

@@ -25,7 +25,7 @@ from pipeline.backends.credentials import (
     lookup,
     read_back_files,
 )
-from pipeline.backends.executor import AuthRefusal, auth_refusal
+from pipeline.backends.pushfailures import AuthRefusal, auth_refusal
 from pipeline.backends.verify import Unreadable, registry_entries
 
 if TYPE_CHECKING:

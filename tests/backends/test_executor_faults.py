@@ -4,14 +4,10 @@ tests/engines/test_faults.py."""
 
 from __future__ import annotations
 
+from pipeline.backends.buildfailures import StepTracker, build_error
 from pipeline.backends.buildx import inspect_error
-from pipeline.backends.executor import (
-    StepTracker,
-    _build_error,
-    build_push_failure,
-    describe_push_failure,
-)
 from pipeline.backends.process import RunOutcome
+from pipeline.backends.pushfailures import build_push_failure, describe_push_failure
 
 # docker 28 (`build --push`, the docker driver) when nothing listens at the registry's port
 DOCKER_PUSH_REFUSED = [
@@ -95,13 +91,13 @@ def test_a_podman_push_to_a_dead_port_is_unreachable() -> None:
 def test_a_killed_engine_is_named_by_its_signal() -> None:
     lines = ["[3/3] STEP 7/16: RUN sleep 1234.5"]
     tracker = _tracked(lines)
-    error = _build_error("podman", RunOutcome(-9, tuple(lines), 1), tracker)
+    error = build_error("podman", RunOutcome(-9, tuple(lines), 1), tracker)
     assert str(error).splitlines()[:2] == [
         "podman: the engine process was killed by signal SIGKILL (exit -9)",
         "  failing step: STEP 7/16: RUN sleep 1234.5",
     ]
     assert error.exit_code == 1
-    stopped = _build_error("docker", RunOutcome(130, (), 0), StepTracker())
+    stopped = build_error("docker", RunOutcome(130, (), 0), StepTracker())
     assert str(stopped) == "docker: the engine was stopped (exit 130)"
 
 
