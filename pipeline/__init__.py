@@ -39,7 +39,7 @@ _LAZY = {
     "abuild": "pipeline.api",
     "matrix": "pipeline.matrix",  # the submodule itself, which is callable
     "amatrix": "pipeline.matrixbuild",
-    "MatrixResult": "pipeline.matrixbuild",
+    "MatrixResult": "pipeline.matrixcells",
     "register_backend": "pipeline.backends",
     "get_backend": "pipeline.backends",
     "StageGraph": "pipeline.graph",

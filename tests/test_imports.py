@@ -97,6 +97,7 @@ SHELL = (
     "pipeline.planner",  # reads the context, asks the executor
     "pipeline.matrix",
     "pipeline.matrixbuild",
+    "pipeline.matrixcells",  # the cells: expanded against the distro table, tagged
     "pipeline.baseimage",  # bootstraps with mmdebstrap, loads and pushes the base image
     "pipeline.ocilayout",  # writes a base image's layers, OCI layout and archives
     "pipeline.backends",

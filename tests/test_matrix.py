@@ -388,9 +388,11 @@ def test_pipeline_matrix_is_callable_and_has_the_modules_names_whatever_comes_fi
 def test_pipeline_matrix_exports_every_public_name_of_the_implementation() -> None:
     import pipeline.matrix as face
     import pipeline.matrixbuild as impl
+    import pipeline.matrixcells as cells
 
     defined: set[str] = set()
-    for node in ast.parse(Path(str(impl.__file__)).read_text(encoding="utf-8")).body:
+    sources = [Path(str(module.__file__)).read_text(encoding="utf-8") for module in (impl, cells)]
+    for node in [node for source in sources for node in ast.parse(source).body]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             defined.add(node.name)
         elif isinstance(node, ast.Assign | ast.AnnAssign):
