@@ -106,12 +106,28 @@ def accept_plan(executor: Executor, plan: BuildPlan, inputs: BuildInputs) -> Bui
 
 
 def _first_difference(planned: tuple[str, ...], here: tuple[str, ...]) -> tuple[str, str]:
+    """The first command that differs, narrowed to the words that differ when the rest of
+    the line is the same (``--tag a:1`` vs ``--tag a:2``, not two whole argv lines)."""
     for a, b in zip(planned, here, strict=False):
         if a != b:
-            return a, b
+            return _differing_words(a, b)
     longer = len(planned) > len(here)
     extra = (planned if longer else here)[min(len(planned), len(here))]
     return (extra, "(nothing)") if longer else ("(nothing)", extra)
+
+
+def _differing_words(a: str, b: str) -> tuple[str, str]:
+    left, right = a.split(" "), b.split(" ")
+    start = 0
+    while start < min(len(left), len(right)) and left[start] == right[start]:
+        start += 1
+    end = 0
+    while end < min(len(left), len(right)) - start and left[-1 - end] == right[-1 - end]:
+        end += 1
+    # one word of context on the left (the flag a changed value belongs to)
+    start = max(0, start - 1)
+    shown = (" ".join(left[start : len(left) - end]), " ".join(right[start : len(right) - end]))
+    return (shown[0] or "(nothing)", shown[1] or "(nothing)")
 
 
 __all__ = ["Executor", "OutputSink", "accept_plan", "plan_commands"]
