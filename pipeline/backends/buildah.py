@@ -16,7 +16,7 @@ from pipeline.backends.podman import (
     push_args,
 )
 from pipeline.backends.process import probe
-from pipeline.backends.verify import ContainersStore
+from pipeline.backends.verify import BuildahStore
 from pipeline.backends.workingcontainers import WorkingContainers
 from pipeline.request import BuildRequest
 
@@ -67,9 +67,9 @@ def remove_image(tag: str) -> list[str]:
     return [BINARY, "rmi", tag]
 
 
-def result_store(request: BuildRequest) -> ContainersStore | None:
+def result_store(request: BuildRequest) -> BuildahStore | None:
     """Where the image lands on this machine (read back to verify its platforms)."""
-    return None if request.output else ContainersStore(BINARY)
+    return None if request.output else BuildahStore(BINARY)
 
 
 # the store its working containers are in, and how they are removed

@@ -48,6 +48,7 @@ from pipeline.backends.pushfailures import (
 )
 from pipeline.backends.support import check_request
 from pipeline.backends.userfiles import absorb_file_opts, check_user_files, write_user_files
+from pipeline.backends.verify import Store
 from pipeline.buildplan import BuildInputs, BuildPlan
 from pipeline.errors import BackendError, BuildError, PipelineWarning, RegistryAuthError
 from pipeline.executor import OutputSink, accept_plan
@@ -378,12 +379,11 @@ class ExternalExecutor:
         foreign = request.platforms != (native_platform(),)
         return bool(request.push or len(request.platforms) > 1 or foreign)
 
-    def _scanner(self, request: BuildRequest) -> str:
-        """The binary whose local store holds the result, for --check-secrets (BackendError,
-        exit 2, when there is none: the image only goes to a registry or an --output)."""
+    def _scanner(self, request: BuildRequest) -> Store:
+        """The local store that holds the result, for --check-secrets (BackendError, exit 2,
+        when there is none: the image only goes to a registry or an --output)."""
         store = self.spec.result_store(request) if self.spec.result_store else None
-        binary = getattr(store, "binary", None)
-        if store is None or not isinstance(binary, str) or request.output:
+        if store is None or request.output:
             raise BackendError(
                 f"--check-secrets reads the image from the engine's local store, and {self.name} "
                 "leaves none for this build",
@@ -395,7 +395,7 @@ class ExternalExecutor:
                 "--check-secrets scans one image: build one --platform at a time",
                 field="--check-secrets",
             )
-        return binary
+        return store
 
     async def _check_secrets(self, request: BuildRequest) -> None:
         """Scan the built image for the secrets' bytes; a hit removes the tags (exit 1)."""
@@ -405,9 +405,9 @@ class ExternalExecutor:
         if not values or not request.tags:
             return
         tag = request.tags[0]
-        binary = self._scanner(request)
+        store = self._scanner(request)
         try:
-            findings = await anyio.to_thread.run_sync(secretscan.scan_image, binary, tag, values)
+            findings = await anyio.to_thread.run_sync(secretscan.scan_image, store, tag, values)
         except (OSError, subprocess.SubprocessError) as exc:
             await self.remove_tags(request.tags, prefix=self.root_prefix(request))
             raise BuildError(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.backends.process import probe, stream_stdout
+from pipeline.backends.verify import Store
 from pipeline.redaction import secret_forms
 
 _CHUNK = 1 << 20
@@ -117,20 +118,11 @@ def _layer_findings(
     return found
 
 
-def archive_commands(binary: str, tag: str, dest: Path) -> list[str] | None:
-    """The command that writes ``tag``'s docker-archive to ``dest`` (None: docker streams)."""
-    if binary == "buildah":
-        return ["buildah", "push", "--quiet", tag, f"docker-archive:{dest}:{tag}"]
-    if binary == "podman":
-        return ["podman", "save", "--quiet", "--format", "docker-archive", "-o", str(dest), tag]
-    return None
-
-
 _EXPORT_TIMEOUT = 600
 
 
-def scan_image(binary: str, tag: str, secrets: Mapping[str, bytes]) -> list[str]:
-    """Findings for ``tag`` in the local store of ``binary`` (docker, podman, buildah).
+def scan_image(store: Store, tag: str, secrets: Mapping[str, bytes]) -> list[str]:
+    """Findings for ``tag`` in an engine's local ``store`` (docker, podman, buildah).
 
     Raises OSError, or subprocess.CalledProcessError or TimeoutExpired, when the image cannot
     be exported."""
@@ -139,9 +131,9 @@ def scan_image(binary: str, tag: str, secrets: Mapping[str, bytes]) -> list[str]
         return []
     with tempfile.TemporaryDirectory(prefix="pipeline-scan-") as private:
         dest = Path(private) / "image.tar"
-        argv = archive_commands(binary, tag, dest)
+        argv = store.archive_command(tag, dest)
         if argv is None:
-            with stream_stdout([binary, "save", tag]) as saved:  # read to the end, or raises
+            with stream_stdout([store.binary, "save", tag]) as saved:  # read to the end, or raises
                 return scan_archive(saved, wanted)
         done = probe(argv, timeout=_EXPORT_TIMEOUT)
         if done.timed_out:

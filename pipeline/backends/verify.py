@@ -344,7 +344,16 @@ def registry_entries(
 
 
 class Store(Protocol):
+    """An engine's local image store: where a build's image lands on this machine."""
+
+    binary: str
+
     def entries(self, tag: str, platforms: Sequence[str]) -> list[PlatformEntry]: ...
+
+    def archive_command(self, tag: str, dest: Path) -> list[str] | None:
+        """The command that writes ``tag`` as a docker-archive to ``dest``; None when
+        ``BINARY save TAG`` streams it to stdout instead."""
+        ...
 
 
 def _run(argv: Sequence[str]) -> str:
@@ -366,6 +375,9 @@ class DockerStore:
     def entries(self, tag: str, platforms: Sequence[str]) -> list[PlatformEntry]:
         config = json.loads(_run([self.binary, "image", "inspect", tag]))[0]
         return [PlatformEntry(_config_platform(config), _config_platform(config), self._elf(tag))]
+
+    def archive_command(self, tag: str, dest: Path) -> list[str] | None:
+        return None  # `docker save TAG` streams the archive
 
     def _elf(self, tag: str) -> str | None:
         """``docker save`` streamed: the first layer's first executable (stops reading early)."""
@@ -391,10 +403,13 @@ def _elf_in_saved(stream: IO[bytes]) -> str | None:
 
 
 class ContainersStore:
-    """containers-storage (podman, buildah): manifest lists and their images."""
+    """containers-storage through podman: manifest lists and their images."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str = "podman") -> None:
         self.binary = binary
+
+    def archive_command(self, tag: str, dest: Path) -> list[str] | None:
+        return [self.binary, "save", "--quiet", "--format", "docker-archive", "-o", str(dest), tag]
 
     def entries(self, tag: str, platforms: Sequence[str]) -> list[PlatformEntry]:
         if len(platforms) > 1:
@@ -416,16 +431,6 @@ class ContainersStore:
         return [PlatformEntry(config, config, elf)]
 
     def _image(self, image: str) -> tuple[str, str | None]:
-        if self.binary == "buildah":
-            data = json.loads(_run(["buildah", "inspect", "--type", "image", image]))
-            config = _config_platform(data.get("OCIv1") or {})
-            container = _run(["buildah", "from", "--pull=never", "--quiet", image]).strip()
-            try:
-                root = _run(["buildah", "mount", container]).strip()
-                return config, first_elf_in(Path(root))
-            finally:
-                with suppress(Unreadable):
-                    _run(["buildah", "rm", container])
         data = json.loads(_run([self.binary, "image", "inspect", image]))[0]
         config = _config_platform(data)
         root = _run([self.binary, "image", "mount", image]).strip()
@@ -434,6 +439,28 @@ class ContainersStore:
         finally:
             with suppress(Unreadable):
                 _run([self.binary, "image", "unmount", image])
+
+
+class BuildahStore(ContainersStore):
+    """containers-storage through buildah: it has no ``image mount`` (a working container is
+    mounted and removed) and writes archives with ``push``."""
+
+    def __init__(self, binary: str = "buildah") -> None:
+        super().__init__(binary)
+
+    def archive_command(self, tag: str, dest: Path) -> list[str] | None:
+        return [self.binary, "push", "--quiet", tag, f"docker-archive:{dest}:{tag}"]
+
+    def _image(self, image: str) -> tuple[str, str | None]:
+        data = json.loads(_run([self.binary, "inspect", "--type", "image", image]))
+        config = _config_platform(data.get("OCIv1") or {})
+        container = _run([self.binary, "from", "--pull=never", "--quiet", image]).strip()
+        try:
+            root = _run([self.binary, "mount", container]).strip()
+            return config, first_elf_in(Path(root))
+        finally:
+            with suppress(Unreadable):
+                _run([self.binary, "rm", container])
 
 
 def describe(entries: Sequence[PlatformEntry]) -> str:

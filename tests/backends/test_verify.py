@@ -14,6 +14,7 @@ from attrs import evolve
 from fakeregistry import REGISTRY, STORE, elf_header
 
 from pipeline.backends.verify import (
+    BuildahStore,
     ContainersStore,
     DockerStore,
     PlatformEntry,
@@ -211,7 +212,8 @@ def test_the_docker_store_reads_config_and_binaries_of_an_image() -> None:
 def test_containers_storage_reads_config_and_binaries_of_an_image(binary: str) -> None:
     subprocess.run(["podman", "pull", "-q", BASE], check=True, capture_output=True)
     before = _containers()
-    [found] = ContainersStore(binary).entries(BASE, [_native()])
+    store = BuildahStore() if binary == "buildah" else ContainersStore()
+    [found] = store.entries(BASE, [_native()])
     assert found == PlatformEntry(_native(), _native(), _native())
     # nothing left behind: buildah's read used a working container and removed it
     assert _containers() == before
