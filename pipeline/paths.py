@@ -38,6 +38,11 @@ def kind_of(path: Path) -> str | None:
     return "file" if stat.S_ISREG(mode) else "other"
 
 
+def optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    """``value`` as a Path, None staying None (the attrs converter of optional path fields)."""
+    return None if value is None else Path(value)
+
+
 def cache_dir() -> Path:
     """``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/bento-pipeline``, else
     ``~/.cache/bento-pipeline``."""

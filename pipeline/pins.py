@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# `bentoml`, `bentoml[io]`, `BentoML >= 1.3` ... at the start of a requirement line
 _BENTOML_REQ = re.compile(r"^\s*bentoml\s*(\[[^\]]*\])?\s*(?P<rest>.*)$", re.IGNORECASE)
 
 

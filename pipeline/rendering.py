@@ -18,7 +18,6 @@ to the engine and the context's copies of the bento's metadata carry no value.
 
 from __future__ import annotations
 
-import os
 import shlex
 import warnings
 from collections.abc import Iterable
@@ -30,7 +29,7 @@ from attrs import evolve, field, frozen
 from pipeline.config import Bento
 from pipeline.errors import ConfigError, PipelineWarning, TemplateError, allowed, did_you_mean
 from pipeline.graph import StageGraph, default_graph
-from pipeline.paths import cache_dir
+from pipeline.paths import cache_dir, optional_path
 from pipeline.pins import pinned_bentoml_version
 from pipeline.request import CA_CERT_SECRET_ID
 from render.distros import DISTROS, CudaPython, get_distro
@@ -68,10 +67,6 @@ _PIP_CACHE = "/root/.cache/pip"
 _UV_CACHE = "/root/.cache/uv"
 
 
-def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
-    return None if value is None else Path(value)
-
-
 def _names(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
@@ -82,7 +77,7 @@ class RenderOptions:
     whether the builder speaks BuildKit (cache/secret mounts), whether downloads trust the CA
     bundle passed as secret ``ca_cert``, and whether template lint findings are errors."""
 
-    template: Path | None = field(default=None, converter=_optional_path)
+    template: Path | None = field(default=None, converter=optional_path)
     buildkit: bool = True
     ca_cert: bool = False
     strict: bool = False

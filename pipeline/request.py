@@ -18,7 +18,7 @@ from attrs import field, frozen
 
 from pipeline.errors import ConfigError
 from pipeline.options import PROGRESS_MODES as PROGRESS_MODES
-from pipeline.paths import user_path
+from pipeline.paths import optional_path, user_path
 
 #: the secret id the proxy CA bundle (--ca-cert) is mounted under during the build
 CA_CERT_SECRET_ID = "ca_cert"
@@ -129,10 +129,6 @@ def _pairs(value: object) -> tuple[tuple[str, str | None], ...]:
     return tuple((str(k), None if v is None else str(v)) for k, v in value or ())  # type: ignore[attr-defined]
 
 
-def _optional_path(value: str | Path | None) -> Path | None:
-    return None if value is None else Path(value)
-
-
 @frozen
 class BuildRequest:
     """Everything an executor needs for one build (possibly several platforms).
@@ -164,9 +160,9 @@ class BuildRequest:
     ssh: tuple[str, ...] = field(default=(), converter=_tuple)  # --ssh default|id[=socket|key]
     add_hosts: tuple[str, ...] = field(default=(), converter=_tuple)  # --add-host host:ip
     # --iidfile: the user's own file for the image id
-    iidfile: Path | None = field(default=None, converter=_optional_path)
+    iidfile: Path | None = field(default=None, converter=optional_path)
     # --metadata-file: the user's own build metadata file
-    metadata_file: Path | None = field(default=None, converter=_optional_path)
+    metadata_file: Path | None = field(default=None, converter=optional_path)
     quiet: bool = False  # -q/--quiet: print only the image id
     # BentoML's --run-as-root: run the engine command with sudo (the image's user is unchanged)
     run_as_root: bool = False

@@ -43,7 +43,6 @@ DEFAULT_BENTOML_VERSION = "1.4.40"
 BENTOML_VERSION_ENV = "PIPELINE_BENTOML_VERSION"
 
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([.-]?(a|b|rc|post|dev)[0-9]*)*(\+[A-Za-z0-9.]+)?$")
-# `bentoml`, `bentoml[io]`, `BentoML >= 1.3` ... at the start of a requirement line
 
 
 @frozen
