@@ -419,12 +419,32 @@ def test_cli_missing_mmdebstrap(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None, reason="needs root + setpriv")
+def _others_can_enter(*paths: Path) -> bool:
+    """Whether another user can reach ``paths``: every directory above each is o+x."""
+    for path in paths:
+        for directory in [path, *path.parents]:
+            if directory.is_dir() and not directory.stat().st_mode & 0o001:
+                return False
+    return True
+
+
 def test_cli_not_root(tmp_path: Path) -> None:
     tmp_path.chmod(0o777)
+    argv = ["-m", "pipeline", "base-image", "--oci-archive", str(tmp_path / "o.tar")]
+    if _others_can_enter(REPO, Path(sys.prefix)):
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+        command += argv
+    else:
+        # a checkout in a private directory (`mktemp -d` is 0700): user 65534 cannot import
+        # the package there, so the same CLI runs in its own process with the uid it reads set
+        code = (
+            "import os, runpy, sys; os.geteuid = lambda: 65534; "
+            "sys.argv = ['pipeline', *sys.argv[1:]]; "
+            "runpy.run_module('pipeline', run_name='__main__')"
+        )
+        command = [sys.executable, "-c", code, *argv[2:]]
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-         "-m", "pipeline", "base-image", "--oci-archive", str(tmp_path / "o.tar")],
-        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+        command, capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
         env={**os.environ, "HOME": str(tmp_path)},
     )  # fmt: skip
     assert_clean_failure(proc, "base-image must run as root")
